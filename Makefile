@@ -1,0 +1,42 @@
+# Bitscale: `make run` and `make test` work on a fresh machine (they create .venv on first use).
+PYTHON ?= python3
+PY     := .venv/bin/python
+PORT   ?= 8000
+
+.PHONY: run test lint format typecheck check bench services clean
+
+.venv/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv .venv
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+run: .venv/.installed
+	mkdir -p var/broker
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+test: .venv/.installed
+	$(PY) -m pytest $(PYTEST_ARGS) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests" >&2; exit $$s; }
+
+lint: .venv/.installed
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: .venv/.installed
+	.venv/bin/ruff check --fix . && .venv/bin/ruff format .
+
+typecheck: .venv/.installed
+	.venv/bin/mypy .
+
+check: .venv/.installed
+	$(PY) manage.py check --fail-level WARNING
+	$(PY) manage.py makemigrations --check --dry-run
+
+bench: .venv/.installed
+	$(PY) bench/ingest.py
+
+services:
+	docker compose up -d db redis
+
+clean:
+	rm -rf .venv var db.sqlite3 .pytest_cache .mypy_cache .ruff_cache

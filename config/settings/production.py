@@ -1,0 +1,22 @@
+"""Production settings: no defaults for secrets or service URLs, secure cookies and HSTS."""
+
+from config.env import env, integer, string, string_list
+from config.settings.base import *  # noqa: F403
+from config.settings.base import DATABASES
+
+DEBUG = False
+SECRET_KEY = string("DJANGO_SECRET_KEY")
+ALLOWED_HOSTS = string_list("DJANGO_ALLOWED_HOSTS", default=[])
+DATABASES["default"] = {**DATABASES["default"], **env.db("DATABASE_URL")}
+CELERY_BROKER_URL = string("CELERY_BROKER_URL")
+
+# SECURITY --------------------------------------------------------------------------------
+# https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = True
+SESSION_COOKIE_SECURE = True
+CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = integer("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+SECURE_HSTS_PRELOAD = True
+SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,173 @@
+"""Serializers of the runs API: strict input (unknown fields are errors) and slim output."""
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from rest_framework import serializers
+
+from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
+from runs.models import MAX_BITS, MAX_LOSS, MAX_N_PARAMS, MAX_N_TOKENS, MIN_BITS, Evaluation, Run
+
+METADATA_MAX_BYTES = 64 * 1024
+BULK_MAX_RUNS = 1000
+slug_validator = RegexValidator(r"^[-a-zA-Z0-9_]+$", "Use letters, digits, hyphens and underscores only.")
+
+
+class StrictFieldsMixin:
+    """Refuse keys the serializer does not write, so a typo in a training script is a 400, not a silent no-op."""
+
+    read_only_hints: ClassVar[dict[str, str]] = {}
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            fields = self.fields  # type: ignore[attr-defined]
+            errors: dict[str, list[str]] = {}
+            for key in data:
+                field = fields.get(key)
+                if field is None:
+                    errors[str(key)] = ["Unknown field."]
+                elif field.read_only:
+                    errors[str(key)] = [self.read_only_hints.get(key, "This field is read-only.")]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)  # type: ignore[misc]
+
+
+def bits_field(**kwargs: Any) -> FiniteFloatField:
+    return FiniteFloatField(
+        validators=[MinValueValidator(MIN_BITS), MaxValueValidator(MAX_BITS)], **kwargs
+    )
+
+
+def loss_field(**kwargs: Any) -> FiniteFloatField:
+    return FiniteFloatField(above=0.0, below=MAX_LOSS, **kwargs)
+
+
+def architecture_field() -> StrictIntegerField:
+    return StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1)
+
+
+class EvaluationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Evaluation]):
+    """A post-training quantization result; `post_train_bits` must be below the run's `weight_bits`."""
+
+    post_train_bits = FiniteFloatField(validators=[MinValueValidator(MIN_BITS)], below=MAX_BITS)
+    method = StrictCharField(max_length=50, default="rtn", validators=[slug_validator])
+    loss = loss_field()
+
+    class Meta:
+        model = Evaluation
+        fields = ["post_train_bits", "method", "loss", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+        validators: list[Any] = []  # uniqueness is the service's upsert, not an error
+
+
+class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
+    """A training run with its evaluations; writes go through runs.services, never through save()."""
+
+    external_id = StrictCharField(max_length=200, required=False, allow_null=True, allow_blank=False)
+    name = StrictCharField(max_length=200, required=False, allow_blank=True)
+    family = StrictCharField(max_length=100, required=False, validators=[slug_validator])
+    n_params = StrictIntegerField(min_value=1, max_value=MAX_N_PARAMS)
+    param_count = serializers.ChoiceField(choices=Run.ParamCount.choices, required=False)
+    n_tokens = StrictIntegerField(min_value=1, max_value=MAX_N_TOKENS)
+    weight_bits = bits_field(required=False)
+    activation_bits = bits_field(required=False)
+    kv_bits = bits_field(required=False)
+    number_format = serializers.ChoiceField(choices=Run.NumberFormat.choices, required=False)
+    final_loss = loss_field(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=Run.Status.choices, required=False)
+    dataset = StrictCharField(max_length=200, required=False, allow_blank=True)
+    eval_set = StrictCharField(max_length=200, required=False, allow_blank=True)
+    n_layers = architecture_field()
+    d_model = architecture_field()
+    n_heads = architecture_field()
+    n_kv_heads = architecture_field()
+    seq_len = architecture_field()
+    metadata = serializers.JSONField(required=False)
+    excluded = StrictBooleanField(required=False)
+    exclusion_reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
+    evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)
+
+    class Meta:
+        model = Run
+        fields = [
+            "id",
+            "external_id",
+            "name",
+            "family",
+            "n_params",
+            "param_count",
+            "n_tokens",
+            "weight_bits",
+            "activation_bits",
+            "kv_bits",
+            "number_format",
+            "final_loss",
+            "status",
+            "dataset",
+            "eval_set",
+            "n_layers",
+            "d_model",
+            "n_heads",
+            "n_kv_heads",
+            "seq_len",
+            "metadata",
+            "excluded",
+            "exclusion_reason",
+            "evaluations",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+        validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
+
+    def validate_metadata(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be a JSON object.")
+        try:
+            size = len(json.dumps(value, allow_nan=False).encode())
+        except ValueError:
+            raise serializers.ValidationError("Must not contain NaN or Infinity.") from None
+        if size > METADATA_MAX_BYTES:
+            raise serializers.ValidationError(f"Is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}.")
+        return value
+
+    def validate_evaluations(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        seen: set[tuple[float, str]] = set()
+        for position, item in enumerate(value):
+            key = (item["post_train_bits"], item.get("method", "rtn"))
+            if key in seen:
+                raise serializers.ValidationError(
+                    {str(position): ["Repeats an earlier evaluation's post_train_bits and method."]}
+                )
+            seen.add(key)
+        return value
+
+
+class RunUpdateSerializer(RunSerializer):
+    """PATCH of a run: every field optional; evaluations are added through their own endpoint."""
+
+    read_only_hints: ClassVar[dict[str, str]] = {
+        "evaluations": "Read-only after creation: add evaluations with POST /api/v1/runs/{id}/evaluations/."
+    }
+
+    n_params = StrictIntegerField(min_value=1, max_value=MAX_N_PARAMS, required=False)
+    n_tokens = StrictIntegerField(min_value=1, max_value=MAX_N_TOKENS, required=False)
+    evaluations = EvaluationSerializer(many=True, read_only=True)
+
+
+class BulkRunsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
+    """The envelope of POST /runs/bulk/; each run is validated on its own so errors carry its index."""
+
+    runs = serializers.ListField(allow_empty=False, max_length=BULK_MAX_RUNS)
+
+
+class FamilySerializer(serializers.Serializer[Any]):
+    """One family of the team with its counts."""
+
+    family = serializers.CharField()
+    runs = serializers.IntegerField()
+    evaluations = serializers.IntegerField()
+    last_run_at = serializers.DateTimeField()

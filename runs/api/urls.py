@@ -1,0 +1,16 @@
+"""Routes of the runs API, included under /api/v1/."""
+
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from runs.api.views import FamilyListApi, RunViewSet
+
+router = SimpleRouter()
+router.register("runs", RunViewSet, basename="run")
+
+urlpatterns = [
+    # The contract's path has no trailing slash; the router's own route (with one) is also kept.
+    path("runs/export.csv", RunViewSet.as_view({"get": "export"}), name="run-export-csv"),
+    path("families/", FamilyListApi.as_view(), name="family-list"),
+    *router.urls,
+]

@@ -1,0 +1,160 @@
+"""Views of /api/v1/runs/ and /api/v1/families/: thin, team-scoped, writes through runs.services."""
+
+import json
+from typing import Any
+
+from django.db.models import QuerySet
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import BaseRenderer, JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs.api.permissions import KeyMayWrite
+from runs.api.serializers import (
+    BulkRunsSerializer,
+    EvaluationSerializer,
+    FamilySerializer,
+    RunSerializer,
+    RunUpdateSerializer,
+)
+from runs.csvio import csv_lines
+from runs.filters import RunFilter
+from runs.models import Run, Team
+from runs.selectors import family_list, run_export_rows, run_list
+from runs.services import BatchInvalid, evaluation_upsert, run_delete, run_update, runs_upsert
+
+
+class TeamScopedMixin:
+    """Base of every /api/v1/ endpoint over team data; rows of other teams do not exist for it (404).
+
+    Subclasses narrow the team's rows with `narrow_queryset()`; overriding get_queryset() is refused at
+    class creation, so the scoping cannot be bypassed by accident.
+    """
+
+    permission_classes = [IsAuthenticated, KeyMayWrite]
+    request: Request
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in vars(cls):  # scoping is a security boundary: extend narrow_queryset()
+            raise TypeError(f"{cls.__name__} must not override get_queryset()")
+
+    @property
+    def team(self) -> Team:
+        return self.request.user.team  # type: ignore[union-attr]
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return self.narrow_queryset(super().get_queryset().filter(team=self.team))  # type: ignore[misc]
+
+    def narrow_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets `Accept: text/csv` reach the export; error bodies are still written as JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        return json.dumps(data).encode()
+
+
+class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
+    """Runs of the key's team: create (idempotent by external_id), bulk, list, detail, update, delete."""
+
+    queryset = Run.objects.prefetch_related("evaluations")
+    serializer_class = RunSerializer
+    filterset_class = RunFilter
+    ordering_fields = ["created_at", "n_params", "n_tokens", "final_loss"]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def get_serializer_class(self) -> type[RunSerializer]:
+        return RunUpdateSerializer if self.action == "partial_update" else RunSerializer
+
+    @extend_schema(responses={201: RunSerializer, 200: RunSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Create a run; with an external_id the team already has, update that run in place (200)."""
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = runs_upsert(team=self.team, items=[serializer.validated_data])
+        except BatchInvalid as exc:
+            return Response({"errors": exc.errors["0"]}, status=status.HTTP_400_BAD_REQUEST)
+        run = run_list(team=self.team).get(pk=result.runs[0].pk)
+        return Response(RunSerializer(run).data, status=201 if result.created else 200)
+
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change some fields of a run; evaluations are added through their own endpoint."""
+        run = self.get_object()
+        serializer = self.get_serializer(run, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        run_update(run=run, fields=serializer.validated_data)
+        return Response(RunSerializer(run_list(team=self.team).get(pk=run.pk)).data)
+
+    def perform_destroy(self, instance: Run) -> None:
+        run_delete(run=instance)
+
+    @extend_schema(
+        request=BulkRunsSerializer,
+        responses={
+            200: inline_serializer(
+                "BulkResult",
+                {
+                    "created": serializers.IntegerField(),
+                    "updated": serializers.IntegerField(),
+                    "ids": serializers.ListField(child=serializers.IntegerField()),
+                },
+            ),
+            400: OpenApiResponse(description='{"errors": {"<index>": {field: [messages]}}}; nothing written'),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        """Create or update up to 1000 runs, all or nothing; errors are keyed by the failing index."""
+        envelope = BulkRunsSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        items, errors = [], {}
+        for position, item in enumerate(envelope.validated_data["runs"]):
+            serializer = RunSerializer(data=item)
+            if serializer.is_valid():
+                items.append(serializer.validated_data)
+            else:
+                errors[str(position)] = serializer.errors
+        if errors:
+            raise BatchInvalid(errors)
+        result = runs_upsert(team=self.team, items=items)
+        return Response({"created": result.created, "updated": result.updated, "ids": [r.pk for r in result.runs]})
+
+    @extend_schema(request=EvaluationSerializer, responses={201: EvaluationSerializer, 200: EvaluationSerializer})
+    @action(detail=True, methods=["post"], url_path="evaluations")
+    def evaluations(self, request: Request, pk: str | None = None) -> Response:
+        """Add a PTQ evaluation (201); the same post_train_bits and method again replaces its loss (200)."""
+        run = self.get_object()
+        serializer = EvaluationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        evaluation, created = evaluation_upsert(run=run, **serializer.validated_data)
+        return Response(EvaluationSerializer(evaluation).data, status=201 if created else 200)
+
+    @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="One row per (run, evaluation).")})
+    @action(detail=False, methods=["get"], url_path="export.csv", renderer_classes=[JSONRenderer, CSVRenderer])
+    def export(self, request: Request) -> StreamingHttpResponse:
+        """Stream every matching run as CSV, one row per (run, evaluation), without holding them in memory."""
+        runs = self.filter_queryset(self.get_queryset()).prefetch_related(None)
+        response = StreamingHttpResponse(csv_lines(run_export_rows(runs=runs)), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="{self.team.slug}-runs.csv"'
+        return response
+
+
+class FamilyListApi(TeamScopedMixin, APIView):
+    """The team's families with run and evaluation counts (GET /api/v1/families/)."""
+
+    @extend_schema(responses=FamilySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(FamilySerializer(family_list(team=self.team), many=True).data)

@@ -1,0 +1,27 @@
+"""Query-string filters of the runs list and export."""
+
+import django_filters
+
+from runs.models import Run
+
+
+class RunFilter(django_filters.FilterSet):
+    """Filters of GET /api/v1/runs/ and /api/v1/runs/export.csv (docs/api.md, Runs)."""
+
+    family = django_filters.CharFilter(label="Family (exact)")
+    status = django_filters.ChoiceFilter(choices=Run.Status.choices, label="Status")
+    excluded = django_filters.BooleanFilter(label="Excluded from fits")
+    weight_bits = django_filters.NumberFilter(label="Training weight bits")
+    activation_bits = django_filters.NumberFilter(label="Training activation bits")
+    kv_bits = django_filters.NumberFilter(label="Training KV-cache bits")
+    number_format = django_filters.ChoiceFilter(choices=Run.NumberFormat.choices, label="Number format")
+    n_params__gte = django_filters.NumberFilter(field_name="n_params", lookup_expr="gte", label="N at least")
+    n_params__lte = django_filters.NumberFilter(field_name="n_params", lookup_expr="lte", label="N at most")
+    n_tokens__gte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="gte", label="D at least")
+    n_tokens__lte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="lte", label="D at most")
+    external_id = django_filters.CharFilter(label="External id (exact)")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Created at or after")
+
+    class Meta:
+        model = Run
+        fields: list[str] = []

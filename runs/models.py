@@ -1,0 +1,206 @@
+"""Teams, their members and API keys, and the training runs they report with PTQ evaluations."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+MAX_N_PARAMS = 10**14
+MAX_N_TOKENS = 10**16
+MIN_BITS, MAX_BITS = 1.0, 32.0
+MAX_LOSS = 100.0
+
+
+class Team(models.Model):
+    """A group that owns runs, fits and plans; nothing of one team is visible to another."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+
+class Membership(models.Model):
+    """A user's role in a team; staff users see the teams they belong to in the admin."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        MEMBER = "member", "Member"
+        VIEWER = "viewer", "Viewer"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team__slug", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
+            models.CheckConstraint(condition=Q(role__in=["owner", "member", "viewer"]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"
+
+
+class ApiKey(models.Model):
+    """A team's API key; only the sha256 of the secret is stored, and the secret is shown once."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="api_keys")
+    label = models.CharField(max_length=200, blank=True)
+    prefix = models.CharField(max_length=16, help_text="First characters of the key, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of the key, hex.")
+    read_only = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        access = "read-only" if self.read_only else "read-write"
+        return f"{self.prefix}… ({self.team.slug}, {access})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class Run(models.Model):
+    """One trained model reported by a team; finished, non-excluded runs feed the fits."""
+
+    class ParamCount(models.TextChoices):
+        NON_EMBEDDING = "non_embedding", "Non-embedding"
+        TOTAL = "total", "Total"
+
+    class NumberFormat(models.TextChoices):
+        INT = "int", "Integer"
+        FP = "fp", "Floating point"
+        MIXED = "mixed", "Mixed"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        FINISHED = "finished", "Finished"
+        FAILED = "failed", "Failed"
+        DIVERGED = "diverged", "Diverged"
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="runs")
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # the client's idempotency key
+    name = models.CharField(max_length=200, blank=True)
+    family = models.SlugField(max_length=100, default="default")  # fits are per family
+    n_params = models.BigIntegerField()  # N, up to 1e14
+    param_count = models.CharField(max_length=20, choices=ParamCount.choices, default=ParamCount.NON_EMBEDDING)
+    n_tokens = models.BigIntegerField()  # D, up to 1e16: beyond float precision, hence an integer
+    weight_bits = models.FloatField(default=16)  # fractional allowed: 4.25 = MXFP4 with scales
+    activation_bits = models.FloatField(default=16)
+    kv_bits = models.FloatField(default=16)
+    number_format = models.CharField(max_length=10, choices=NumberFormat.choices, default=NumberFormat.FP)
+    final_loss = models.FloatField(null=True, blank=True)  # nats, before any PTQ
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.FINISHED)
+    dataset = models.CharField(max_length=200, blank=True)
+    eval_set = models.CharField(max_length=200, blank=True)
+    n_layers = models.PositiveIntegerField(null=True, blank=True)
+    d_model = models.PositiveIntegerField(null=True, blank=True)
+    n_heads = models.PositiveIntegerField(null=True, blank=True)
+    n_kv_heads = models.PositiveIntegerField(null=True, blank=True)
+    seq_len = models.PositiveIntegerField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    excluded = models.BooleanField(default=False)
+    exclusion_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]  # a stable order for cursor pagination
+        constraints = [
+            models.UniqueConstraint(fields=["team", "external_id"], name="run_external_id_unique_per_team"),
+            models.CheckConstraint(
+                condition=Q(n_params__gte=1, n_params__lte=MAX_N_PARAMS), name="run_n_params_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(n_tokens__gte=1, n_tokens__lte=MAX_N_TOKENS), name="run_n_tokens_in_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    weight_bits__gte=MIN_BITS,
+                    weight_bits__lte=MAX_BITS,
+                    activation_bits__gte=MIN_BITS,
+                    activation_bits__lte=MAX_BITS,
+                    kv_bits__gte=MIN_BITS,
+                    kv_bits__lte=MAX_BITS,
+                ),
+                name="run_bits_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(final_loss__isnull=True) | Q(final_loss__gt=0, final_loss__lt=MAX_LOSS),
+                name="run_final_loss_in_range",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="finished") | Q(final_loss__isnull=False), name="run_finished_has_loss"
+            ),
+            models.CheckConstraint(
+                condition=Q(excluded=False) | ~Q(exclusion_reason=""), name="run_exclusion_has_reason"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["running", "finished", "failed", "diverged"]), name="run_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(number_format__in=["int", "fp", "mixed"]), name="run_format_valid"),
+            models.CheckConstraint(
+                condition=Q(param_count__in=["non_embedding", "total"]), name="run_param_count_valid"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (Q(n_layers__isnull=True) | Q(n_layers__gte=1))
+                    & (Q(d_model__isnull=True) | Q(d_model__gte=1))
+                    & (Q(n_heads__isnull=True) | Q(n_heads__gte=1))
+                    & (Q(n_kv_heads__isnull=True) | Q(n_kv_heads__gte=1))
+                    & (Q(seq_len__isnull=True) | Q(seq_len__gte=1))
+                ),
+                name="run_architecture_positive",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["team", "-created_at", "-id"], name="run_team_created"),
+            models.Index(fields=["team", "family", "-created_at", "-id"], name="run_team_family_created"),
+            models.Index(fields=["team", "family", "status", "excluded"], name="run_team_family_fit_set"),
+            models.Index(fields=["team", "n_params"], name="run_team_n_params"),
+            models.Index(fields=["team", "n_tokens"], name="run_team_n_tokens"),
+            models.Index(fields=["team", "final_loss"], name="run_team_final_loss"),
+        ]
+
+    def __str__(self) -> str:
+        label = self.name or self.external_id or f"run {self.pk}"
+        return f"{label} ({self.family})"
+
+
+class Evaluation(models.Model):
+    """The loss of a run's final weights after post-training quantization to fewer bits."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    post_train_bits = models.FloatField()
+    method = models.CharField(max_length=50, default="rtn")  # rtn, gptq, awq, ...
+    loss = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["run_id", "-post_train_bits", "method"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "post_train_bits", "method"], name="evaluation_unique_bits_method"),
+            models.CheckConstraint(
+                condition=Q(post_train_bits__gte=MIN_BITS, post_train_bits__lt=MAX_BITS),
+                name="evaluation_bits_in_range",
+            ),
+            models.CheckConstraint(condition=Q(loss__gt=0, loss__lt=MAX_LOSS), name="evaluation_loss_in_range"),
+            models.CheckConstraint(condition=~Q(method=""), name="evaluation_method_not_empty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.post_train_bits:g}-bit {self.method}: {self.loss:.4f}"

@@ -1,0 +1,79 @@
+"""Reads of runs, evaluations and keys; every selector over team data takes the acting team."""
+
+import hmac
+from typing import Any
+
+from django.db.models import Count, Max, QuerySet
+
+from runs.models import ApiKey, Run, Team
+from runs.services import api_key_digest
+
+
+def api_key_get_active(*, secret: str) -> ApiKey | None:
+    """The unrevoked key whose sha256 matches `secret`, with its team; None when there is none."""
+    digest = api_key_digest(secret)
+    key = ApiKey.objects.select_related("team").filter(digest=digest, revoked_at__isnull=True).first()
+    # The lookup is by digest; compare again in constant time so no timing difference depends on the secret.
+    if key is None or not hmac.compare_digest(key.digest, digest):
+        return None
+    return key
+
+
+def run_list(*, team: Team) -> QuerySet[Run]:
+    """The team's runs with their evaluations, newest first."""
+    return Run.objects.filter(team=team).prefetch_related("evaluations")
+
+
+def family_list(*, team: Team) -> list[dict[str, Any]]:
+    """One row per family of the team: run and evaluation counts and the time of the newest run."""
+    rows = (
+        Run.objects.filter(team=team)
+        .values("family")
+        .annotate(runs=Count("id", distinct=True), evaluations=Count("evaluations"), last_run_at=Max("created_at"))
+        .order_by("family")
+    )
+    return list(rows)
+
+
+EXPORT_RUN_COLUMNS = [
+    "id",
+    "external_id",
+    "name",
+    "family",
+    "n_params",
+    "param_count",
+    "n_tokens",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "number_format",
+    "final_loss",
+    "status",
+    "dataset",
+    "eval_set",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "seq_len",
+    "metadata",
+    "excluded",
+    "exclusion_reason",
+    "created_at",
+    "updated_at",
+]
+EXPORT_EVALUATION_COLUMNS = {"post_train_bits": "evaluations__post_train_bits", "method": "evaluations__method",
+                             "eval_loss": "evaluations__loss"}
+EXPORT_COLUMNS = [*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS]
+
+
+def run_export_rows(*, runs: QuerySet[Run], chunk_size: int = 2000) -> Any:
+    """Stream one tuple per (run, evaluation), or one per run without evaluations, in EXPORT_COLUMNS order.
+
+    A single LEFT JOIN read through a server-side cursor: memory stays flat however many runs match.
+    """
+    return (
+        runs.order_by("id", "evaluations__post_train_bits", "evaluations__method")
+        .values_list(*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS.values())
+        .iterator(chunk_size=chunk_size)
+    )

@@ -1,0 +1,238 @@
+"""Writes to runs and evaluations: every change to a team's runs goes through these functions."""
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from hashlib import sha256
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from runs.models import ApiKey, Evaluation, Run, Team
+
+UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
+API_KEY_PREFIX = "bsk_"
+
+ErrorMap = dict[str, Any]
+
+
+class BatchInvalid(Exception):
+    """Some items of a batch are invalid; `errors` maps each failing position ("0", "1", ...) to its field errors."""
+
+    def __init__(self, errors: dict[str, ErrorMap]) -> None:
+        super().__init__(f"{len(errors)} invalid item(s)")
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What a batch did: the runs in input order, and how many were new."""
+
+    runs: list[Run]
+    created: int
+    updated: int
+
+
+# Teams and keys ----------------------------------------------------------------------------
+
+
+def team_get_or_create(*, slug: str, name: str = "") -> tuple[Team, bool]:
+    """Create the team `slug` unless it exists; running it again changes nothing."""
+    team = Team(slug=slug, name=name)
+    team.full_clean(validate_unique=False)
+    return Team.objects.get_or_create(slug=slug, defaults={"name": name})
+
+
+def api_key_digest(secret: str) -> str:
+    """The sha256 of a key, the only form in which keys are stored."""
+    return sha256(secret.encode()).hexdigest()
+
+
+def api_key_create(*, team: Team, read_only: bool = False, label: str = "") -> tuple[ApiKey, str]:
+    """Create a key for `team`; returns the row and the secret, which is not stored and cannot be shown again."""
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey(team=team, label=label, read_only=read_only, prefix=secret[:12], digest=api_key_digest(secret))
+    key.full_clean()
+    key.save()
+    return key, secret
+
+
+def api_key_revoke(*, key: ApiKey) -> None:
+    """Revoke a key; requests with it answer 401 from now on."""
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+
+
+def api_key_touch(*, key: ApiKey, at_most_every_seconds: int = 60) -> None:
+    """Record that a key was used, writing at most once a minute per key so reads stay reads."""
+    now = timezone.now()
+    if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= at_most_every_seconds:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+
+
+# Runs ---------------------------------------------------------------------------------------
+
+
+def default_number_format(*, weight_bits: float, activation_bits: float, kv_bits: float) -> str:
+    """The contract's default: `fp` when all bits are 16 or more, else `int`."""
+    if min(weight_bits, activation_bits, kv_bits) >= 16:
+        return Run.NumberFormat.FP
+    return Run.NumberFormat.INT
+
+
+def _rule_errors(run: Run, *, new_evaluations: Sequence[Mapping[str, Any]], old_evaluations: Sequence[Evaluation]) -> ErrorMap:
+    """Rules across fields, checked on the run as it will be stored (after merging an update)."""
+    errors: ErrorMap = {}
+    if run.status == Run.Status.FINISHED and run.final_loss is None:
+        errors["final_loss"] = ["Required when status is finished."]
+    if run.excluded and not run.exclusion_reason.strip():
+        errors["exclusion_reason"] = ["Required when excluded is true."]
+    evaluation_errors = {
+        str(position): {"post_train_bits": [f"Must be below the run's weight_bits ({run.weight_bits:g})."]}
+        for position, item in enumerate(new_evaluations)
+        if item["post_train_bits"] >= run.weight_bits
+    }
+    if evaluation_errors:
+        errors["evaluations"] = evaluation_errors
+    stored_bits = [e.post_train_bits for e in old_evaluations]
+    if stored_bits and max(stored_bits) >= run.weight_bits:
+        errors["weight_bits"] = [f"Must stay above the post_train_bits of the run's evaluations ({max(stored_bits):g})."]
+    return errors
+
+
+def _apply(run: Run, fields: Mapping[str, Any]) -> None:
+    for name, value in fields.items():
+        setattr(run, name, value)
+
+
+def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
+    """Create or update a batch of runs for `team`: every item lands, or none does.
+
+    Items are validated field by field already (the API serializers). An item whose external_id the team
+    already has updates that run in place with the fields it sends, so a training script can re-post
+    safely; its evaluations are added, or replace the loss of the same (post_train_bits, method).
+    Raises BatchInvalid, keyed by position, when a rule across fields fails.
+    """
+    for attempt in range(1, UPSERT_ATTEMPTS + 1):
+        try:
+            return _runs_upsert_once(team=team, items=items)
+        except IntegrityError:
+            # Another request inserted one of our external_ids between our read and our insert:
+            # the next attempt finds it and updates it instead.
+            if attempt == UPSERT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
+    keys = [item["external_id"] for item in items if item.get("external_id")]
+    with transaction.atomic():
+        known = {
+            run.external_id: run
+            for run in Run.objects.select_for_update()
+            .filter(team=team, external_id__in=keys)
+            .prefetch_related("evaluations")
+        }
+        now = timezone.now()
+        errors: dict[str, ErrorMap] = {}
+        first_position: dict[str, int] = {}
+        plan: list[tuple[Run, bool, list[Mapping[str, Any]], list[Evaluation]]] = []
+        for position, item in enumerate(items):
+            fields = dict(item)
+            evaluations = fields.pop("evaluations", None) or []
+            external_id = fields.get("external_id")
+            if external_id and external_id in first_position:
+                errors[str(position)] = {
+                    "external_id": [f"Repeats the external_id of item {first_position[external_id]} in this batch."]
+                }
+                continue
+            if external_id:
+                first_position[external_id] = position
+            existing = known.get(external_id) if external_id else None
+            if existing is None:
+                run = Run(team=team, **fields)
+                if "number_format" not in fields:
+                    run.number_format = default_number_format(
+                        weight_bits=run.weight_bits, activation_bits=run.activation_bits, kv_bits=run.kv_bits
+                    )
+                old_evaluations: list[Evaluation] = []
+            else:
+                run = existing
+                _apply(run, fields)
+                run.updated_at = now
+                old_evaluations = list(run.evaluations.all())
+            problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
+            if problems:
+                errors[str(position)] = problems
+            plan.append((run, existing is None, evaluations, old_evaluations))
+        if errors:
+            raise BatchInvalid(errors)
+
+        new_runs = [run for run, is_new, _, _ in plan if is_new]
+        Run.objects.bulk_create(new_runs)
+        changed_fields = sorted({name for item in items for name in item if name != "evaluations"} | {"updated_at"})
+        old_runs = [run for run, is_new, _, _ in plan if not is_new]
+        if old_runs:
+            Run.objects.bulk_update(old_runs, fields=changed_fields)
+        _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
+    return UpsertResult(runs=[run for run, _, _, _ in plan], created=len(new_runs), updated=len(old_runs))
+
+
+def _evaluations_upsert_many(
+    triples: Sequence[tuple[Run, Sequence[Mapping[str, Any]], Sequence[Evaluation]]], *, now: datetime
+) -> None:
+    """Insert new evaluations and replace the loss of known ones, in two statements for the whole batch."""
+    to_create: list[Evaluation] = []
+    to_update: list[Evaluation] = []
+    for run, items, old_evaluations in triples:
+        stored = {(e.post_train_bits, e.method): e for e in old_evaluations}
+        for item in items:
+            method = item.get("method", "rtn")
+            current = stored.get((item["post_train_bits"], method))
+            if current is None:
+                to_create.append(Evaluation(run=run, post_train_bits=item["post_train_bits"], method=method, loss=item["loss"]))
+            else:
+                current.loss, current.updated_at = item["loss"], now
+                to_update.append(current)
+    Evaluation.objects.bulk_create(to_create)
+    if to_update:
+        Evaluation.objects.bulk_update(to_update, fields=["loss", "updated_at"])
+
+
+def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
+    """Change some fields of a run (PATCH); raises ValidationError naming the field when a rule fails."""
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        external_id = fields.get("external_id")
+        if external_id and external_id != run.external_id:
+            if Run.objects.filter(team_id=run.team_id, external_id=external_id).exists():
+                raise ValidationError({"external_id": ["Another run of this team has this external_id."]})
+        _apply(run, fields)
+        problems = _rule_errors(run, new_evaluations=[], old_evaluations=list(run.evaluations.all()))
+        if problems:
+            raise ValidationError(problems)
+        run.save(update_fields=[*fields, "updated_at"])
+    return run
+
+
+def run_delete(*, run: Run) -> None:
+    """Delete a run and its evaluations."""
+    run.delete()
+
+
+def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: str = "rtn") -> tuple[Evaluation, bool]:
+    """Add a PTQ evaluation to `run`, or replace the loss of the same (post_train_bits, method); True if new."""
+    if post_train_bits >= run.weight_bits:
+        raise ValidationError({"post_train_bits": [f"Must be below the run's weight_bits ({run.weight_bits:g})."]})
+    with transaction.atomic():
+        Run.objects.select_for_update().filter(pk=run.pk).first()  # serialises writers of this run's evaluations
+        evaluation, created = Evaluation.objects.update_or_create(
+            run=run, post_train_bits=post_train_bits, method=method, defaults={"loss": loss}
+        )
+        Run.objects.filter(pk=run.pk).update(updated_at=timezone.now())
+    return evaluation, created

@@ -1,0 +1,45 @@
+"""Shared fixtures: two teams and API clients holding read-write and read-only keys."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from runs.models import Team
+from runs.services import api_key_create
+from tests.factories import TeamFactory
+
+
+def _client(team: Team, *, read_only: bool = False) -> APIClient:
+    _, secret = api_key_create(team=team, read_only=read_only, label="tests")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+@pytest.fixture
+def team(db: None) -> Team:
+    return TeamFactory(slug="alpha")
+
+
+@pytest.fixture
+def other_team(db: None) -> Team:
+    return TeamFactory(slug="beta")
+
+
+@pytest.fixture
+def client_rw(team: Team) -> APIClient:
+    return _client(team)
+
+
+@pytest.fixture
+def client_ro(team: Team) -> APIClient:
+    return _client(team, read_only=True)
+
+
+@pytest.fixture
+def other_client(other_team: Team) -> APIClient:
+    return _client(other_team)
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()

@@ -1,0 +1,54 @@
+"""factory_boy factories for the test suite: model rows and API payloads."""
+
+from typing import Any
+
+import factory
+
+from runs.models import Evaluation, Run, Team
+
+
+class TeamFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Team
+        django_get_or_create = ["slug"]
+
+    slug = factory.Sequence(lambda i: f"team-{i}")
+    name = factory.LazyAttribute(lambda team: team.slug.title())
+
+
+class RunFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Run
+
+    team = factory.SubFactory(TeamFactory)
+    family = "sweep"
+    n_params = factory.Sequence(lambda i: 10_000_000 * (1 + i % 20))
+    n_tokens = factory.Sequence(lambda i: 1_000_000_000 * (1 + i % 7))
+    final_loss = factory.Sequence(lambda i: 3.0 + (i % 11) / 10)
+
+
+class EvaluationFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+    class Meta:
+        model = Evaluation
+
+    run = factory.SubFactory(RunFactory)
+    post_train_bits = 4
+    loss = factory.LazyAttribute(lambda e: (e.run.final_loss or 3.0) + 0.1)
+
+
+class RunPayloadFactory(factory.DictFactory):  # type: ignore[misc]
+    """The JSON body of POST /api/v1/runs/."""
+
+    external_id = factory.Sequence(lambda i: f"run-{i}")
+    family = "sweep"
+    n_params = factory.Sequence(lambda i: 30_000_000 * (1 + i % 8))
+    n_tokens = factory.Sequence(lambda i: 1_500_000_000 * (1 + i % 5))
+    weight_bits = 16
+    final_loss = 3.21
+
+
+def payload(**overrides: Any) -> dict[str, Any]:
+    """A valid run body with `overrides` applied (a key set to ... is removed)."""
+    body: dict[str, Any] = RunPayloadFactory()
+    body.update(overrides)
+    return {k: v for k, v in body.items() if v is not ...}
