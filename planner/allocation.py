@@ -271,8 +271,9 @@ def compute_optimal_precision(
     n = np.zeros_like(g) if offsets is None else np.asarray(offsets, dtype=np.float64)
 
     def neg_efficiency(p: float) -> float:
-        f = np.prod(1.0 - np.exp(-p / g + n))
-        return float(-f / p) if f > 0 else float(np.inf)
+        factors = 1.0 - np.exp(-p / g + n)
+        # Every factor must be positive: two negative ones would multiply to a spurious positive N_eff.
+        return float(-np.prod(factors) / p) if np.all(factors > 0) else float(np.inf)
 
     lo, hi = bounds
     grid = np.linspace(lo, hi, 2048)
