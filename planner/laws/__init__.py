@@ -1,0 +1,39 @@
+"""Bitscale's scaling-law engine: pure NumPy/SciPy, no Django (docs/laws-engine.md, docs/laws.md).
+
+Laws: ``chinchilla`` (Hoffmann et al. 2022, arXiv:2203.15556) and ``precision`` (Kumar et al. 2024,
+arXiv:2411.04330). Fits minimise summed Huber (delta = 1e-3) or least squares on log-loss residuals.
+"""
+
+from planner.laws.datasets import kumar_synthetic, load_chinchilla_epoch
+from planner.laws.fitting import HUBER_DELTA, LAWS, OBJECTIVES, Law, PointFit, huber_sum
+from planner.laws.forms import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
+from planner.laws.observations import FitFailed, Observations
+from planner.laws.prediction import Prediction, predict_loss, predict_loss_draws, predict_with_interval
+from planner.laws.results import DEFAULT_BOOTSTRAP, FitResult, assemble_fit, bootstrap_chunk, fit_law, fit_point
+
+__all__ = [
+    "DEFAULT_BOOTSTRAP",
+    "DIMS",
+    "HUBER_DELTA",
+    "KUMAR_TABLE2",
+    "LAWS",
+    "OBJECTIVES",
+    "FitFailed",
+    "FitResult",
+    "Law",
+    "Observations",
+    "PointFit",
+    "Prediction",
+    "assemble_fit",
+    "bootstrap_chunk",
+    "effective_params_ratio",
+    "fit_law",
+    "fit_point",
+    "huber_sum",
+    "in_domain",
+    "kumar_synthetic",
+    "load_chinchilla_epoch",
+    "predict_loss",
+    "predict_loss_draws",
+    "predict_with_interval",
+]
