@@ -85,7 +85,8 @@ MIN_N_PARAMS = 1.0
 COARSE_POINTS = 48
 FINE_POINTS = 17
 SPREAD_HALF_WIDTH_DECADES = 1.5
-SPREAD_POINTS = 31
+SPREAD_POINTS = 25
+SPREAD_TOP_CONFIGS = 32
 MAX_BIT_CONFIGURATIONS = 20_000
 
 
@@ -576,9 +577,15 @@ def _spread(
     """Re-run the argmin per bootstrap draw on a window around the central optima (vectorised over draws)."""
     bits = problem.bits
     finite = np.flatnonzero(np.isfinite(loss_best))
-    # Configurations near the chosen one (within 2 bits on every axis) plus the 32 best overall.
-    near = finite[np.all(np.abs(bits[finite] - bits[chosen]) <= 2.0 + 1e-9, axis=1)]
-    top = finite[np.argsort(loss_best[finite])[:32]]
+    # Candidates: configurations within 1 bit of the chosen one on every axis, the best per matmul
+    # precision max(weight, activation), and the SPREAD_TOP_CONFIGS best overall.
+    near = finite[np.all(np.abs(bits[finite] - bits[chosen]) <= 1.0 + 1e-9, axis=1)]
+    top = finite[np.argsort(loss_best[finite])[:SPREAD_TOP_CONFIGS]]
+    p = np.maximum(bits[finite, 0], bits[finite, 1])
+    per_precision = np.array(
+        [finite[p == w][np.argmin(loss_best[finite][p == w])] for w in np.unique(p)], dtype=np.int64
+    )
+    top = np.union1d(top, per_precision)
     subset = np.union1d(near, top)
     sub = replace(
         problem,
