@@ -127,6 +127,50 @@ def main() -> None:
             lambda: plan_search(loss, 1e22, draws=draws, constraints=PlanConstraints(n_params=1e9)),
         ),
     ]
+    try:  # the law engine, when present: the loss model the API will use
+        from planner.laws.prediction import predict_loss, predict_loss_draws
+
+        params = {**KUMAR, "C_w": 1.0, "C_a": 1.0, "C_kv": 1.0}
+        names = list(params)
+        draw_matrix = np.array(
+            [[float(draw_params[k][i, 0, 0]) if k in draw_params else 1.0 for k in names] for i in range(args.draws)]
+        )
+
+        def engine(n, d, wb, ab, kvb, post):
+            return predict_loss(
+                "precision",
+                params,
+                n_params=n,
+                n_tokens=d,
+                weight_bits=wb,
+                activation_bits=ab,
+                kv_bits=kvb,
+                post_train_bits=post,
+            )
+
+        def engine_draws(n, d, wb, ab, kvb, post):
+            return predict_loss_draws(
+                "precision",
+                draw_matrix,
+                names,
+                {},
+                n_params=n,
+                n_tokens=d,
+                weight_bits=wb,
+                activation_bits=ab,
+                kv_bits=kvb,
+                post_train_bits=post,
+            )
+
+        cases.append(("planner.laws predict_loss, untied, no draws", lambda: plan_search(engine, 1e22)))
+        cases.append(
+            (
+                f"planner.laws predict_loss, untied, {args.draws} draws",
+                lambda: plan_search(engine, 1e22, draws=engine_draws),
+            )
+        )
+    except ImportError:
+        print("planner.laws not importable: law-engine cases skipped")
     print(f"machine: {os.cpu_count()} CPUs, {cpu_model()}; numpy {np.__version__}; python {platform.python_version()}")
     print(f"{'case':62s} {'p50 ms':>8s} {'p99 ms':>8s}")
     for name, fn in cases:

@@ -559,7 +559,7 @@ def _finalise(problem: _Problem, k: int, x: float) -> PlanConfig:
         weight_bits=wb,
         activation_bits=ab,
         kv_bits=kvb,
-        post_train_bits=problem.post_train_bits if ptq else None,
+        post_train_bits=float(problem.post_train_bits) if ptq and problem.post_train_bits is not None else None,
         predicted_loss=loss,
         compute_flops=FLOPS_PER_PARAM_TOKEN * n * d * factor,
         weights_memory_bytes=n * deployed / 8.0,
