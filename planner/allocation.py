@@ -43,13 +43,22 @@ The search: `plan_search`
     step in log N. Along the iso-cost line the Chinchilla and Kumar losses are convex in log N
     (sums of exponentials of log N), and with a token cap they are decreasing-then-convex, so
     this finds the optimum to far better than 1%. Everything is evaluated in three vectorised calls
-    of ``loss_fn`` (one per stage; two when PTQ splits the configurations).
+    of ``loss_fn`` (one per stage; two when PTQ splits the configurations). The 16-bit baseline is the
+    same search with all bits fixed at 16 (PTQ still applied); the alternatives are the best
+    configuration per other matmul precision max(weight_bits, activation_bits), up to 5, by loss.
 
-    n_tokens_max (data-limited teams): at sizes where the iso-cost D would exceed the cap, D is
-    capped and part of the budget is left unused. Smaller models then only lose quality, so the
-    search moves to the largest N whose budget the capped data still fills, or beyond it, if a
-    larger model with fewer epochs of compute spent is better. `compute_flops` reports what the
-    recommended configuration spends, which can be below the budget.
+    optimum_spread: per draw, the argmin over a candidate subset (configurations within 1 bit of the
+    recommendation on every axis, the best per matmul precision, the 32 best overall) and a window of
+    +-1.5 decades of N around each configuration's central optimum (25 points, one parabolic step), all
+    draws in one call of shape (S, K, 25). Draws whose optimum reaches the window's edge are counted in
+    `fraction_at_window_edge` (a warning above 5%). Ranges are 2.5th-97.5th percentiles (N, D in log).
+
+    n_tokens_max (data-limited teams): D = min(C / (6*N*cost_factor), n_tokens_max). Below the crossover
+    N_x = C / (6*cost_factor*n_tokens_max) the tokens are capped, budget is left unused and the loss only
+    falls as N grows, so the optimum is max(N_x, unconstrained optimum): when the cap binds the plan trains
+    a larger model on exactly n_tokens_max tokens and still spends the whole budget (N_x is added to the
+    grid, so it is found exactly). Budget is left unused only when N is capped too (n_params_max, memory
+    cap or a fixed n_params below N_x); `compute_flops` reports what the plan spends.
 
     post_train_bits: the loss is evaluated after PTQ to that precision for configurations trained
     at more weight bits. A configuration trained at post_train_bits weight bits or fewer is
@@ -735,6 +744,10 @@ def plan_search(
 
     bounds = _bound_flags(problem, constraints, rec, chosen, candidates, tie_bits)
     warnings.extend(_bound_warnings(bounds))
+    if rec.compute_flops < 0.99 * budget_flops:
+        warnings.append(
+            f"the plan spends {rec.compute_flops / budget_flops:.0%} of the budget: N and tokens are both capped"
+        )
     if spread is not None and spread.fraction_at_window_edge > 0.05:
         warnings.append(
             f"{spread.fraction_at_window_edge:.0%} of bootstrap optima lie at the edge of the per-draw "
@@ -817,5 +830,5 @@ def _bound_warnings(bounds: BoundFlags) -> list[str]:
     for name in bounds.bits_at_max:
         out.append(f"optimum on a search bound: {name} at the largest allowed width")
     if bounds.n_tokens_max_binding:
-        out.append("n_tokens_max binds: the plan does not spend the whole budget")
+        out.append("n_tokens_max binds: the plan trains a larger model than compute-optimal on all allowed tokens")
     return out

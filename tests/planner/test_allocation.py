@@ -282,12 +282,27 @@ def test_token_cap_is_respected_and_moves_to_larger_models():
     assert rec.n_tokens <= d_max
     assert rec.n_params > n_opt
     assert rec.compute_flops <= compute * (1 + 1e-9)
+    # The optimum is the crossover N = C / (6 * d_max): all allowed tokens, and the whole budget spent.
+    assert rec.n_tokens == pytest.approx(d_max, rel=1e-6)
+    assert rec.compute_flops == pytest.approx(compute, rel=1e-6)
     # Optimality against a brute-force scan over N with the token cap applied.
     n_grid = np.logspace(8, 14, 200_001)
     d_grid = np.minimum(compute / (6 * n_grid), d_max)
     values = loss(n_grid, d_grid, 16, 16, 16, None)
     assert rec.predicted_loss <= values.min() + 1e-9
     assert rec.n_params == pytest.approx(n_grid[np.argmin(values)], rel=0.01)
+
+
+def test_token_cap_with_size_cap_leaves_budget_unused_and_says_so():
+    constraints = PlanConstraints(weight_bits=16, activation_bits=16, kv_bits=16, n_tokens_max=1e10, n_params_max=1e9)
+    result = plan_search(chinchilla_loss(EPOCH), 1e22, constraints=constraints)
+    rec = result.recommendation
+    assert rec.n_params == 1_000_000_000
+    assert rec.n_tokens == 10_000_000_000
+    assert rec.compute_flops == pytest.approx(6e19)
+    assert result.bounds.n_tokens_max_binding
+    assert result.bounds.n_params_max_binding
+    assert any("of the budget" in w for w in result.warnings)
 
 
 def test_bits_choices_and_fixed_bits_are_respected():
