@@ -1,5 +1,6 @@
 """Admin for teams, memberships, API keys (shown once on creation) and runs with their evaluations."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin, messages
@@ -10,21 +11,21 @@ from runs.models import ApiKey, Evaluation, Membership, Run, Team
 from runs.services import api_key_create, api_key_revoke
 
 
-class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+class MembershipInline(admin.TabularInline[Membership, Team]):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TeamAdmin(admin.ModelAdmin[Team]):
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
     inlines = [MembershipInline]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class MembershipAdmin(admin.ModelAdmin[Membership]):
     list_display = ["user", "team", "role", "created_at"]
     list_filter = ["role", "team"]
     search_fields = ["user__username", "team__slug"]
@@ -32,7 +33,7 @@ class MembershipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     """Keys are created here with only team, label and access; the secret is shown once, in a message."""
 
     list_display = ["prefix", "team", "label", "read_only", "created_at", "last_used_at", "revoked_at"]
@@ -40,7 +41,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     search_fields = ["prefix", "label", "team__slug"]
     actions = ["revoke_keys"]
 
-    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Sequence[str]:  # type: ignore[override]
         if obj is None:
             return ["team", "label", "read_only"]
         return ["team", "label", "read_only", "prefix", "created_at", "last_used_at", "revoked_at"]
@@ -70,7 +71,7 @@ class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self.message_user(request, f"Revoked {queryset.count()} key(s).")
 
 
-class EvaluationInline(admin.TabularInline):  # type: ignore[type-arg]
+class EvaluationInline(admin.TabularInline[Evaluation, Run]):
     model = Evaluation
     extra = 0
     fields = ["post_train_bits", "method", "loss", "updated_at"]
@@ -78,7 +79,7 @@ class EvaluationInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RunAdmin(admin.ModelAdmin[Run]):
     list_display = [
         "id",
         "name",

@@ -117,7 +117,9 @@ def csv_read_runs(lines: Iterable[str]) -> Iterator[ImportedRun]:
             fields = {
                 column: _typed(column, raw, line)
                 for column, raw in row.items()
-                if column not in SERVER_COLUMNS and column not in {"post_train_bits", "method", "eval_loss"} and raw != ""
+                if column not in SERVER_COLUMNS
+                and column not in {"post_train_bits", "method", "eval_loss"}
+                and raw != ""
             }
             current, current_key = ImportedRun(line=line, fields=fields), key
         if row.get("post_train_bits"):

@@ -20,7 +20,9 @@ class RunFilter(django_filters.FilterSet):
     n_tokens__gte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="gte", label="D at least")
     n_tokens__lte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="lte", label="D at most")
     external_id = django_filters.CharFilter(label="External id (exact)")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Created at or after")
+    created_after = django_filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", label="Created at or after"
+    )
 
     class Meta:
         model = Run

@@ -92,7 +92,8 @@ class Run(models.Model):
         DIVERGED = "diverged", "Diverged"
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="runs")
-    external_id = models.CharField(max_length=200, null=True, blank=True)  # the client's idempotency key
+    # The client's idempotency key. NULL, not "", when absent: the per-team uniqueness must not apply to it.
+    external_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     name = models.CharField(max_length=200, blank=True)
     family = models.SlugField(max_length=100, default="default")  # fits are per family
     n_params = models.BigIntegerField()  # N, up to 1e14

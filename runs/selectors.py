@@ -29,10 +29,10 @@ def family_list(*, team: Team) -> list[dict[str, Any]]:
     rows = (
         Run.objects.filter(team=team)
         .values("family")
-        .annotate(runs=Count("id", distinct=True), evaluations=Count("evaluations"), last_run_at=Max("created_at"))
+        .annotate(runs=Count("id", distinct=True), n_evaluations=Count("evaluations"), last_run_at=Max("created_at"))
         .order_by("family")
     )
-    return list(rows)
+    return [{**row, "evaluations": row.pop("n_evaluations")} for row in rows]
 
 
 EXPORT_RUN_COLUMNS = [
@@ -62,8 +62,11 @@ EXPORT_RUN_COLUMNS = [
     "created_at",
     "updated_at",
 ]
-EXPORT_EVALUATION_COLUMNS = {"post_train_bits": "evaluations__post_train_bits", "method": "evaluations__method",
-                             "eval_loss": "evaluations__loss"}
+EXPORT_EVALUATION_COLUMNS = {
+    "post_train_bits": "evaluations__post_train_bits",
+    "method": "evaluations__method",
+    "eval_loss": "evaluations__loss",
+}
 EXPORT_COLUMNS = [*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS]
 
 

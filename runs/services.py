@@ -22,9 +22,9 @@ ErrorMap = dict[str, Any]
 class BatchInvalid(Exception):
     """Some items of a batch are invalid; `errors` maps each failing position ("0", "1", ...) to its field errors."""
 
-    def __init__(self, errors: dict[str, ErrorMap]) -> None:
+    def __init__(self, errors: Mapping[str, Any]) -> None:
         super().__init__(f"{len(errors)} invalid item(s)")
-        self.errors = errors
+        self.errors = dict(errors)
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,9 @@ def default_number_format(*, weight_bits: float, activation_bits: float, kv_bits
     return Run.NumberFormat.INT
 
 
-def _rule_errors(run: Run, *, new_evaluations: Sequence[Mapping[str, Any]], old_evaluations: Sequence[Evaluation]) -> ErrorMap:
+def _rule_errors(
+    run: Run, *, new_evaluations: Sequence[Mapping[str, Any]], old_evaluations: Sequence[Evaluation]
+) -> ErrorMap:
     """Rules across fields, checked on the run as it will be stored (after merging an update)."""
     errors: ErrorMap = {}
     if run.status == Run.Status.FINISHED and run.final_loss is None:
@@ -101,7 +103,9 @@ def _rule_errors(run: Run, *, new_evaluations: Sequence[Mapping[str, Any]], old_
         errors["evaluations"] = evaluation_errors
     stored_bits = [e.post_train_bits for e in old_evaluations]
     if stored_bits and max(stored_bits) >= run.weight_bits:
-        errors["weight_bits"] = [f"Must stay above the post_train_bits of the run's evaluations ({max(stored_bits):g})."]
+        errors["weight_bits"] = [
+            f"Must stay above the post_train_bits of the run's evaluations ({max(stored_bits):g})."
+        ]
     return errors
 
 
@@ -195,7 +199,9 @@ def _evaluations_upsert_many(
             method = item.get("method", "rtn")
             current = stored.get((item["post_train_bits"], method))
             if current is None:
-                to_create.append(Evaluation(run=run, post_train_bits=item["post_train_bits"], method=method, loss=item["loss"]))
+                to_create.append(
+                    Evaluation(run=run, post_train_bits=item["post_train_bits"], method=method, loss=item["loss"])
+                )
             else:
                 current.loss, current.updated_at = item["loss"], now
                 to_update.append(current)
@@ -209,9 +215,9 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
     with transaction.atomic():
         run = Run.objects.select_for_update().get(pk=run.pk)
         external_id = fields.get("external_id")
-        if external_id and external_id != run.external_id:
-            if Run.objects.filter(team_id=run.team_id, external_id=external_id).exists():
-                raise ValidationError({"external_id": ["Another run of this team has this external_id."]})
+        taken = Run.objects.filter(team_id=run.team_id, external_id=external_id).exclude(pk=run.pk)
+        if external_id and taken.exists():
+            raise ValidationError({"external_id": ["Another run of this team has this external_id."]})
         _apply(run, fields)
         problems = _rule_errors(run, new_evaluations=[], old_evaluations=list(run.evaluations.all()))
         if problems:

@@ -17,12 +17,12 @@ def _client(team: Team, *, read_only: bool = False) -> APIClient:
 
 @pytest.fixture
 def team(db: None) -> Team:
-    return TeamFactory(slug="alpha")
+    return TeamFactory.create(slug="alpha")
 
 
 @pytest.fixture
 def other_team(db: None) -> Team:
-    return TeamFactory(slug="beta")
+    return TeamFactory.create(slug="beta")
 
 
 @pytest.fixture

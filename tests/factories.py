@@ -7,7 +7,7 @@ import factory
 from runs.models import Evaluation, Run, Team
 
 
-class TeamFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class TeamFactory(factory.django.DjangoModelFactory[Team]):
     class Meta:
         model = Team
         django_get_or_create = ["slug"]
@@ -16,7 +16,7 @@ class TeamFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
     name = factory.LazyAttribute(lambda team: team.slug.title())
 
 
-class RunFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class RunFactory(factory.django.DjangoModelFactory[Run]):
     class Meta:
         model = Run
 
@@ -27,7 +27,7 @@ class RunFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
     final_loss = factory.Sequence(lambda i: 3.0 + (i % 11) / 10)
 
 
-class EvaluationFactory(factory.django.DjangoModelFactory):  # type: ignore[misc]
+class EvaluationFactory(factory.django.DjangoModelFactory[Evaluation]):
     class Meta:
         model = Evaluation
 
@@ -36,7 +36,7 @@ class EvaluationFactory(factory.django.DjangoModelFactory):  # type: ignore[misc
     loss = factory.LazyAttribute(lambda e: (e.run.final_loss or 3.0) + 0.1)
 
 
-class RunPayloadFactory(factory.DictFactory):  # type: ignore[misc]
+class RunPayloadFactory(factory.DictFactory):
     """The JSON body of POST /api/v1/runs/."""
 
     external_id = factory.Sequence(lambda i: f"run-{i}")
@@ -49,6 +49,6 @@ class RunPayloadFactory(factory.DictFactory):  # type: ignore[misc]
 
 def payload(**overrides: Any) -> dict[str, Any]:
     """A valid run body with `overrides` applied (a key set to ... is removed)."""
-    body: dict[str, Any] = RunPayloadFactory()
+    body: dict[str, Any] = dict(RunPayloadFactory.create())
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not ...}

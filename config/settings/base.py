@@ -2,7 +2,11 @@
 
 from pathlib import Path
 
+import django_stubs_ext
+
 from config.env import env, flag, integer, string, string_list
+
+django_stubs_ext.monkeypatch()  # lets admin and DRF classes be subscripted for the type checker
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -139,7 +143,7 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # inspect/ping are not needed on a laptop
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Must exceed the task time limit, or Redis hands an unacknowledged fit to a second worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": str(2 * CELERY_TASK_TIME_LIMIT)}
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"

@@ -36,9 +36,7 @@ class StrictFieldsMixin:
 
 
 def bits_field(**kwargs: Any) -> FiniteFloatField:
-    return FiniteFloatField(
-        validators=[MinValueValidator(MIN_BITS), MaxValueValidator(MAX_BITS)], **kwargs
-    )
+    return FiniteFloatField(validators=[MinValueValidator(MIN_BITS), MaxValueValidator(MAX_BITS)], **kwargs)
 
 
 def loss_field(**kwargs: Any) -> FiniteFloatField:
@@ -88,7 +86,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     metadata = serializers.JSONField(required=False)
     excluded = StrictBooleanField(required=False)
     exclusion_reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
-    evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)
+    evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
 
     class Meta:
         model = Run

@@ -1,12 +1,13 @@
 """Views of /api/v1/runs/ and /api/v1/families/: thin, team-scoped, writes through runs.services."""
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -14,6 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
+
+from runs.api.authentication import TeamPrincipal
 from runs.api.permissions import KeyMayWrite
 from runs.api.serializers import (
     BulkRunsSerializer,
@@ -36,8 +41,7 @@ class TeamScopedMixin:
     class creation, so the scoping cannot be bypassed by accident.
     """
 
-    permission_classes = [IsAuthenticated, KeyMayWrite]
-    request: Request
+    permission_classes: "Sequence[_PermissionClass]" = (IsAuthenticated, KeyMayWrite)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -46,7 +50,8 @@ class TeamScopedMixin:
 
     @property
     def team(self) -> Team:
-        return self.request.user.team  # type: ignore[union-attr]
+        principal: TeamPrincipal = self.request.user  # type: ignore[attr-defined]
+        return principal.team
 
     def get_queryset(self) -> QuerySet[Any]:
         return self.narrow_queryset(super().get_queryset().filter(team=self.team))  # type: ignore[misc]
@@ -66,7 +71,7 @@ class CSVRenderer(BaseRenderer):
         return json.dumps(data).encode()
 
 
-class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet):  # type: ignore[type-arg]
+class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
     """Runs of the key's team: create (idempotent by external_id), bulk, list, detail, update, delete."""
 
     queryset = Run.objects.prefetch_related("evaluations")

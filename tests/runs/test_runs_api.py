@@ -44,7 +44,10 @@ def test_integral_float_sizes_are_accepted(client_rw):
 
 
 def test_create_with_nested_evaluations(client_rw):
-    body = payload(weight_bits=16, evaluations=[{"post_train_bits": 4, "loss": 3.5}, {"post_train_bits": 8, "method": "gptq", "loss": 3.3}])
+    body = payload(
+        weight_bits=16,
+        evaluations=[{"post_train_bits": 4, "loss": 3.5}, {"post_train_bits": 8, "method": "gptq", "loss": 3.3}],
+    )
 
     response = client_rw.post("/api/v1/runs/", body, format="json")
 
@@ -72,10 +75,14 @@ def test_repost_keeps_fields_it_does_not_send(client_rw):
 
 
 def test_repost_adds_and_replaces_evaluations(client_rw):
-    client_rw.post("/api/v1/runs/", payload(external_id="e", evaluations=[{"post_train_bits": 4, "loss": 3.9}]), format="json")
+    client_rw.post(
+        "/api/v1/runs/", payload(external_id="e", evaluations=[{"post_train_bits": 4, "loss": 3.9}]), format="json"
+    )
     again = client_rw.post(
         "/api/v1/runs/",
-        payload(external_id="e", evaluations=[{"post_train_bits": 4, "loss": 3.7}, {"post_train_bits": 6, "loss": 3.4}]),
+        payload(
+            external_id="e", evaluations=[{"post_train_bits": 4, "loss": 3.7}, {"post_train_bits": 6, "loss": 3.4}]
+        ),
         format="json",
     )
     assert again.status_code == 200
@@ -92,7 +99,9 @@ def test_external_ids_are_per_team(client_rw, other_client):
 def test_detail_patch_delete(client_rw):
     run_id = client_rw.post("/api/v1/runs/", payload(), format="json").json()["id"]
 
-    patched = client_rw.patch(f"/api/v1/runs/{run_id}/", {"excluded": True, "exclusion_reason": "lr spike"}, format="json")
+    patched = client_rw.patch(
+        f"/api/v1/runs/{run_id}/", {"excluded": True, "exclusion_reason": "lr spike"}, format="json"
+    )
     assert patched.status_code == 200, patched.json()
     assert patched.json()["excluded"] is True
     assert client_rw.get(f"/api/v1/runs/{run_id}/").json()["exclusion_reason"] == "lr spike"
@@ -102,7 +111,9 @@ def test_detail_patch_delete(client_rw):
 
 
 def test_patch_cannot_strand_evaluations_above_weight_bits(client_rw):
-    run_id = client_rw.post("/api/v1/runs/", payload(weight_bits=8, evaluations=[{"post_train_bits": 6, "loss": 3.5}]), format="json").json()["id"]
+    run_id = client_rw.post(
+        "/api/v1/runs/", payload(weight_bits=8, evaluations=[{"post_train_bits": 6, "loss": 3.5}]), format="json"
+    ).json()["id"]
     response = client_rw.patch(f"/api/v1/runs/{run_id}/", {"weight_bits": 4}, format="json")
     assert response.status_code == 400
     assert "weight_bits" in response.json()["errors"]
@@ -133,13 +144,18 @@ def test_add_evaluation_then_replace_its_loss(client_rw):
     run_id = client_rw.post("/api/v1/runs/", payload(), format="json").json()["id"]
 
     added = client_rw.post(f"/api/v1/runs/{run_id}/evaluations/", {"post_train_bits": 4, "loss": 3.6}, format="json")
-    replaced = client_rw.post(f"/api/v1/runs/{run_id}/evaluations/", {"post_train_bits": 4, "loss": 3.55}, format="json")
+    replaced = client_rw.post(
+        f"/api/v1/runs/{run_id}/evaluations/", {"post_train_bits": 4, "loss": 3.55}, format="json"
+    )
     other_method = client_rw.post(
         f"/api/v1/runs/{run_id}/evaluations/", {"post_train_bits": 4, "method": "gptq", "loss": 3.4}, format="json"
     )
 
     assert (added.status_code, replaced.status_code, other_method.status_code) == (201, 200, 201)
-    assert sorted(Evaluation.objects.filter(run_id=run_id).values_list("method", "loss")) == [("gptq", 3.4), ("rtn", 3.55)]
+    assert sorted(Evaluation.objects.filter(run_id=run_id).values_list("method", "loss")) == [
+        ("gptq", 3.4),
+        ("rtn", 3.55),
+    ]
 
 
 def test_evaluation_at_or_above_weight_bits_is_rejected(client_rw):
@@ -230,9 +246,11 @@ def test_list_ordering_and_cursor_pagination(client_rw, team):
     third = client_rw.get(second["next"]).json()
 
     sizes = [r["n_params"] for page in (first, second, third) for r in page["results"]]
-    assert sizes == sorted(sizes) and len(sizes) == 7
+    assert sizes == sorted(sizes)
+    assert len(sizes) == 7
     assert third["next"] is None
-    assert first["previous"] is None and second["previous"] is not None
+    assert first["previous"] is None
+    assert second["previous"] is not None
 
 
 def test_default_order_is_newest_first(client_rw, team):
