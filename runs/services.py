@@ -136,12 +136,16 @@ def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResu
 def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
     keys = [item["external_id"] for item in items if item.get("external_id")]
     with transaction.atomic():
-        known = {
-            run.external_id: run
-            for run in Run.objects.select_for_update()
-            .filter(team=team, external_id__in=keys)
-            .prefetch_related("evaluations")
-        }
+        known = (
+            {
+                run.external_id: run
+                for run in Run.objects.select_for_update()
+                .filter(team=team, external_id__in=keys)
+                .prefetch_related("evaluations")
+            }
+            if keys
+            else {}
+        )
         now = timezone.now()
         errors: dict[str, ErrorMap] = {}
         first_position: dict[str, int] = {}

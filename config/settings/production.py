@@ -1,6 +1,6 @@
 """Production settings: no defaults for secrets or service URLs, secure cookies and HSTS."""
 
-from config.env import env, integer, string, string_list
+from config.env import env, flag, integer, string, string_list
 from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES
 
@@ -13,7 +13,7 @@ CELERY_BROKER_URL = string("CELERY_BROKER_URL")
 # SECURITY --------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = True
+SECURE_SSL_REDIRECT = flag("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = integer("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)

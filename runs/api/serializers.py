@@ -1,7 +1,8 @@
 """Serializers of the runs API: strict input (unknown fields are errors) and slim output."""
 
 import json
-from collections.abc import Mapping
+from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -47,6 +48,22 @@ def architecture_field() -> StrictIntegerField:
     return StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1)
 
 
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as DRF renders datetimes with USE_TZ."""
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def evaluation_representation(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "post_train_bits": evaluation.post_train_bits,
+        "method": evaluation.method,
+        "loss": evaluation.loss,
+        "created_at": iso_utc(evaluation.created_at),
+        "updated_at": iso_utc(evaluation.updated_at),
+    }
+
+
 class EvaluationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Evaluation]):
     """A post-training quantization result; `post_train_bits` must be below the run's `weight_bits`."""
 
@@ -59,6 +76,32 @@ class EvaluationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Evalua
         fields = ["post_train_bits", "method", "loss", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
         validators: list[Any] = []  # uniqueness is the service's upsert, not an error
+
+
+RUN_PLAIN_FIELDS = [
+    "external_id",
+    "name",
+    "family",
+    "n_params",
+    "param_count",
+    "n_tokens",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "number_format",
+    "final_loss",
+    "status",
+    "dataset",
+    "eval_set",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "seq_len",
+    "metadata",
+    "excluded",
+    "exclusion_reason",
+]
 
 
 class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
@@ -121,6 +164,17 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
 
+    def to_representation(self, instance: Run) -> dict[str, Any]:
+        """The same JSON as DRF's field-by-field rendering, built directly: a list page of 100 runs with
+        their evaluations costs about a tenth of the time (tests/runs/test_representation.py)."""
+        return {
+            "id": instance.pk,
+            **{name: getattr(instance, name) for name in RUN_PLAIN_FIELDS},
+            "evaluations": [evaluation_representation(e) for e in instance.evaluations.all()],
+            "created_at": iso_utc(instance.created_at),
+            "updated_at": iso_utc(instance.updated_at),
+        }
+
     def validate_metadata(self, value: Any) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise serializers.ValidationError("Must be a JSON object.")
@@ -169,3 +223,19 @@ class FamilySerializer(serializers.Serializer[Any]):
     runs = serializers.IntegerField()
     evaluations = serializers.IntegerField()
     last_run_at = serializers.DateTimeField()
+
+
+def runs_validate(items: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Validate many run bodies with one serializer: (validated items, errors keyed by position).
+
+    Building a serializer deep-copies its fields (about 1 ms); a batch of 1,000 builds one, not 1,000.
+    """
+    serializer = RunSerializer()
+    validated: list[dict[str, Any]] = []
+    errors: dict[str, Any] = {}
+    for position, item in enumerate(items):
+        try:
+            validated.append(serializer.run_validation(item))
+        except serializers.ValidationError as exc:
+            errors[str(position)] = exc.detail
+    return validated, errors

@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
+from django.db.models import QuerySet, prefetch_related_objects
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -26,6 +26,7 @@ from runs.api.serializers import (
     FamilySerializer,
     RunSerializer,
     RunUpdateSerializer,
+    runs_validate,
 )
 from runs.csvio import csv_lines
 from runs.filters import RunFilter
@@ -92,7 +93,11 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
             result = runs_upsert(team=self.team, items=[serializer.validated_data])
         except BatchInvalid as exc:
             return Response({"errors": exc.errors["0"]}, status=status.HTTP_400_BAD_REQUEST)
-        run = run_list(team=self.team).get(pk=result.runs[0].pk)
+        if result.created:
+            run = result.runs[0]
+            prefetch_related_objects([run], "evaluations")
+        else:  # its evaluations were merged with stored ones: read them back
+            run = run_list(team=self.team).get(pk=result.runs[0].pk)
         return Response(RunSerializer(run).data, status=201 if result.created else 200)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -125,13 +130,7 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
         """Create or update up to 1000 runs, all or nothing; errors are keyed by the failing index."""
         envelope = BulkRunsSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
-        items, errors = [], {}
-        for position, item in enumerate(envelope.validated_data["runs"]):
-            serializer = RunSerializer(data=item)
-            if serializer.is_valid():
-                items.append(serializer.validated_data)
-            else:
-                errors[str(position)] = serializer.errors
+        items, errors = runs_validate(envelope.validated_data["runs"])
         if errors:
             raise BatchInvalid(errors)
         result = runs_upsert(team=self.team, items=items)

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from runs.api.serializers import RunSerializer
+from runs.api.serializers import runs_validate
 from runs.csvio import CsvFormatError, ImportedRun, csv_read_runs
 from runs.models import Team
 from runs.services import BatchInvalid, runs_upsert
@@ -54,15 +54,9 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
 
     def _validated(self, batch: list[ImportedRun]) -> list[dict[str, Any]]:
-        items, errors = [], {}
-        for run in batch:
-            serializer = RunSerializer(data=run.as_payload())
-            if serializer.is_valid():
-                items.append(serializer.validated_data)
-            else:
-                errors[f"line {run.line}"] = serializer.errors
+        items, errors = runs_validate([run.as_payload() for run in batch])
         if errors:
-            raise BatchInvalid(errors)
+            raise BatchInvalid({f"line {batch[int(k)].line}": v for k, v in errors.items()})
         return items
 
     def _describe(self, exc: BatchInvalid) -> str:
