@@ -14,15 +14,14 @@ Only loopback traffic; every loop is bounded.
 import argparse
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -138,7 +137,7 @@ def main() -> None:
 
 
 def measure(
-    client: httpx.Client, base: str, headers: dict[str, str], list_runs: int, analyze: Callable[[], None] | None
+    client: httpx.Client, base: str, headers: dict[str, str], list_runs: int, analyze: Callable[[], object] | None
 ) -> list[str]:
     out = []
     # 1. Bulk: 10 requests of 1,000 runs, 3 evaluations each.
@@ -203,7 +202,9 @@ def measure(
         t0 = time.perf_counter()
         response = client.get(queries[i % len(queries)])
         timings.append((time.perf_counter() - t0) * 1000)
-        assert response.status_code == 200 and len(response.json()["results"]) == 100
+        response.raise_for_status()
+        if len(response.json()["results"]) != 100:
+            raise SystemExit(f"expected a full page for {queries[i % len(queries)]}")
     out.append(
         f"list: page of 100 among {have:,} runs (filtered by family / bits+size / family+ordering), 150 requests: "
         f"p50 {percentile(timings, 50):.1f} ms, p99 {percentile(timings, 99):.1f} ms (target p50 <= 50); "

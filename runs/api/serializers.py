@@ -1,8 +1,8 @@
 """Serializers of the runs API: strict input (unknown fields are errors) and slim output."""
 
 import json
-from datetime import UTC, datetime
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
