@@ -176,7 +176,7 @@ def test_too_few_points_fail_cleanly():
 
 def test_precision_with_too_few_runs_for_its_parameters_fails_cleanly():
     data = _grid([1e7, 1e8, 1e9], [1e9, 1e10, 1e11], weight_bits=lambda n: np.where(n > 5e7, 8.0, 4.0))
-    # 9 runs; weights take two values, so 6 free parameters: fits. Three activation levels push it to 8 + 2.
+    # 9 runs; weights take two values, so 6 free parameters (E, A, B, alpha, beta, gamma_w): enough.
     fit_point("precision", data)
     data3 = _grid(
         [1e7, 1e8, 1e9],
@@ -184,6 +184,7 @@ def test_precision_with_too_few_runs_for_its_parameters_fails_cleanly():
         weight_bits=lambda n: np.select([n < 5e7, n < 5e8], [4.0, 6.0], 8.0),
         activation_bits=lambda n: np.select([n < 5e7, n < 5e8], [6.0, 8.0], 16.0),
     )
+    # Three levels in two dimensions: 5 + 2 + 2 = 9 free parameters need 11 runs; 9 is too few.
     with pytest.raises(FitFailed, match="too few points"):
         fit_point("precision", data3)
 
