@@ -106,7 +106,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "runs.api.pagination.StableOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "runs.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 100,

@@ -1,6 +1,12 @@
 """Cursor pagination that cannot run unordered and stays stable while runs keep arriving."""
 
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.views import APIView
 
 
 class CreatedCursorPagination(CursorPagination):
@@ -9,3 +15,13 @@ class CreatedCursorPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+
+class StableOrderingFilter(OrderingFilter):
+    """`?ordering=` with `id` appended as a tie-breaker, so runs of equal size never swap between pages."""
+
+    def get_ordering(self, request: Request, queryset: QuerySet[Any], view: APIView) -> list[str] | None:
+        ordering = super().get_ordering(request, queryset, view)
+        if not ordering or ordering[-1].lstrip("-") == "id":
+            return ordering
+        return [*ordering, "-id" if ordering[0].startswith("-") else "id"]

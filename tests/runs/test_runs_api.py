@@ -254,6 +254,18 @@ def test_list_ordering_and_cursor_pagination(client_rw, team):
     assert second["previous"] is not None
 
 
+def test_pages_ordered_by_a_tied_field_neither_repeat_nor_skip(client_rw, team):
+    expected = {RunFactory(team=team, n_params=10**8).pk for _ in range(9)}
+
+    seen, url = [], "/api/v1/runs/?ordering=-n_params&page_size=2"
+    while url:
+        page = client_rw.get(url).json()
+        seen += [r["id"] for r in page["results"]]
+        url = page["next"]
+
+    assert sorted(seen) == sorted(expected)
+
+
 def test_default_order_is_newest_first(client_rw, team):
     older, newer = RunFactory(team=team), RunFactory(team=team)
     results = client_rw.get("/api/v1/runs/").json()["results"]
