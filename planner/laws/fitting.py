@@ -519,7 +519,10 @@ class _EffectiveParamsLaw:
     def _screen_domain(self, data: Observations) -> tuple[BoolArray, list[str]]:
         if not self.dims:
             return np.ones(data.n_runs, dtype=bool), []
-        inside = np.isfinite(effective_params_ratio(KUMAR_TABLE2, **_bits_kwargs(data)))
+        # Only dimensions that vary are screened: a constant one is held at factor 1, so no domain question arises.
+        varying = {d: _distinct(data.bits(d)) > 1 for d in DIMS}
+        table = {k: KUMAR_TABLE2[k] for d in DIMS if varying[d] for k in (f"gamma_{d}", f"n_{d}")}
+        inside = np.isfinite(effective_params_ratio(table, **_bits_kwargs(data)))
         warnings = []
         if not np.all(inside):
             worst = sorted({f"{_fmt(w)}/{_fmt(a)}/{_fmt(k)}" for w, a, k in _bit_rows(data, ~inside)})
@@ -604,6 +607,8 @@ class _EffectiveParamsLaw:
             warnings.append(f"{data.n_evals} PTQ evaluations ignored: the {self.name} law has no PTQ term")
         inside, notes = self._screen_domain(data)
         warnings += notes
+        if not np.any(inside):
+            raise FitFailed(f"all {data.n_runs} runs lie outside the law's domain")
         data = data.subset(inside).canonical()
         spec, notes = self._base_spec(data, tie)
         warnings += notes

@@ -224,3 +224,42 @@ def test_predict_with_interval_reports_extrapolation(kumar_small):
 def test_laws_registry_names_match_the_api():
     assert set(LAWS) == {"chinchilla", "precision"}
     assert all(LAWS[name].name == name for name in LAWS)
+
+
+def test_parameter_on_a_bound_is_reported():
+    data = _chinchilla_grid()
+    no_floor = Observations.build(
+        n_params=data.n_params, n_tokens=data.n_tokens, final_loss=data.final_loss - TRUTH["E"]
+    )
+    fit = fit_point("chinchilla", no_floor)
+    assert "E ended on its lower bound (0.0001)" in fit.warnings
+
+
+def test_constant_low_bits_are_not_screened_out():
+    # All runs at 3-bit activations: the dimension never varies, so it is held at factor 1 and nothing is dropped.
+    data = _chinchilla_grid()
+    const = Observations.build(
+        n_params=data.n_params, n_tokens=data.n_tokens, final_loss=data.final_loss, activation_bits=[3.0] * 49
+    )
+    fit = fit_point("precision", const)
+    assert fit.metrics["n_runs"] == 49
+    assert fit.fixed["gamma_a"] == 0.0
+    assert fit.params["alpha"] == pytest.approx(TRUTH["alpha"], rel=1e-3)
+
+
+def test_zero_draws_give_no_intervals_and_say_so():
+    fit = fit_law("chinchilla", _chinchilla_grid(noise=0.003), n_bootstrap=0)
+    assert fit.intervals == {}
+    assert fit.draws.shape == (0, 5)
+    assert any("no bootstrap intervals" in w for w in fit.warnings)
+
+
+def test_chinchilla_prediction_interval_ignores_bits():
+    fit = fit_law("chinchilla", _chinchilla_grid(noise=0.003), n_bootstrap=20)
+    pred = predict_with_interval(fit, n_params=[1e9, 1e11], n_tokens=2e11, weight_bits=4.0)
+    lo, hi = pred.interval
+    assert np.all(lo < pred.loss)
+    assert np.all(pred.loss < hi)
+    assert (hi - lo)[1] > (hi - lo)[0]  # wider further out
+    assert pred.extrapolation["n_params_ratio"] == pytest.approx(10.0)
+    assert pred.extrapolation["bits_outside_observed"] == []
