@@ -21,7 +21,7 @@ class StableOrderingFilter(OrderingFilter):
     """`?ordering=` with `id` appended as a tie-breaker, so runs of equal size never swap between pages."""
 
     def get_ordering(self, request: Request, queryset: QuerySet[Any], view: APIView) -> list[str] | None:
-        ordering = super().get_ordering(request, queryset, view)
+        ordering = list(super().get_ordering(request, queryset, view) or [])
         if not ordering or ordering[-1].lstrip("-") == "id":
-            return ordering
+            return ordering or None
         return [*ordering, "-id" if ordering[0].startswith("-") else "id"]
