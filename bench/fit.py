@@ -82,8 +82,8 @@ def package_fit(data: Observations, package_path: str, limit: int | None) -> tup
     import tempfile
 
     sys.path.append(package_path)  # appended: the project's NumPy/SciPy stay first on the path
-    import chinchilla  # type: ignore[import-not-found]
-    from chinchilla._metrics import log_huber  # type: ignore[import-not-found]
+    import chinchilla
+    from chinchilla._metrics import log_huber
 
     logging.disable(logging.WARNING)
     project = tempfile.mkdtemp(prefix="chinchilla_bench_")

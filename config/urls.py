@@ -17,4 +17,5 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/v1/", include("runs.api.urls")),
+    path("api/v1/", include("planner.api.urls")),
 ]

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from planner.services import fit_scopes_mark_dirty
 from runs.models import ApiKey, Evaluation, Run, Team
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
@@ -148,6 +149,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         )
         now = timezone.now()
         errors: dict[str, ErrorMap] = {}
+        touched_families: set[str] = set()
         first_position: dict[str, int] = {}
         plan: list[tuple[Run, bool, list[Mapping[str, Any]], list[Evaluation]]] = []
         for position, item in enumerate(items):
@@ -171,6 +173,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
                 old_evaluations: list[Evaluation] = []
             else:
                 run = existing
+                touched_families.add(run.family)  # a run that moves family changes both
                 _apply(run, fields)
                 run.updated_at = now
                 old_evaluations = list(run.evaluations.all())
@@ -188,6 +191,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         if old_runs:
             Run.objects.bulk_update(old_runs, fields=changed_fields)
         _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
+        fit_scopes_mark_dirty(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
     return UpsertResult(runs=[run for run, _, _, _ in plan], created=len(new_runs), updated=len(old_runs))
 
 
@@ -222,17 +226,21 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
         taken = Run.objects.filter(team_id=run.team_id, external_id=external_id).exclude(pk=run.pk)
         if external_id and taken.exists():
             raise ValidationError({"external_id": ["Another run of this team has this external_id."]})
+        old_family = run.family
         _apply(run, fields)
         problems = _rule_errors(run, new_evaluations=[], old_evaluations=list(run.evaluations.all()))
         if problems:
             raise ValidationError(problems)
         run.save(update_fields=[*fields, "updated_at"])
+        fit_scopes_mark_dirty(team_id=run.team_id, families={old_family, run.family})
     return run
 
 
 def run_delete(*, run: Run) -> None:
     """Delete a run and its evaluations."""
-    run.delete()
+    with transaction.atomic():
+        run.delete()
+        fit_scopes_mark_dirty(team_id=run.team_id, families=[run.family])
 
 
 def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: str = "rtn") -> tuple[Evaluation, bool]:
@@ -245,4 +253,5 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
             run=run, post_train_bits=post_train_bits, method=method, defaults={"loss": loss}
         )
         Run.objects.filter(pk=run.pk).update(updated_at=timezone.now())
+        fit_scopes_mark_dirty(team_id=run.team_id, families=[run.family])
     return evaluation, created

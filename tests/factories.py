@@ -52,3 +52,25 @@ def payload(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = dict(RunPayloadFactory.create())
     body.update(overrides)
     return {k: v for k, v in body.items() if v is not ...}
+
+
+def payloads_from_observations(observations: Any, *, family: str, prefix: str = "run") -> list[dict[str, Any]]:
+    """Run bodies for POST /api/v1/runs/ from a planner.laws.Observations (evaluations nested)."""
+    o = observations
+    evaluations: dict[int, list[dict[str, Any]]] = {}
+    for run, bits, loss in zip(o.eval_run.tolist(), o.eval_post_bits.tolist(), o.eval_loss.tolist(), strict=True):
+        evaluations.setdefault(run, []).append({"post_train_bits": bits, "loss": loss})
+    return [
+        {
+            "external_id": f"{prefix}-{i}",
+            "family": family,
+            "n_params": round(o.n_params[i]),
+            "n_tokens": round(o.n_tokens[i]),
+            "weight_bits": float(o.weight_bits[i]),
+            "activation_bits": float(o.activation_bits[i]),
+            "kv_bits": float(o.kv_bits[i]),
+            "final_loss": float(o.final_loss[i]),
+            **({"evaluations": evaluations[i]} if i in evaluations else {}),
+        }
+        for i in range(o.n_runs)
+    ]

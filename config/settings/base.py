@@ -1,6 +1,7 @@
 """Settings shared by every environment; local, test and production override a handful of values."""
 
 from pathlib import Path
+from typing import Any
 
 import django_stubs_ext
 
@@ -36,6 +37,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: the docs page works offline
     "runs",
+    "planner",
+    "workers",
 ]
 
 MIDDLEWARE = [
@@ -139,15 +142,40 @@ CELERY_TASK_SOFT_TIME_LIMIT = 12 * 60
 CELERY_BROKER_URL = string("CELERY_BROKER_URL", default="filesystem://")  # embedded: no server needed
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = str(BASE_DIR / "var" / "broker")  # created on demand (config.health, make run)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": _queue_dir, "data_folder_out": _queue_dir}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"data_folder_in": _queue_dir, "data_folder_out": _queue_dir}
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # inspect/ping are not needed on a laptop
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # Must exceed the task time limit, or Redis hands an unacknowledged fit to a second worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": str(2 * CELERY_TASK_TIME_LIMIT)}
-CELERY_TASK_ACKS_LATE = True
-CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT,
+        "socket_connect_timeout": 2,  # a post while Redis is down fails over to the sweep in seconds
+        "socket_timeout": 10,
+    }
+CELERY_TASK_ACKS_LATE = True  # tasks are idempotent, so a redelivery after a crash is safe
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a worker killed mid-task puts the message back
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # fits are long; a worker takes one message at a time
 CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True  # nobody waits on results: fits are rows, and chunks count themselves
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2  # a web request that publishes must not hang on a dead broker
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_BEAT_SCHEDULE = {
+    "sweep-fits": {
+        "task": "workers.sweep_fits",
+        "schedule": float(integer("FIT_SWEEP_INTERVAL_SECONDS", default=60, minimum=1)),
+        "options": {"expires": 50},  # a late sweep is dropped, not doubled
+    },
+}
+
+# FITS ------------------------------------------------------------------------------------
+# docs/fitting-pipeline.md: debounce, bootstrap chunks, recovery.
+FIT_DEBOUNCE_SECONDS = integer("FIT_DEBOUNCE_SECONDS", default=5)  # a refit waits until changes pause this long
+FIT_MAX_WAIT_SECONDS = integer("FIT_MAX_WAIT_SECONDS", default=60)  # ... but no longer than this after the first
+FIT_BOOTSTRAP_DRAWS = integer("FIT_BOOTSTRAP_DRAWS", default=200)
+FIT_CHUNK_SIZE = integer("FIT_CHUNK_SIZE", default=25, minimum=1)  # draws per task: 200 draws = 8 tasks
+FIT_STUCK_AFTER_SECONDS = integer("FIT_STUCK_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+FIT_SWEEP_GRACE_SECONDS = integer("FIT_SWEEP_GRACE_SECONDS", default=60)  # a message younger than this is not lost
 
 # LOGGING ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/logging/

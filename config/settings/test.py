@@ -7,3 +7,6 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+FIT_DEBOUNCE_SECONDS = 0  # eager tasks cannot wait; the debounce itself is tested on the service
+FIT_BOOTSTRAP_DRAWS = 20
+FIT_CHUNK_SIZE = 10

@@ -34,8 +34,8 @@ TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658
 
 
 def _chinchilla_grid(noise: float = 0.0, seed: int = 0) -> Observations:
-    n, d = np.meshgrid(np.geomspace(5e7, 1e10, 7), np.geomspace(1e9, 3e11, 7), indexing="ij")
-    n, d = n.ravel(), d.ravel()
+    grid_n, grid_d = np.meshgrid(np.geomspace(5e7, 1e10, 7), np.geomspace(1e9, 3e11, 7), indexing="ij")
+    n, d = grid_n.ravel(), grid_d.ravel()
     loss = predict_loss("chinchilla", TRUTH, n_params=n, n_tokens=d)
     loss = loss * (1 + noise * np.random.default_rng(seed).standard_normal(loss.shape))
     return Observations.build(n_params=n, n_tokens=d, final_loss=loss)

@@ -1,0 +1,120 @@
+"""Reads of fits and of the data they are fitted on; every selector over team data takes the acting team."""
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import QuerySet
+
+from planner.laws import Observations
+from planner.models import Fit, FitScope
+from runs.models import Evaluation, Run, Team
+
+RUN_COLUMNS = ("id", "n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "final_loss")
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The finished, non-excluded runs of a family as the law engine takes them, with their identity."""
+
+    observations: Observations
+    run_ids: list[int]
+    fingerprint: str  # sha256 of every value the fit reads: equal fingerprints give equal fits
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.run_ids)
+
+    def to_bytes(self) -> bytes:
+        """A compact, exact copy of the snapshot for the fit record (npz)."""
+        buffer = io.BytesIO()
+        o = self.observations
+        np.savez_compressed(
+            buffer,
+            run_ids=np.asarray(self.run_ids, dtype=np.int64),
+            n_params=o.n_params,
+            n_tokens=o.n_tokens,
+            weight_bits=o.weight_bits,
+            activation_bits=o.activation_bits,
+            kv_bits=o.kv_bits,
+            final_loss=o.final_loss,
+            eval_run=o.eval_run,
+            eval_post_bits=o.eval_post_bits,
+            eval_loss=o.eval_loss,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, *, fingerprint: str) -> "FitData":
+        arrays = np.load(io.BytesIO(blob))
+        observations = Observations(
+            **{name: arrays[name] for name in arrays.files if name != "run_ids"}
+        )
+        return cls(observations=observations, run_ids=arrays["run_ids"].tolist(), fingerprint=fingerprint)
+
+
+def fit_data(*, team_id: int, family: str) -> FitData:
+    """Snapshot of a family's finished, non-excluded runs and their evaluations, in run-id order."""
+    runs = list(
+        Run.objects.filter(team_id=team_id, family=family, status=Run.Status.FINISHED, excluded=False)
+        .order_by("id")
+        .values_list(*RUN_COLUMNS)
+    )
+    run_ids = [row[0] for row in runs]
+    position = {run_id: i for i, run_id in enumerate(run_ids)}
+    evaluations = list(
+        Evaluation.objects.filter(run_id__in=run_ids)
+        .order_by("run_id", "post_train_bits", "method")
+        .values_list("run_id", "post_train_bits", "method", "loss")
+        if run_ids
+        else []
+    )
+    table = np.asarray([row[1:] for row in runs], dtype=np.float64).reshape(-1, len(RUN_COLUMNS) - 1)
+    digest = hashlib.sha256()
+    digest.update(repr(runs).encode())
+    digest.update(repr(evaluations).encode())
+    observations = Observations(
+        n_params=table[:, 0],
+        n_tokens=table[:, 1],
+        weight_bits=table[:, 2],
+        activation_bits=table[:, 3],
+        kv_bits=table[:, 4],
+        final_loss=table[:, 5],
+        eval_run=np.asarray([position[e[0]] for e in evaluations], dtype=np.intp),
+        eval_post_bits=np.asarray([e[1] for e in evaluations], dtype=np.float64),
+        eval_loss=np.asarray([e[3] for e in evaluations], dtype=np.float64),
+    )
+    return FitData(observations=observations, run_ids=run_ids, fingerprint=digest.hexdigest())
+
+
+def fit_list(*, team: Team) -> QuerySet[Fit]:
+    """The team's fits, newest first, without the heavy binary columns."""
+    return Fit.objects.filter(team=team).defer("draws", "point_state", "snapshot")
+
+
+def fit_current(*, team: Team, family: str, law: str) -> Fit | None:
+    """The newest succeeded fit of (family, law), with its draws; None when there is none yet."""
+    return (
+        Fit.objects.filter(team=team, family=family, law=law, status=Fit.Status.SUCCEEDED)
+        .defer("point_state", "snapshot")
+        .order_by("-version")
+        .first()
+    )
+
+
+def fit_pending(*, team: Team, family: str, law: str) -> Fit | None:
+    """The fit of (family, law) that is queued or running, if any."""
+    return (
+        Fit.objects.filter(team=team, family=family, law=law, status__in=[Fit.Status.QUEUED, Fit.Status.RUNNING])
+        .defer("draws", "point_state", "snapshot")
+        .first()
+    )
+
+
+def fit_is_stale(*, fit: Fit) -> bool:
+    """Have the family's runs changed since this fit took its snapshot? (Changes not yet refreshed count.)"""
+    scope = FitScope.objects.filter(team_id=fit.team_id, family=fit.family, law=fit.law).first()
+    if scope is None:
+        return False
+    return scope.dirty_since is not None or (bool(scope.fingerprint) and scope.fingerprint != fit.data_fingerprint)

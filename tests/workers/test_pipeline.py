@@ -1,0 +1,236 @@
+"""The refit pipeline step by step, without a broker: debounce, snapshot, claim, chunks, publish, sweep."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from planner.laws import fit_law, kumar_synthetic, load_chinchilla_epoch
+from planner.models import Fit, FitChunk, FitScope
+from planner.selectors import fit_data
+from planner.services import (
+    fit_compute_chunk,
+    fit_execute,
+    fit_finish,
+    fit_scope_refresh,
+    fits_sweep,
+)
+from runs.models import Run
+from tests.factories import payloads_from_observations
+
+pytestmark = pytest.mark.django_db
+
+
+def _post(client, bodies):
+    for start in range(0, len(bodies), 1000):
+        response = client.post("/api/v1/runs/bulk/", {"runs": bodies[start : start + 1000]}, format="json")
+        assert response.status_code == 200, response.json()
+
+
+def _run_fit_inline(fit_id):
+    """What the workers do for one fit: point, every chunk (twice, as duplicate deliveries would), finish."""
+    for index in fit_execute(fit_id=fit_id):
+        fit_compute_chunk(fit_id=fit_id, index=index)
+        fit_compute_chunk(fit_id=fit_id, index=index)
+    fit_finish(fit_id=fit_id)
+
+
+def _refresh_all(team):
+    ids = []
+    for scope in FitScope.objects.filter(team=team):
+        outcome = fit_scope_refresh(scope_id=scope.pk)
+        if outcome.fit_id:
+            _run_fit_inline(outcome.fit_id)
+            ids.append(outcome.fit_id)
+    return ids
+
+
+@pytest.fixture
+def epoch_runs(client_rw, team):
+    _post(client_rw, payloads_from_observations(load_chinchilla_epoch(), family="epoch"))
+    return team
+
+
+def test_posting_runs_marks_both_laws_dirty_once(client_rw, team, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        _post(client_rw, payloads_from_observations(load_chinchilla_epoch(), family="epoch")[:50])
+        client_rw.post(
+            "/api/v1/runs/", payloads_from_observations(load_chinchilla_epoch(), family="epoch")[60], format="json"
+        )
+
+    scopes = FitScope.objects.filter(team=team, family="epoch")
+    assert sorted(scopes.values_list("law", flat=True)) == ["chinchilla", "precision"]
+    assert all(scope.dirty_since is not None for scope in scopes)
+    assert all(scope.generation == 2 for scope in scopes)
+    assert len(callbacks) == 2  # one debounced refit message per law, not one per post
+
+
+def test_refit_waits_for_changes_to_pause(epoch_runs, settings):
+    settings.FIT_DEBOUNCE_SECONDS, settings.FIT_MAX_WAIT_SECONDS = 5, 60
+    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
+
+    outcome = fit_scope_refresh(scope_id=scope.pk)
+
+    assert outcome.fit_id is None
+    assert 0 < outcome.retry_in <= 5
+    assert not Fit.objects.exists()
+
+
+def test_refit_waits_no_longer_than_the_cap(epoch_runs, settings):
+    settings.FIT_DEBOUNCE_SECONDS, settings.FIT_MAX_WAIT_SECONDS = 5, 60
+    long_ago = timezone.now() - timedelta(seconds=61)
+    FitScope.objects.filter(team=epoch_runs).update(dirty_since=long_ago, last_change_at=timezone.now())
+    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
+
+    outcome = fit_scope_refresh(scope_id=scope.pk)
+
+    assert outcome.retry_in is None
+    assert outcome.fit_id is not None
+
+
+def test_fit_matches_the_engine_on_the_same_runs(epoch_runs, settings):
+    [chinchilla] = [f for f in _refresh_all(epoch_runs) if Fit.objects.get(pk=f).law == "chinchilla"]
+    fit = Fit.objects.get(pk=chinchilla)
+    data = fit_data(team_id=epoch_runs.pk, family="epoch")
+
+    direct = fit_law("chinchilla", data.observations, n_bootstrap=settings.FIT_BOOTSTRAP_DRAWS, seed=fit.pk)
+
+    assert fit.status == "succeeded"
+    assert fit.params == pytest.approx(direct.params, rel=1e-9)
+    assert fit.draws_array() == pytest.approx(direct.draws, rel=1e-9)
+    assert fit.intervals == {k: list(v) for k, v in direct.intervals.items()}
+    assert fit.data_fingerprint == data.fingerprint
+    assert sorted(fit.run_ids) == sorted(Run.objects.filter(team=epoch_runs).values_list("id", flat=True))
+    # Epoch's published grid fit (docs/laws.md 1.1): the pipeline changes nothing of the science.
+    assert fit.params["E"] == pytest.approx(1.8172, rel=0.01)
+    assert fit.params["alpha"] == pytest.approx(0.3473, rel=0.01)
+
+
+def test_unchanged_data_makes_no_new_version(epoch_runs, client_rw):
+    _refresh_all(epoch_runs)
+    run = Run.objects.filter(team=epoch_runs).first()
+    # A re-post with identical values dirties the scope, but the fingerprint is unchanged.
+    client_rw.patch(f"/api/v1/runs/{run.pk}/", {"final_loss": run.final_loss}, format="json")
+
+    assert _refresh_all(epoch_runs) == []
+    assert Fit.objects.filter(team=epoch_runs).count() == 2
+    assert not FitScope.objects.filter(team=epoch_runs, dirty_since__isnull=False).exists()
+
+
+def test_excluding_a_run_makes_a_new_version_without_it(epoch_runs, client_rw):
+    _refresh_all(epoch_runs)
+    first = Fit.objects.get(team=epoch_runs, law="chinchilla", version=1)
+    run = Run.objects.filter(team=epoch_runs).order_by("id").first()
+
+    response = client_rw.patch(
+        f"/api/v1/runs/{run.pk}/", {"excluded": True, "exclusion_reason": "outlier"}, format="json"
+    )
+    assert response.status_code == 200
+    _refresh_all(epoch_runs)
+
+    second = Fit.objects.get(team=epoch_runs, law="chinchilla", version=2)
+    assert second.status == "succeeded"
+    assert run.pk in first.run_ids
+    assert run.pk not in second.run_ids
+    assert second.data_fingerprint != first.data_fingerprint
+
+
+def test_duplicate_deliveries_compute_each_step_once(epoch_runs):
+    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
+    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+
+    missing = fit_execute(fit_id=fit_id)
+    assert fit_execute(fit_id=fit_id) == []  # the second delivery finds the fit claimed
+    for index in missing + missing:
+        fit_compute_chunk(fit_id=fit_id, index=index)
+    published = [fit_finish(fit_id=fit_id), fit_finish(fit_id=fit_id)]
+
+    fit = Fit.objects.get(pk=fit_id)
+    assert published == [True, False]
+    assert fit.status == "succeeded"
+    assert fit.attempt == 1
+    assert fit.draws_array().shape[0] == fit.n_bootstrap
+    assert not FitChunk.objects.filter(fit_id=fit_id).exists()  # chunks are scratch space
+
+
+def test_versions_count_up_without_gaps(epoch_runs, client_rw):
+    for i in range(3):
+        run = Run.objects.filter(team=epoch_runs).order_by("id")[i]
+        client_rw.patch(f"/api/v1/runs/{run.pk}/", {"final_loss": run.final_loss + 0.01}, format="json")
+        _refresh_all(epoch_runs)
+    versions = list(
+        Fit.objects.filter(team=epoch_runs, law="precision").order_by("version").values_list("version", flat=True)
+    )
+    assert versions == [1, 2, 3]
+
+
+def test_a_fit_whose_worker_died_is_taken_over_and_finishes_once(epoch_runs, settings):
+    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
+    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    missing = fit_execute(fit_id=fit_id)
+    fit_compute_chunk(fit_id=fit_id, index=missing[0])
+    # ... and then the worker died: no heartbeat for longer than the stuck timeout.
+    Fit.objects.filter(pk=fit_id).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.FIT_STUCK_AFTER_SECONDS + 1)
+    )
+
+    assert fit_id in fits_sweep().fit_ids
+    remaining = fit_execute(fit_id=fit_id)
+    assert remaining == missing[1:]  # the stored chunk is kept; only the rest is computed
+    for index in remaining:
+        fit_compute_chunk(fit_id=fit_id, index=index)
+    assert fit_finish(fit_id=fit_id)
+
+    fit = Fit.objects.get(pk=fit_id)
+    assert (fit.status, fit.attempt) == ("succeeded", 2)
+    assert Fit.objects.filter(team=epoch_runs, law="chinchilla").count() == 1
+
+
+def test_a_live_fit_is_not_taken_over(epoch_runs):
+    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
+    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    fit_execute(fit_id=fit_id)
+    assert fit_execute(fit_id=fit_id) == []
+    assert fit_id not in fits_sweep().fit_ids
+
+
+def test_a_fit_that_cannot_succeed_is_stored_failed_and_not_retried(client_rw, team):
+    bodies = [
+        {"family": "tiny", "n_params": 10**8, "n_tokens": 2 * 10**9, "final_loss": 3.0 + i / 10} for i in range(3)
+    ]
+    _post(client_rw, bodies)
+
+    _refresh_all(team)
+    failed = Fit.objects.get(team=team, law="chinchilla")
+    assert failed.status == "failed"
+    assert "N" in failed.error or "points" in failed.error  # the engine's reason, e.g. no spread in N
+
+    client_rw.patch(f"/api/v1/runs/{Run.objects.filter(team=team).first().pk}/", {"name": "renamed"}, format="json")
+    assert _refresh_all(team) == []  # same data: the failure stands until the data changes
+
+
+def test_sweep_resends_lost_refits_and_unclaimed_fits(epoch_runs, settings):
+    old = timezone.now() - timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS + 1)
+    FitScope.objects.filter(team=epoch_runs).update(enqueued_at=old)  # the message never arrived
+
+    found = fits_sweep()
+
+    assert sorted(found.scope_ids) == sorted(FitScope.objects.filter(team=epoch_runs).values_list("id", flat=True))
+    assert fits_sweep().scope_ids == []  # re-sent just now: not lost again yet
+    scope = FitScope.objects.get(team=epoch_runs, law="precision")
+    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    Fit.objects.filter(pk=fit_id).update(created_at=old)
+    assert fits_sweep().fit_ids == [fit_id]
+
+
+def test_precision_fit_on_kumar_synthetic_runs(client_rw, team):
+    noisy, _ = kumar_synthetic(seed=3, n_values=(30e6, 60e6, 110e6), d_values=(1.5e9, 6e9, 26e9))
+    _post(client_rw, payloads_from_observations(noisy, family="kumar"))
+
+    _refresh_all(team)
+
+    fit = Fit.objects.get(team=team, law="precision")
+    assert fit.status == "succeeded", fit.error
+    assert {"gamma_w", "gamma_a", "gamma_kv", "C_T", "gamma_post"} <= set(fit.params)
+    assert np.isfinite(fit.draws_array()).all()

@@ -1,0 +1,9 @@
+"""The workers app: Celery entry points only; the logic they call lives in planner.services."""
+
+from django.apps import AppConfig
+
+
+class WorkersConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "workers"
+    verbose_name = "Workers"
