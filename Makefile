@@ -1,9 +1,11 @@
 # Bitscale: `make run` and `make test` work on a fresh machine (they create .venv on first use).
 PYTHON ?= python3
 PY     := .venv/bin/python
+CELERY := .venv/bin/celery -A config
 PORT   ?= 8000
+WORKER_CONCURRENCY ?= 2
 
-.PHONY: run test lint format typecheck check bench services clean
+.PHONY: run worker test lint format typecheck check bench services clean
 
 .venv/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv .venv
@@ -11,10 +13,18 @@ PORT   ?= 8000
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
+# Web server, one Celery worker (both queues) and beat; Ctrl-C stops all three.
 run: .venv/.installed
 	mkdir -p var/broker
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py runserver 0.0.0.0:$(PORT)
+	$(PY) manage.py load_demo --if-missing
+	trap 'kill 0' INT TERM EXIT; \
+	  $(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l info & \
+	  $(CELERY) beat -l info -s var/celerybeat-schedule & \
+	  $(PY) manage.py runserver 0.0.0.0:$(PORT)
+
+worker: .venv/.installed
+	$(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l info
 
 test: .venv/.installed
 	$(PY) -m pytest $(PYTEST_ARGS) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests" >&2; exit $$s; }
