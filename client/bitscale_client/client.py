@@ -195,7 +195,7 @@ class Client:
             rng=self._rng,
             stream=True,
             params=_query(filters),
-            headers={"Accept": "text/csv"},
+            headers={"Accept": "text/csv, */*;q=0.5"},  # the no-slash export route only negotiates JSON
         )
         written = 0
         try:
