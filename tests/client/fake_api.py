@@ -55,9 +55,9 @@ class FakeApi:
             if errors:
                 return httpx.Response(400, json={"errors": errors})
             results = [self._upsert(item) for item in items]
-            created = sum(1 for _, was_created in results if was_created)
+            n_created = sum(1 for _, was_created in results if was_created)
             ids = [run["id"] for run, _ in results]
-            return httpx.Response(200, json={"created": created, "updated": len(items) - created, "ids": ids})
+            return httpx.Response(200, json={"created": n_created, "updated": len(items) - n_created, "ids": ids})
         return httpx.Response(404, json={"errors": {"detail": ["Not found."]}})
 
     def _upsert(self, item: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-
 from bitscale_client import Client, Run, Spooled, ValidationFailed, cli
+
 from runs.models import Run as RunRow
 from runs.models import Team
 from runs.services import api_key_create
