@@ -7,10 +7,10 @@ WORKER_CONCURRENCY ?= 2
 
 .PHONY: run worker test lint format typecheck check bench services clean
 
-.venv/.installed: pyproject.toml constraints.txt
+.venv/.installed: pyproject.toml constraints.txt client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" -e "./client[mlflow]"
 	touch $@
 
 # Web server, one Celery worker (both queues) and beat; Ctrl-C stops all three.

@@ -48,9 +48,7 @@ class FitData:
     @classmethod
     def from_bytes(cls, blob: bytes, *, fingerprint: str) -> "FitData":
         arrays = np.load(io.BytesIO(blob))
-        observations = Observations(
-            **{name: arrays[name] for name in arrays.files if name != "run_ids"}
-        )
+        observations = Observations(**{name: arrays[name] for name in arrays.files if name != "run_ids"})
         return cls(observations=observations, run_ids=arrays["run_ids"].tolist(), fingerprint=fingerprint)
 
 

@@ -40,8 +40,8 @@ def _send(task: Any, **kwargs: Any) -> None:
     countdown = kwargs.pop("countdown", None)
     try:
         task.apply_async(kwargs=kwargs, countdown=countdown, retry=False)
-    except Exception:  # kombu raises many types for an unreachable broker; the request must still succeed
-        logger.warning("could not publish %s(%s); the sweep will retry", task.name, kwargs, exc_info=True)
+    except Exception as exc:  # kombu raises many types for an unreachable broker; the request must still succeed
+        logger.warning("could not publish %s(%s): %s; the sweep will re-send it", task.name, kwargs, exc)
 
 
 def _tasks() -> Any:

@@ -1,12 +1,14 @@
 """Settings for the test suite; DATABASE_URL still comes from the environment (SQLite or PostgreSQL)."""
 
+from config.env import flag, integer
 from config.settings.base import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-CELERY_TASK_ALWAYS_EAGER = True
+# Unit tests run tasks inline; the integration tests switch this off and run real workers (tests/workers).
+CELERY_TASK_ALWAYS_EAGER = flag("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_TASK_EAGER_PROPAGATES = True
-FIT_DEBOUNCE_SECONDS = 0  # eager tasks cannot wait; the debounce itself is tested on the service
-FIT_BOOTSTRAP_DRAWS = 20
-FIT_CHUNK_SIZE = 10
+FIT_DEBOUNCE_SECONDS = integer("FIT_DEBOUNCE_SECONDS", default=0)  # eager tasks cannot wait
+FIT_BOOTSTRAP_DRAWS = integer("FIT_BOOTSTRAP_DRAWS", default=20)
+FIT_CHUNK_SIZE = integer("FIT_CHUNK_SIZE", default=10, minimum=1)

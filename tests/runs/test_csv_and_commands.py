@@ -55,6 +55,14 @@ def test_export_has_one_row_per_run_and_evaluation(client_rw):
     ]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/runs/export.csv", "/api/v1/runs/export.csv/"])
+def test_export_honours_accept_text_csv(client_rw, path):
+    _post_sample(client_rw)
+    response = client_rw.get(path, HTTP_ACCEPT="text/csv")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+
+
 def test_export_obeys_the_list_filters(client_rw):
     _post_sample(client_rw)
     rows = list(csv.DictReader(io.StringIO(_export(client_rw, "?family=other"))))
