@@ -145,6 +145,7 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": _queue_dir,
         "data_folder_out": _queue_dir,
+        "control_folder": str(BASE_DIR / "var" / "broker" / "control"),
         "polling_interval": 0.1,  # the folder is polled: 1 s (the default) would add seconds to every fit
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # inspect/ping are not needed on a laptop
