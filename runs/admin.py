@@ -1,45 +1,250 @@
-"""Admin for teams, memberships, API keys (shown once on creation) and runs with their evaluations."""
+"""Admin for teams, memberships, API keys and runs, scoped to the teams a staff user belongs to.
 
-from collections.abc import Sequence
+Access in the admin follows team membership, not Django's per-model permissions: a staff user sees the teams
+they are a member of (any role) and changes what their role allows; superusers see everything. The scoping
+lives in one place, TeamScopedAdmin (and TeamScopedInline for inlines), which every ModelAdmin of team data
+subclasses: it filters get_queryset (lists, detail pages by URL, actions, "select all", exports, list filter
+choices and autocomplete all read it) and answers every has_*_permission from the user's roles.
+"""
+
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
+from runs.csvio import csv_lines
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
-from runs.services import api_key_create, api_key_revoke
+from runs.selectors import run_export_rows
+from runs.services import api_key_create, api_key_revoke, run_delete, run_update, team_get_or_create
+
+ALL_ROLES = frozenset(Membership.Role.values)
+WRITE_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.MEMBER})
+OWNER_ROLES = frozenset({Membership.Role.OWNER})
 
 
-class MembershipInline(admin.TabularInline[Membership, Team]):
+# Scoping ------------------------------------------------------------------------------------------------
+
+
+def admin_team_roles(request: HttpRequest) -> dict[int, str]:
+    """{team id: role} of the requesting user, read once per request."""
+    cached = getattr(request, "_bitscale_team_roles", None)
+    if cached is None:
+        user = request.user
+        cached = (
+            dict(Membership.objects.filter(user_id=user.pk).values_list("team_id", "role"))
+            if user.is_authenticated and user.is_active and user.is_staff
+            else {}
+        )
+        request._bitscale_team_roles = cached  # type: ignore[attr-defined]
+    return cached
+
+
+def admin_team_ids(request: HttpRequest, roles: Collection[str] = ALL_ROLES) -> set[int]:
+    """The teams in which the requesting user holds one of `roles`."""
+    return {team_id for team_id, role in admin_team_roles(request).items() if role in roles}
+
+
+def is_superuser(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_active and user.is_superuser)
+
+
+class TeamScopedAdmin(admin.ModelAdmin[Any]):
+    """A ModelAdmin over rows that belong to a team; `team_path` leads from the model to Team ("" for Team).
+
+    Subclasses set the roles that may change, add and delete; viewing needs any membership of the row's team.
+    They must not override get_queryset without calling super(): everything the admin shows goes through it.
+    """
+
+    team_path = "team"
+    change_roles: frozenset[str] = WRITE_ROLES
+    add_roles: frozenset[str] = WRITE_ROLES
+    delete_roles: frozenset[str] = WRITE_ROLES
+
+    def team_lookup(self) -> str:
+        return f"{self.team_path}__in" if self.team_path else "pk__in"
+
+    def team_id_of(self, obj: Any) -> int | None:
+        """The id of the team `obj` belongs to."""
+        if not self.team_path:
+            return int(obj.pk)
+        value = obj
+        *hops, last = self.team_path.split("__")
+        for hop in hops:
+            value = getattr(value, hop)
+        return getattr(value, f"{last}_id", None)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if is_superuser(request):
+            return queryset
+        return queryset.filter(**{self.team_lookup(): admin_team_ids(request)})
+
+    def _allowed(self, request: HttpRequest, roles: Collection[str], obj: Any | None) -> bool:
+        if is_superuser(request):
+            return True
+        teams = admin_team_ids(request, roles)
+        if obj is None:
+            return bool(teams)
+        return self.team_id_of(obj) in teams
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request) or bool(admin_team_ids(request))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, ALL_ROLES, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, self.change_roles, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._allowed(request, self.add_roles, None)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, self.delete_roles, obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # A row can only be put into a team where the user may add rows.
+        if db_field.related_model is Team and not is_superuser(request):
+            kwargs["queryset"] = Team.objects.filter(pk__in=admin_team_ids(request, self.add_roles))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class TeamScopedInline(admin.TabularInline[Any, Any]):
+    """An inline whose rows belong to the parent's team: the parent's scope decides, with `change_roles`."""
+
+    change_roles: frozenset[str] = WRITE_ROLES
+    parent_team_path = "team"  # from the parent object to its team id; "" when the parent is the Team
+
+    def _parent_team_id(self, obj: Any) -> int | None:
+        if obj is None:
+            return None
+        return int(obj.pk) if not self.parent_team_path else getattr(obj, f"{self.parent_team_path}_id", None)
+
+    def _allowed(self, request: HttpRequest, roles: Collection[str], obj: Any | None) -> bool:
+        if is_superuser(request):
+            return True
+        teams = admin_team_ids(request, roles)
+        return bool(teams) if obj is None else self._parent_team_id(obj) in teams
+
+    def has_view_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, ALL_ROLES, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, self.change_roles, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, self.change_roles, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return self._allowed(request, self.change_roles, obj)
+
+
+TEAM_FILTER = ("team", admin.RelatedOnlyFieldListFilter)  # lists only teams present in the scoped queryset
+
+
+# Teams and memberships ------------------------------------------------------------------------------------
+
+
+class MembershipInline(TeamScopedInline):
     model = Membership
     extra = 0
-    autocomplete_fields = ["user"]
+    parent_team_path = ""
+    change_roles = OWNER_ROLES
+    autocomplete_fields = ["user"]  # the user search is Django's: it needs auth's view_user permission
+
+
+class ApiKeyInline(TeamScopedInline):
+    """The team's keys at a glance (read-only: keys are created and revoked on the API key pages)."""
+
+    model = ApiKey
+    extra = 0
+    parent_team_path = ""
+    fields = readonly_fields = ("prefix", "label", "read_only", "created_at", "last_used_at", "revoked_at")
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return False
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin[Team]):
+class TeamAdmin(TeamScopedAdmin):
+    """Owners rename their team and manage its members; only superusers create or delete teams."""
+
+    team_path = ""
+    change_roles = OWNER_ROLES
     list_display = ["slug", "name", "created_at"]
     search_fields = ["slug", "name"]
-    inlines = [MembershipInline]
+    inlines = [MembershipInline, ApiKeyInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Team | None = None) -> bool:
+        return is_superuser(request)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Team | None = None) -> list[str]:
+        return ["slug", "created_at"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        team, _ = team_get_or_create(slug=obj.slug, name=obj.name)
+        obj.pk = team.pk
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin[Membership]):
+class MembershipAdmin(TeamScopedAdmin):
+    """Members of the user's teams; owners add, change and remove them."""
+
+    change_roles = add_roles = delete_roles = OWNER_ROLES
     list_display = ["user", "team", "role", "created_at"]
-    list_filter = ["role", "team"]
+    list_filter = ["role", TEAM_FILTER]
     search_fields = ["user__username", "team__slug"]
     autocomplete_fields = ["user", "team"]
+    list_select_related = ["user", "team"]
+
+
+# API keys ------------------------------------------------------------------------------------------------
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+class ApiKeyAdmin(TeamScopedAdmin):
     """Keys are created here with only team, label and access; the secret is shown once, in a message."""
 
-    list_display = ["prefix", "team", "label", "read_only", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["read_only", "team", ("revoked_at", admin.EmptyFieldListFilter)]
+    list_display = ["prefix", "team", "label", "access", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["read_only", TEAM_FILTER, ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["prefix", "label", "team__slug"]
+    list_select_related = ["team"]
     actions = ["revoke_keys"]
+    autocomplete_fields = ["team"]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # keys are revoked, never deleted: last use stays on record
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    @admin.display(description="access")
+    def access(self, obj: ApiKey) -> str:
+        return "read-only" if obj.read_only else "read-write"
 
     def get_fields(self, request: HttpRequest, obj: ApiKey | None = None) -> Sequence[str]:  # type: ignore[override]
         if obj is None:
@@ -64,22 +269,67 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             level=messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
-        for key in queryset:
+        revoked = 0
+        for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(key=key)
-        self.message_user(request, f"Revoked {queryset.count()} key(s).")
+            revoked += 1
+        self.message_user(request, f"Revoked {revoked} key(s).")
 
 
-class EvaluationInline(admin.TabularInline[Evaluation, Run]):
+# Runs ----------------------------------------------------------------------------------------------------
+
+
+class EvaluationInline(TeamScopedInline):
+    """PTQ evaluations of the run, read-only: they are reported through the API."""
+
     model = Evaluation
     extra = 0
-    fields = ["post_train_bits", "method", "loss", "updated_at"]
-    readonly_fields = ["updated_at"]
+    fields = readonly_fields = ("post_train_bits", "method", "loss", "updated_at")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
+        return False
+
+
+class ExclusionForm(forms.Form):
+    """The intermediate page of the exclude action: why these runs leave the fits."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text="Stored on every selected run as its exclusion_reason.",
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise ValidationError("Say why these runs are excluded.")
+        return reason
+
+
+class RunChangeForm(forms.ModelForm[Run]):
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("excluded") and not (data.get("exclusion_reason") or "").strip():
+            self.add_error("exclusion_reason", "Required when the run is excluded.")
+        return data
+
+
+EDITABLE_RUN_FIELDS = ("name", "excluded", "exclusion_reason")
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin[Run]):
+class RunAdmin(TeamScopedAdmin):
+    """Runs come from the API; here they are reviewed, excluded or re-included (refits follow) and exported."""
+
+    form = RunChangeForm
     list_display = [
         "id",
         "name",
@@ -91,13 +341,14 @@ class RunAdmin(admin.ModelAdmin[Run]):
         "weight_bits",
         "activation_bits",
         "kv_bits",
+        "number_format",
         "final_loss",
         "status",
         "excluded",
         "created_at",
     ]
     list_filter = [
-        "team",
+        TEAM_FILTER,
         "family",
         "status",
         "excluded",
@@ -106,9 +357,72 @@ class RunAdmin(admin.ModelAdmin[Run]):
         "activation_bits",
         "kv_bits",
     ]
-    search_fields = ["name", "external_id", "family"]
+    search_fields = ["name", "=external_id"]
     list_select_related = ["team"]
-    readonly_fields = ["created_at", "updated_at"]
     inlines = [EvaluationInline]
     list_per_page = 100
     show_full_result_count = False  # counting 100,000 runs on every page view is wasted work
+    actions = ["exclude_runs", "include_runs", "export_csv", "delete_selected"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # runs are reported by training scripts through the API
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
+        return [f.name for f in Run._meta.fields if f.name not in EDITABLE_RUN_FIELDS]
+
+    def save_model(self, request: HttpRequest, obj: Run, form: Any, change: bool) -> None:
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RUN_FIELDS}
+        if fields.get("excluded") is False:
+            fields["exclusion_reason"] = ""  # a re-included run carries no stale reason
+        if fields:
+            run_update(run=obj, fields=fields)  # marks the family for a refit
+
+    def delete_model(self, request: HttpRequest, obj: Run) -> None:
+        run_delete(run=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        with transaction.atomic():
+            for run in queryset:
+                run_delete(run=run)
+
+    def _update_each(self, runs: Iterable[Run], fields: dict[str, Any]) -> int:
+        count = 0
+        with transaction.atomic():  # all or nothing; the refits are queued once, on commit
+            for run in runs:
+                run_update(run=run, fields=fields)
+                count += 1
+        return count
+
+    @admin.action(description="Exclude selected runs from fits (asks for a reason)", permissions=["change"])
+    def exclude_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> HttpResponse | None:
+        form = ExclusionForm(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            count = self._update_each(
+                queryset.filter(excluded=False), {"excluded": True, "exclusion_reason": form.cleaned_data["reason"]}
+            )
+            self.message_user(request, f"Excluded {count} run(s); their families will be refitted.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Exclude runs from fits",
+            "opts": self.model._meta,
+            "form": form,
+            "runs": queryset.order_by("id")[:50],
+            "count": queryset.count(),
+            "selected_ids": list(queryset.values_list("pk", flat=True)),
+            "action": "exclude_runs",
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/runs/run/exclude_runs.html", context)
+
+    @admin.action(description="Re-include selected runs in fits", permissions=["change"])
+    def include_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        count = self._update_each(queryset.filter(excluded=True), {"excluded": False, "exclusion_reason": ""})
+        self.message_user(request, f"Re-included {count} run(s); their families will be refitted.")
+
+    @admin.action(description="Export selected runs as CSV", permissions=["view"])
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[Run]) -> StreamingHttpResponse:
+        stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+        response = StreamingHttpResponse(csv_lines(run_export_rows(runs=queryset)), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="runs-{stamp}.csv"'
+        return response
