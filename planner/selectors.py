@@ -8,7 +8,7 @@ import numpy as np
 from django.db.models import QuerySet
 
 from planner.laws import Observations
-from planner.models import Fit, FitScope
+from planner.models import Fit, FitScope, Plan
 from runs.models import Evaluation, Run, Team
 
 RUN_COLUMNS = ("id", "n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "final_loss")
@@ -116,3 +116,15 @@ def fit_is_stale(*, fit: Fit) -> bool:
     if scope is None:
         return False
     return scope.dirty_since is not None or (bool(scope.fingerprint) and scope.fingerprint != fit.data_fingerprint)
+
+
+# Plans ---------------------------------------------------------------------------------------------------
+
+# The plan's own columns and the three fit columns its JSON shows: never the fit's draws or snapshot.
+PLAN_FIELDS = (*(f.name for f in Plan._meta.concrete_fields), "fit__id", "fit__law", "fit__version")
+
+
+def plan_list(*, team: Team, family: str | None = None) -> QuerySet[Plan]:
+    """The team's plans, newest first, with the fit's id, law and version in the same query."""
+    plans = Plan.objects.filter(team=team).select_related("fit").only(*PLAN_FIELDS)
+    return plans if family is None else plans.filter(family=family)

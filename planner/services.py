@@ -8,7 +8,7 @@ conditional UPDATE, so a duplicate or late message finds nothing to do.
 import logging
 import math
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -22,9 +22,30 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from planner.laws import FitFailed, assemble_fit, bootstrap_chunk, fit_point
-from planner.models import Fit, FitChunk, FitScope, Law
-from planner.selectors import FitData, fit_data
+from planner.allocation import (
+    HARDWARE_PROFILES,
+    FloatArray,
+    LossFn,
+    OptimumSpread,
+    PlanConfig,
+    PlanConstraints,
+    PlanningError,
+    budget_to_flops,
+    get_hardware,
+    plan_search,
+)
+from planner.laws import (
+    FitFailed,
+    FitResult,
+    assemble_fit,
+    bootstrap_chunk,
+    fit_point,
+    in_domain,
+    predict_loss,
+    predict_loss_draws,
+)
+from planner.models import Fit, FitChunk, FitScope, Law, Plan
+from planner.selectors import FitData, fit_current, fit_data, fit_is_stale
 from runs.models import Team
 
 logger = logging.getLogger(__name__)
@@ -322,3 +343,336 @@ def fits_sweep(*, limit: int = 100) -> SweepResult:
 def send_all(task: Callable[..., Any], ids: Iterable[int], key: str) -> None:
     for value in ids:
         _send(task, **{key: value})
+
+
+# =====================================================================================================
+# Plans: how big, how long and in how many bits, for a budget (docs/api.md, Plans; issue 6)
+# =====================================================================================================
+#
+# The maths is planner.allocation.plan_search (pure); this section turns a stored fit into its loss functions,
+# checks the request against the fit (law, PTQ term, domain), runs the search, adds the fit's warnings
+# (extrapolation, stale, newer fit failed) and stores the Plan.
+
+PLAN_CONSTRAINT_KEYS = (
+    "n_params",
+    "n_params_max",
+    "n_tokens_max",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "bits_choices",
+    "post_train_bits",
+    "weights_memory_max_bytes",
+    "tie_bits",  # extension: weight = activation = KV bits (fractional bits_choices sweeps)
+)
+PLAN_BUDGET_KEYS = ("flops", "gpu_hours", "hardware", "mfu")
+_BIT_KEYS = ("weight_bits", "activation_bits", "kv_bits")
+_DIM_OF = {"weight_bits": "w", "activation_bits": "a", "kv_bits": "kv"}
+
+
+class NoSucceededFit(Exception):
+    """The family has no succeeded fit of the law asked for (409)."""
+
+
+class PlanInvalid(Exception):
+    """The request cannot be planned; `errors` names the field, nested as the input is: {"constraints": {...}}."""
+
+    def __init__(self, errors: dict[str, Any]) -> None:
+        super().__init__(str(errors))
+        self.errors = errors
+
+
+def _invalid(section: str | None, field: str, message: str) -> PlanInvalid:
+    if section is None:
+        return PlanInvalid({field: [message]})
+    return PlanInvalid({section: {field: [message]}})
+
+
+def _plan_loss_fns(fit: Fit) -> tuple[LossFn, LossFn | None, FitResult]:
+    """The fit's point loss function and its all-draws version, in planner.allocation's LossFn shape.
+
+    Under PTQ (post_train_bits given), activation and KV bits must lie above the deployment width, else NaN:
+    Kumar's Eq. 9 robustness product over w, a, kv is zero when any training width equals P_post, so a
+    4-bit KV cache would otherwise erase the penalty of quantizing 8-bit weights to 4 bits (an artifact of
+    the functional form, not a measured effect). The weights are guarded by plan_search itself (PTQ only
+    applies when weight_bits > post_train_bits).
+    """
+    result = fit.as_result()
+    params = result.all_params
+    draws = result.draws[np.all(np.isfinite(result.draws), axis=1)] if result.draws.size else result.draws
+
+    def guard(out: FloatArray, ab: FloatArray, kvb: FloatArray, post: FloatArray | None) -> FloatArray:
+        if post is None:
+            return out
+        return np.where((ab > post) & (kvb > post), out, np.nan)
+
+    def point(
+        n: FloatArray, d: FloatArray, wb: FloatArray, ab: FloatArray, kvb: FloatArray, post: FloatArray | None
+    ) -> FloatArray:
+        out = predict_loss(
+            result.law,
+            params,
+            n_params=n,
+            n_tokens=d,
+            weight_bits=wb,
+            activation_bits=ab,
+            kv_bits=kvb,
+            post_train_bits=post,
+        )
+        return guard(out, ab, kvb, post)
+
+    def per_draw(
+        n: FloatArray, d: FloatArray, wb: FloatArray, ab: FloatArray, kvb: FloatArray, post: FloatArray | None
+    ) -> FloatArray:
+        out = predict_loss_draws(
+            result.law,
+            draws,
+            result.draw_names,
+            result.fixed,
+            n_params=n,
+            n_tokens=d,
+            weight_bits=wb,
+            activation_bits=ab,
+            kv_bits=kvb,
+            post_train_bits=post,
+        )
+        return guard(out, ab, kvb, post)
+
+    return point, (per_draw if draws.shape[0] >= 2 else None), result
+
+
+def _plan_budget(budget: Mapping[str, Any]) -> tuple[dict[str, Any], float, str | None, float | None]:
+    """Validate a budget: normalised copy, FLOPs, hardware name (or None) and MFU override (or None)."""
+    if not isinstance(budget, Mapping):
+        raise PlanInvalid({"budget": ['Must be an object: {"flops": C} or {"gpu_hours": H, "hardware": ...}.']})
+    unknown = sorted(set(budget) - set(PLAN_BUDGET_KEYS))
+    if unknown:
+        raise PlanInvalid({"budget": {key: ["Unknown field."] for key in unknown}})
+    normal = {k: budget[k] for k in PLAN_BUDGET_KEYS if budget.get(k) is not None}
+    hardware = normal.get("hardware")
+    if hardware is not None:
+        try:
+            hardware = get_hardware(str(hardware)).name
+        except ValueError as exc:
+            raise _invalid("budget", "hardware", str(exc)) from exc
+        normal["hardware"] = hardware
+    if ("flops" in normal) == ("gpu_hours" in normal):
+        raise PlanInvalid({"budget": {"non_field_errors": ["Give exactly one of flops or gpu_hours."]}})
+    for key in ("flops", "gpu_hours"):
+        value = normal.get(key)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0)
+        ):
+            raise _invalid("budget", key, "Must be a finite positive number.")
+    mfu = normal.get("mfu")
+    if mfu is not None and (isinstance(mfu, bool) or not isinstance(mfu, int | float) or not 0 < mfu <= 1):
+        raise _invalid("budget", "mfu", "Must be a number in (0, 1].")
+    if "gpu_hours" in normal and hardware is None:
+        raise _invalid(
+            "budget", "hardware", "Required with gpu_hours (one of: " + ", ".join(sorted(HARDWARE_PROFILES)) + ")."
+        )
+    if mfu is not None and "gpu_hours" not in normal:
+        raise _invalid("budget", "mfu", "Only applies to a gpu_hours budget.")
+    flops = budget_to_flops(flops=normal.get("flops"), gpu_hours=normal.get("gpu_hours"), hardware=hardware, mfu=mfu)
+    return normal, flops, hardware, mfu
+
+
+def _plan_constraints(
+    constraints: Mapping[str, Any] | None, result: FitResult
+) -> tuple[dict[str, Any], PlanConstraints, bool]:
+    """Validate constraints against the fit: normalised copy, the search's constraints, and tie_bits.
+
+    Chinchilla fits ignore precision: every width is fixed at 16 and bit constraints are refused. Precision
+    fits: a fixed width outside the law's domain is refused; a width the family never varied (its factor is
+    held at 1 in the fit) is held at the width the family trained at, unless the request fixes it.
+    """
+    raw = dict(constraints or {})
+    unknown = sorted(set(raw) - set(PLAN_CONSTRAINT_KEYS))
+    if unknown:
+        raise PlanInvalid({"constraints": {key: ["Unknown field."] for key in unknown}})
+    normal = {k: raw[k] for k in PLAN_CONSTRAINT_KEYS if raw.get(k) is not None}
+    tie_bits = bool(normal.get("tie_bits", False))
+    if "bits_choices" in normal:
+        normal["bits_choices"] = sorted({float(b) for b in normal["bits_choices"]})
+    values: dict[str, Any] = {k: v for k, v in normal.items() if k != "tie_bits"}
+    params = result.all_params
+    if result.law == Law.CHINCHILLA:
+        for key in (*_BIT_KEYS, "bits_choices", "post_train_bits", "tie_bits"):
+            if key in normal:
+                raise _invalid(
+                    "constraints", key, "The chinchilla law does not model precision; plan bits with law=precision."
+                )
+        values.update(weight_bits=16.0, activation_bits=16.0, kv_bits=16.0)
+    else:
+        post = values.get("post_train_bits")
+        if post is not None and "C_T" not in params:
+            raise _invalid(
+                "constraints", "post_train_bits", "This fit has no PTQ term (the family has no evaluations)."
+            )
+        for key in _BIT_KEYS:
+            if key in values and not bool(in_domain(params, **{key: float(values[key])})):
+                raise _invalid("constraints", key, f"{values[key]:g} bits lies outside the fitted law's domain.")
+            held = float(params.get(f"gamma_{_DIM_OF[key]}", 0.0)) <= 0.0
+            if held and key not in values and not tie_bits:
+                values[key] = result.data_range.get(f"{key}_max", 16.0)
+        w = values.get("weight_bits")
+        if post is not None and w is not None and w > post:
+            for key in ("activation_bits", "kv_bits"):
+                if key in values and values[key] <= post:
+                    raise _invalid(
+                        "constraints",
+                        key,
+                        "Must be above post_train_bits when the weights are quantized after training "
+                        "(Kumar's PTQ term vanishes at equal widths, an artifact the planner does not use).",
+                    )
+    try:
+        choices = values.pop("bits_choices", None)
+        search = PlanConstraints(
+            bits_choices=None if choices is None else tuple(float(b) for b in choices),
+            **{k: float(v) for k, v in values.items()},
+        )
+    except PlanningError as exc:
+        raise PlanInvalid({"constraints": [str(exc)]}) from exc
+    return normal, search, tie_bits
+
+
+def _config_json(config: PlanConfig | None) -> dict[str, Any] | None:
+    if config is None:
+        return None
+    interval = config.predicted_loss_interval
+    return {
+        "n_params": int(config.n_params),
+        "n_tokens": int(config.n_tokens),
+        "tokens_per_param": config.tokens_per_param,
+        "weight_bits": config.weight_bits,
+        "activation_bits": config.activation_bits,
+        "kv_bits": config.kv_bits,
+        "post_train_bits": config.post_train_bits,
+        "predicted_loss": _finite_or_none(config.predicted_loss),
+        "predicted_loss_interval": None if interval is None else [_finite_or_none(v) for v in interval],
+        "compute_flops": config.compute_flops,
+        "weights_memory_bytes": config.weights_memory_bytes,
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _spread_json(spread: OptimumSpread | None) -> dict[str, Any] | None:
+    if spread is None:
+        return None
+    ranges = ("n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "predicted_loss")
+    out: dict[str, Any] = {key: [_finite_or_none(v) for v in getattr(spread, key)] for key in ranges}
+    out.update(
+        n_draws=spread.n_draws,
+        n_valid_draws=spread.n_valid_draws,
+        fraction_at_window_edge=spread.fraction_at_window_edge,
+    )
+    return out
+
+
+def _plan_fit_warnings(fit: Fit, result: FitResult, rec: PlanConfig) -> list[str]:
+    """Warnings that come from the fit rather than the search: extrapolation, staleness, a newer failed fit."""
+    out: list[str] = []
+    rng = result.data_range
+    for key, value in (("n_params", rec.n_params), ("n_tokens", rec.n_tokens)):
+        largest = rng.get(f"{key}_max")
+        if largest and value > largest:
+            out.append(
+                f"extrapolation: {key} {value:.3g} is {value / largest:.1f}x the largest in the fit's data "
+                f"({largest:.3g})"
+            )
+    if result.law != Law.CHINCHILLA:
+        for key in (*_BIT_KEYS, "post_train_bits"):
+            value = getattr(rec, key)
+            lo, hi = rng.get(f"{key}_min"), rng.get(f"{key}_max")
+            if value is None or lo is None or hi is None:
+                continue
+            if not lo <= value <= hi:
+                span = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+                out.append(f"extrapolation: {key} {value:g} is outside the fit's data ({span} bits)")
+    if fit_is_stale(fit=fit):
+        out.append(f"stale fit: the family's runs changed since fit v{fit.version}; a refit will replace it")
+    failed = (
+        Fit.objects.filter(
+            team_id=fit.team_id, family=fit.family, law=fit.law, status=Fit.Status.FAILED, version__gt=fit.version
+        )
+        .only("version", "error")
+        .order_by("-version")
+        .first()
+    )
+    if failed is not None:
+        out.append(
+            f"a newer fit failed: v{failed.version} ({failed.error or 'no reason recorded'}); "
+            f"this plan uses v{fit.version}"
+        )
+    return out
+
+
+def plan_create(
+    *,
+    team: Team,
+    family: str,
+    law: str = "precision",
+    budget: Mapping[str, Any],
+    constraints: Mapping[str, Any] | None = None,
+    cost_model: str = "linear_bits",
+) -> Plan:
+    """Plan N, D and bit widths for `budget` from the family's current fit of `law`, and store the plan.
+
+    Raises NoSucceededFit when the family has no succeeded fit of that law, PlanInvalid (naming the field)
+    when the budget or constraints are malformed, contradictory or outside the fitted law's domain.
+    """
+    if law not in Law.values:
+        raise PlanInvalid({"law": [f"Unknown law {law!r}."]})
+    if cost_model not in Plan.CostModel.values:
+        raise PlanInvalid({"cost_model": [f"Unknown cost model {cost_model!r}."]})
+    budget_json, budget_flops, hardware, _ = _plan_budget(budget)
+    fit = fit_current(team=team, family=family, law=law)
+    if fit is None:
+        raise NoSucceededFit(f"The family {family!r} has no succeeded {law} fit yet.")
+    point, draws, result = _plan_loss_fns(fit)
+    constraints_json, search_constraints, tie_bits = _plan_constraints(constraints, result)
+    try:
+        planned = plan_search(
+            point,
+            budget_flops,
+            cost_model=cost_model,  # type: ignore[arg-type]  # checked against Plan.CostModel above
+            hardware=hardware,
+            constraints=search_constraints,
+            draws=draws,
+            tie_bits=tie_bits or law == Law.CHINCHILLA,
+        )
+    except PlanningError as exc:
+        raise PlanInvalid({"constraints": [str(exc)]}) from exc
+    rec = planned.recommendation
+    warnings = [*planned.warnings, *_plan_fit_warnings(fit, result, rec)]
+    return Plan.objects.create(
+        team=team,
+        family=family,
+        law=law,
+        fit=fit,
+        budget=budget_json,
+        constraints=constraints_json,
+        cost_model=cost_model,
+        hardware=planned.hardware or "",
+        budget_flops=budget_flops,
+        recommendation=_config_json(rec),
+        baseline=_config_json(planned.baseline),
+        alternatives=[_config_json(a) for a in planned.alternatives],
+        optimum_spread=_spread_json(planned.optimum_spread),
+        warnings=warnings,
+    )
+
+
+def plan_rerun(*, plan: Plan) -> Plan:
+    """The same request as `plan` on the family's current fit, stored as a new plan (the original is kept)."""
+    return plan_create(
+        team=plan.team,
+        family=plan.family,
+        law=plan.law,
+        budget=plan.budget,
+        constraints=plan.constraints,
+        cost_model=plan.cost_model,
+    )

@@ -4,8 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from planner.models import Fit, Law
-from runs.api.fields import FiniteFloatField, StrictIntegerField
+from planner.allocation import HARDWARE_PROFILES, get_hardware
+from planner.models import Fit, Law, Plan
+from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
 from runs.api.serializers import StrictFieldsMixin, bits_field, slug_validator
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
@@ -113,3 +114,108 @@ class PredictionSerializer(serializers.Serializer[Any]):
     interval = serializers.ListField(child=serializers.FloatField(allow_null=True))
     fit_id = serializers.IntegerField()
     extrapolation = serializers.DictField()
+
+
+# Plans ---------------------------------------------------------------------------------------------------
+
+MAX_BUDGET_FLOPS = 1e35  # far above any plan the laws can speak to; keeps the arithmetic finite
+MAX_BITS_CHOICES = 512
+
+
+class PlanBudgetSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
+    """{"flops": C} (6*N*D at 16 bits) or {"gpu_hours": H, "hardware": "h100", "mfu": m (optional)}."""
+
+    flops = FiniteFloatField(required=False, above=0.0, max_value=MAX_BUDGET_FLOPS)
+    gpu_hours = FiniteFloatField(required=False, above=0.0, max_value=1e15)
+    hardware = StrictCharField(required=False, max_length=20)
+    mfu = FiniteFloatField(required=False, above=0.0, max_value=1.0)
+
+    def validate_hardware(self, value: str) -> str:
+        try:
+            return get_hardware(value).name
+        except ValueError:
+            raise serializers.ValidationError(
+                f"Unknown hardware {value!r}; known: {', '.join(sorted(HARDWARE_PROFILES))}."
+            ) from None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if ("flops" in attrs) == ("gpu_hours" in attrs):
+            raise serializers.ValidationError("Give exactly one of flops or gpu_hours.")
+        if "gpu_hours" in attrs and "hardware" not in attrs:
+            raise serializers.ValidationError({"hardware": ["Required with gpu_hours."]})
+        if "mfu" in attrs and "gpu_hours" not in attrs:
+            raise serializers.ValidationError({"mfu": ["Only applies to a gpu_hours budget."]})
+        return attrs
+
+
+class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
+    """The contract's plan constraints, all optional; `tie_bits` is an extension (weight = activation = KV)."""
+
+    n_params = StrictIntegerField(required=False, min_value=1, max_value=MAX_N_PARAMS)
+    n_params_max = StrictIntegerField(required=False, min_value=1, max_value=MAX_N_PARAMS)
+    n_tokens_max = StrictIntegerField(required=False, min_value=1, max_value=MAX_N_TOKENS)
+    weight_bits = bits_field(required=False)
+    activation_bits = bits_field(required=False)
+    kv_bits = bits_field(required=False)
+    bits_choices = serializers.ListField(child=bits_field(), required=False, min_length=1, max_length=MAX_BITS_CHOICES)
+    post_train_bits = bits_field(required=False)
+    weights_memory_max_bytes = FiniteFloatField(required=False, above=0.0, max_value=1e16)
+    tie_bits = StrictBooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        n, n_max = attrs.get("n_params"), attrs.get("n_params_max")
+        if n is not None and n_max is not None and n > n_max:
+            raise serializers.ValidationError({"n_params": ["Must not exceed n_params_max."]})
+        return attrs
+
+
+class PlanCreateInputSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
+    """Body of POST /api/v1/plans/."""
+
+    family = StrictCharField(max_length=100, validators=[slug_validator])
+    law = serializers.ChoiceField(choices=Law.choices, default=Law.PRECISION)
+    budget = PlanBudgetSerializer()
+    constraints = PlanConstraintsSerializer(required=False)
+    cost_model = serializers.ChoiceField(choices=Plan.CostModel.choices, default=Plan.CostModel.LINEAR_BITS)
+
+
+class PlanFitSerializer(serializers.ModelSerializer[Fit]):
+    class Meta:
+        model = Fit
+        fields = ["id", "law", "version"]
+        read_only_fields = fields
+
+
+class PlanSerializer(serializers.ModelSerializer[Plan]):
+    """A stored plan as the contract lists it (docs/api.md, Plans), with the 16-bit baseline's loss gap."""
+
+    fit = PlanFitSerializer(read_only=True)
+    loss_improvement_over_baseline = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Plan
+        fields = [
+            "id",
+            "family",
+            "law",
+            "budget",
+            "constraints",
+            "cost_model",
+            "hardware",
+            "budget_flops",
+            "recommendation",
+            "baseline",
+            "loss_improvement_over_baseline",
+            "alternatives",
+            "optimum_spread",
+            "fit",
+            "warnings",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_loss_improvement_over_baseline(self, plan: Plan) -> float | None:
+        """Baseline loss minus the recommendation's: positive when the recommended bits beat 16-bit training."""
+        base = (plan.baseline or {}).get("predicted_loss")
+        rec = (plan.recommendation or {}).get("predicted_loss")
+        return None if base is None or rec is None else float(base) - float(rec)

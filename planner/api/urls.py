@@ -1,11 +1,12 @@
-"""Routes of the fits and predict API, included under /api/v1/."""
+"""Routes of the fits, predict and plans API, included under /api/v1/."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from planner.api.views import FitViewSet, PredictApi
+from planner.api.views import FitViewSet, PlanViewSet, PredictApi
 
 router = SimpleRouter()
 router.register("fits", FitViewSet, basename="fit")
+router.register("plans", PlanViewSet, basename="plan")
 
 urlpatterns = [path("predict/", PredictApi.as_view(), name="predict"), *router.urls]

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.http import QueryDict
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -17,13 +17,15 @@ from planner.api.serializers import (
     CurrentFitSerializer,
     FitScopeQuerySerializer,
     FitSerializer,
+    PlanCreateInputSerializer,
+    PlanSerializer,
     PredictionSerializer,
     PredictQuerySerializer,
 )
 from planner.laws import predict_with_interval
-from planner.models import Fit, Law
-from planner.selectors import fit_current, fit_is_stale, fit_pending
-from planner.services import fit_request
+from planner.models import Fit, Law, Plan
+from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending
+from planner.services import NoSucceededFit, PlanInvalid, fit_request, plan_create
 from runs.api.views import TeamScopedMixin
 from runs.models import Run, Team
 
@@ -127,3 +129,47 @@ class PredictApi(TeamScopedMixin, APIView):
             "extrapolation": prediction.extrapolation,
         }
         return Response(body)
+
+
+class PlanFilter(filters.FilterSet):
+    """Filters of GET /api/v1/plans/."""
+
+    family = filters.CharFilter(label="Family (exact)")
+    law = filters.ChoiceFilter(choices=Law.choices, label="Law")
+
+    class Meta:
+        model = Plan
+        fields: list[str] = []
+
+
+class PlanViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Plan]):
+    """Plans of the key's team: plan a budget (POST computes and stores), list, detail.
+
+    The computation lives in `create` because it shares /plans/ with the list; it is thin all the same:
+    validate the body, call planner.services.plan_create, render the stored plan.
+    """
+
+    queryset = Plan.objects.select_related("fit").only(*PLAN_FIELDS)
+    serializer_class = PlanSerializer
+    filterset_class = PlanFilter
+    ordering_fields = ["created_at", "budget_flops"]
+
+    @extend_schema(
+        request=PlanCreateInputSerializer,
+        responses={
+            201: PlanSerializer,
+            400: OpenApiResponse(description="Bad input, naming the field"),
+            409: OpenApiResponse(description="No succeeded fit of this family and law"),
+        },
+    )
+    def create(self, request: Request) -> Response:
+        """Plan N, D and bit widths for a budget from the family's current fit; 201 with the stored plan."""
+        data = PlanCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            plan = plan_create(team=self.team, **data.validated_data)
+        except NoSucceededFit as exc:
+            return Response({"errors": {"detail": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        except PlanInvalid as exc:
+            return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
