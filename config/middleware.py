@@ -1,9 +1,14 @@
-"""Request-size limit: bodies over the contract's 5 MB are refused with 413 before anything reads them."""
+"""Request middleware: the 5 MB body limit (413) and a 503 with Retry-After when the database is unreachable."""
 
+import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+
+logger = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 class RequestSizeLimitMiddleware:
@@ -22,3 +27,28 @@ class RequestSizeLimitMiddleware:
             message = f"Request body is {length} bytes; the limit is {limit} bytes."
             return JsonResponse({"errors": {"detail": [message]}}, status=413)
         return self.get_response(request)
+
+
+def database_unavailable_response() -> JsonResponse:
+    """503 with Retry-After: the client should try again; nothing was written."""
+    response = JsonResponse(
+        {"errors": {"detail": ["The database is unavailable; nothing was written. Retry shortly."]}}, status=503
+    )
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER_SECONDS)
+    return response
+
+
+class DatabaseUnavailableMiddleware:
+    """Turn a lost database connection anywhere in a request into a 503 with Retry-After, never a traceback."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, OperationalError | InterfaceError):
+            logger.warning("database unavailable during %s %s: %s", request.method, request.path, exception)
+            return database_unavailable_response()
+        return None

@@ -3,12 +3,14 @@
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import UnsupportedMediaType, ValidationError
 from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
 
+from config.middleware import DATABASE_RETRY_AFTER_SECONDS
 from runs.services import BatchInvalid
 
 
@@ -24,6 +26,12 @@ def _as_field_map(data: Any) -> Any:
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Give every 4xx body the shape {"errors": {...}}; services' errors become 400s naming the field."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return Response(
+            {"errors": {"detail": ["The database is unavailable; nothing was written. Retry shortly."]}},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, BatchInvalid):
         return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
