@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -367,7 +368,8 @@ def effective_params_svg(result: FitResult, data: Observations | None = None) ->
                 label=f"{DIM_LABELS[dim]} (gamma_{dim}={params[f'gamma_{dim}']:.3g})",
             )
             if draw_params is not None:
-                with np.errstate(invalid="ignore"):
+                with np.errstate(invalid="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # bits below a draw's domain are NaN columns
                     per_draw = effective_params_ratio(draw_params, **{key: bits.reshape(1, -1)})
                     if np.isfinite(per_draw).any():
                         lo = np.nanpercentile(per_draw, 2.5, axis=0)
