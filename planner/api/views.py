@@ -143,12 +143,10 @@ class PlanFilter(filters.FilterSet):
 
 
 class PlanViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Plan]):
-    """Plans of the key's team: plan a budget (POST computes and stores), list, detail.
+    """Plans of the key's team: plan a budget (POST computes and stores the plan), list, detail."""
 
-    The computation lives in `create` because it shares /plans/ with the list; it is thin all the same:
-    validate the body, call planner.services.plan_create, render the stored plan.
-    """
-
+    # The computation lives in `create` because it shares /plans/ with the list; it stays thin: validate the
+    # body, call planner.services.plan_create, render the stored plan.
     queryset = Plan.objects.select_related("fit").only(*PLAN_FIELDS)
     serializer_class = PlanSerializer
     filterset_class = PlanFilter

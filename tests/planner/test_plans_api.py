@@ -11,6 +11,7 @@ import pytest
 
 from planner.laws import predict_loss
 from planner.models import Fit, FitScope, Plan
+from planner.selectors import plan_list
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
 from runs.models import Team
 
@@ -584,3 +585,15 @@ def test_a_dimension_the_family_never_varied_is_held_at_its_trained_width(team):
     plan = plan_create(team=team, family="main", budget={"flops": 1e21})
     assert plan.recommendation["kv_bits"] == 16
     assert math.isfinite(plan.recommendation["predicted_loss"])
+
+
+def test_plan_list_selector_is_team_scoped_and_filters_by_family(team, other_team):
+    store_fit(team, KUMAR, family="a")
+    store_fit(team, KUMAR, family="b")
+    store_fit(other_team, KUMAR, family="a")
+    mine_a = plan_create(team=team, family="a", budget={"flops": 1e21})
+    mine_b = plan_create(team=team, family="b", budget={"flops": 1e21})
+    plan_create(team=other_team, family="a", budget={"flops": 1e21})
+
+    assert [p.pk for p in plan_list(team=team)] == [mine_b.pk, mine_a.pk]
+    assert [p.pk for p in plan_list(team=team, family="a")] == [mine_a.pk]
