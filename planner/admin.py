@@ -2,13 +2,22 @@
 
 from typing import Any
 
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 
-from planner.models import Fit
-from planner.review import fit_diff, fit_plots, fit_previous, interval_rows
-from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
+from planner.allocation import HARDWARE_PROFILES
+from planner.models import Fit, Law, Plan
+from planner.plots import PlanPoint, plan_contour_svg
+from planner.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION, fit_diff, fit_plots, fit_previous, interval_rows
+from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
+from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
+from runs.models import Team
 
 FIT_FIELDS = (
     "team",
@@ -80,3 +89,249 @@ class FitAdmin(TeamScopedAdmin):
                 plots=fit_plots(fit=fit),
             )
         return super().change_view(request, object_id, form_url, extra_context=context)
+
+
+# Plans ---------------------------------------------------------------------------------------------------
+
+
+PLAN_CONFIG_ROWS = (
+    ("n_params", "N, parameters"),
+    ("n_tokens", "D, tokens"),
+    ("tokens_per_param", "tokens per parameter"),
+    ("weight_bits", "weight bits"),
+    ("activation_bits", "activation bits"),
+    ("kv_bits", "KV bits"),
+    ("post_train_bits", "post-train bits"),
+    ("predicted_loss", "predicted loss"),
+    ("predicted_loss_interval", "95% interval"),
+    ("compute_flops", "compute (16-bit-equivalent FLOPs)"),
+    ("weights_memory_bytes", "weights memory (bytes)"),
+)
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return " – ".join(_format(v) for v in value)
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:.4g}"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.4f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+class PlanForm(forms.Form):
+    """The "Plan a run" form: a budget in FLOPs or GPU-hours on some hardware, optional constraints as JSON."""
+
+    team = forms.ModelChoiceField(queryset=Team.objects.none())
+    family = forms.CharField(max_length=100, help_text="A family with a succeeded fit of the law.")
+    law = forms.ChoiceField(choices=Law.choices, initial=Law.PRECISION)
+    flops = forms.FloatField(required=False, label="Budget (FLOPs)", help_text="6·N·D at 16 bits, e.g. 1e21.")
+    gpu_hours = forms.FloatField(required=False, label="or GPU-hours")
+    hardware = forms.ChoiceField(
+        choices=[("", "—")] + [(name, name) for name in sorted(HARDWARE_PROFILES)], required=False
+    )
+    cost_model = forms.ChoiceField(choices=Plan.CostModel.choices, initial=Plan.CostModel.LINEAR_BITS)
+    constraints = forms.JSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text='Optional, e.g. {"post_train_bits": 4, "n_params_max": 3e9, "bits_choices": [4, 6, 8, 16]}.',
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("flops") is None) == (data.get("gpu_hours") is None):
+            raise forms.ValidationError("Give a budget in FLOPs or in GPU-hours (one of them).")
+        if data.get("gpu_hours") is not None and not data.get("hardware"):
+            self.add_error("hardware", "Required with GPU-hours.")
+        if data.get("constraints") is not None and not isinstance(data["constraints"], dict):
+            self.add_error("constraints", "Must be a JSON object.")
+        return data
+
+    def budget(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if data.get("flops") is not None:
+            return {"flops": data["flops"]}
+        return {"gpu_hours": data["gpu_hours"], "hardware": data["hardware"]}
+
+
+def plan_contour(plan: Plan) -> str:
+    """The plan's iso-loss plot, cached per plan (plans and fits never change)."""
+    key = f"plan-contour:{plan.pk}:{PLOTS_CACHE_VERSION}"
+    svg: str | None = cache.get(key)
+    if svg is not None:
+        return svg
+    rec, base = plan.recommendation, plan.baseline
+    result = Fit.objects.get(pk=plan.fit_id).as_result()
+    optimum = PlanPoint(
+        "recommendation", rec["n_params"], max(rec["weight_bits"], rec["activation_bits"]), rec.get("predicted_loss")
+    )
+    baseline = PlanPoint("16-bit baseline", base["n_params"], 16.0, base.get("predicted_loss")) if base else None
+    alternatives = [
+        PlanPoint("alternative", a["n_params"], max(a["weight_bits"], a["activation_bits"])) for a in plan.alternatives
+    ]
+    low = min([2.0, *(p.bits for p in [optimum, *alternatives])])
+    svg = plan_contour_svg(
+        law=plan.law,
+        params=result.all_params,
+        budget_flops=plan.budget_flops,
+        optimum=optimum,
+        baseline=baseline,
+        cost_model=plan.cost_model,
+        hardware=plan.hardware or None,
+        bits_range=(low, 16.0),
+        extra_points=alternatives,
+    )
+    cache.set(key, svg, PLOTS_CACHE_SECONDS)
+    return svg
+
+
+@admin.register(Plan)
+class PlanAdmin(TeamScopedAdmin):
+    """Stored plans with the fit version they used; "Plan a run" replaces the add form; plans re-run on new fits."""
+
+    change_form_template = "admin/planner/plan/change_form.html"
+    list_display = ["id", "team", "family", "law", "fit_version", "budget_label", "recommended", "gain", "created_at"]
+    list_filter = ["law", "family", "cost_model", TEAM_FILTER]
+    search_fields = ["family"]
+    list_select_related = ["team", "fit"]
+    fields = readonly_fields = (
+        "team",
+        "family",
+        "law",
+        "fit",
+        "budget",
+        "constraints",
+        "cost_model",
+        "hardware",
+        "budget_flops",
+        "created_at",
+    )
+    actions = ["rerun_plans", "delete_selected"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Plan]:
+        return super().get_queryset(request).defer("fit__draws", "fit__snapshot", "fit__point_state")
+
+    def has_change_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
+        return False  # a plan is a record; re-running makes a new one
+
+    @admin.display(description="fit")
+    def fit_version(self, plan: Plan) -> str:
+        return f"v{plan.fit.version}"
+
+    @admin.display(description="budget")
+    def budget_label(self, plan: Plan) -> str:
+        if "gpu_hours" in plan.budget:
+            return (
+                f"{plan.budget['gpu_hours']:g} GPU-h {plan.budget.get('hardware', '')} ({plan.budget_flops:.3g} FLOPs)"
+            )
+        return f"{plan.budget_flops:.3g} FLOPs"
+
+    @admin.display(description="recommendation")
+    def recommended(self, plan: Plan) -> str:
+        rec = plan.recommendation
+        bits = "/".join(f"{rec[k]:g}" for k in ("weight_bits", "activation_bits", "kv_bits"))
+        loss = _format(rec.get("predicted_loss"))
+        return f"N={_format(rec['n_params'])}, D={_format(rec['n_tokens'])}, bits {bits}, loss {loss}"
+
+    @admin.display(description="vs 16-bit")
+    def gain(self, plan: Plan) -> str:
+        rec, base = plan.recommendation.get("predicted_loss"), (plan.baseline or {}).get("predicted_loss")
+        if rec is None or base is None:
+            return "—"
+        return f"{rec - base:+.4f}"
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
+        """The "Plan a run" form: plan_create on submit, then the stored plan's page."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        teams = (
+            Team.objects.all()
+            if is_superuser(request)
+            else Team.objects.filter(pk__in=admin_team_ids(request, self.add_roles))
+        )
+        form = PlanForm(request.POST or None)
+        form.fields["team"].queryset = teams  # type: ignore[attr-defined]
+        if len(teams) == 1:
+            form.fields["team"].initial = teams[0]
+        families = (
+            Fit.objects.filter(team__in=teams, status=Fit.Status.SUCCEEDED).values_list("family", flat=True).distinct()
+        )
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                plan = plan_create(
+                    team=data["team"],
+                    family=data["family"],
+                    law=data["law"],
+                    budget=form.budget(),
+                    constraints=data.get("constraints") or None,
+                    cost_model=data["cost_model"],
+                )
+            except NoSucceededFit as exc:
+                form.add_error("family", str(exc))
+            except PlanInvalid as exc:
+                form.add_error(None, _flatten_errors(exc.errors))
+            else:
+                self.message_user(request, f"Planned from {plan.fit}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:planner_plan_change", args=[plan.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Plan a run",
+            "opts": self.model._meta,
+            "form": form,
+            "families": sorted(set(families)),
+            "has_view_permission": self.has_view_permission(request),
+        }
+        return TemplateResponse(request, "admin/planner/plan/plan_form.html", context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        plan = self.get_object(request, object_id)
+        context = dict(extra_context or {})
+        if plan is not None:
+            rec, base = plan.recommendation, plan.baseline or {}
+            context.update(
+                plan_review=True,
+                rows=[(label, _format(rec.get(key)), _format(base.get(key))) for key, label in PLAN_CONFIG_ROWS],
+                has_baseline=plan.baseline is not None,
+                alternatives=[
+                    {label: _format(alt.get(key)) for key, label in PLAN_CONFIG_ROWS} for alt in plan.alternatives
+                ],
+                alternative_columns=[label for _, label in PLAN_CONFIG_ROWS],
+                spread=sorted((plan.optimum_spread or {}).items()),
+                plan_warnings=plan.warnings,
+                contour=plan_contour(plan),
+                fit_url=reverse("admin:planner_fit_change", args=[plan.fit_id]),
+                fit_label=str(plan.fit),
+            )
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    @admin.action(description="Re-run selected plans on the current fit", permissions=["add"])
+    def rerun_plans(self, request: HttpRequest, queryset: QuerySet[Plan]) -> None:
+        created, failed = [], []
+        for plan in queryset.select_related("team"):
+            try:
+                created.append(plan_rerun(plan=plan))
+            except (NoSucceededFit, PlanInvalid) as exc:
+                failed.append(f"plan {plan.pk}: {exc}")
+        if created:
+            self.message_user(
+                request,
+                "New plan(s): " + ", ".join(f"{p.pk} (fit v{p.fit.version})" for p in created),
+                messages.SUCCESS,
+            )
+        for line in failed:
+            self.message_user(request, line, messages.ERROR)
+
+
+def _flatten_errors(errors: Any, prefix: str = "") -> str:
+    if isinstance(errors, dict):
+        return "; ".join(
+            _flatten_errors(v, f"{prefix}{k}: " if k != "non_field_errors" else prefix) for k, v in errors.items()
+        )
+    if isinstance(errors, list):
+        return "; ".join(f"{prefix}{e}" for e in errors)
+    return f"{prefix}{errors}"

@@ -48,7 +48,9 @@ def runs_from_observations(team: Team, data: Observations, *, family: str, prefi
     )
     Evaluation.objects.bulk_create(
         Evaluation(run=runs[r], post_train_bits=float(b), loss=float(loss))
-        for r, b, loss in zip(data.eval_run.tolist(), data.eval_post_bits.tolist(), data.eval_loss.tolist(), strict=True)
+        for r, b, loss in zip(
+            data.eval_run.tolist(), data.eval_post_bits.tolist(), data.eval_loss.tolist(), strict=True
+        )
     )
     return runs
 

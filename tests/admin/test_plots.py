@@ -45,7 +45,13 @@ def _big(data: Observations, n: int = 10_000) -> Observations:
 
 def test_every_fit_plot_is_valid_svg_with_titles_and_axes(kumar_fit, kumar_data):
     rendered = plots.fit_plots(kumar_fit, kumar_data)
-    assert [p.key for p in rendered] == ["observed-vs-predicted", "residuals", "loss-vs-bits", "effective-params", "ptq"]
+    assert [p.key for p in rendered] == [
+        "observed-vs-predicted",
+        "residuals",
+        "loss-vs-bits",
+        "effective-params",
+        "ptq",
+    ]
     expected = {
         "observed-vs-predicted": ["Observed vs predicted", "y = x", "training bits"],
         "residuals": ["Residuals vs model size N", "median per N bin"],
@@ -63,7 +69,7 @@ def test_every_fit_plot_is_valid_svg_with_titles_and_axes(kumar_fit, kumar_data)
 
 def test_observed_vs_predicted_draws_one_marker_per_run(kumar_fit, kumar_data):
     root = _parse(plots.observed_vs_predicted_svg(kumar_fit, kumar_data))
-    markers = [u for u in root.iter(f"{SVG}use")]
+    markers = list(root.iter(f"{SVG}use"))
     assert len(markers) >= kumar_data.n_runs  # scatter markers (plus colour-bar and tick uses)
 
 
@@ -90,7 +96,8 @@ def test_ten_thousand_runs_are_sampled_with_a_note_and_stay_small(kumar_fit, kum
 
 def test_sample_is_seeded_and_sorted():
     first, again = plots.sample_indices(10_000), plots.sample_indices(10_000)
-    assert np.array_equal(first, again) and first.size == plots.MAX_POINTS
+    assert np.array_equal(first, again)
+    assert first.size == plots.MAX_POINTS
     assert np.all(np.diff(first) > 0)
     assert np.array_equal(plots.sample_indices(10), np.arange(10))
 
@@ -114,8 +121,10 @@ def test_plan_contour_marks_optimum_and_baseline(kumar_fit):
         baseline=plots.PlanPoint("16-bit baseline", 8e8, 16.0, 2.95),
     )
     text = _texts(_parse(svg))
-    assert "optimum (2.9000)" in text and "16-bit baseline (2.9500)" in text
-    assert "predicted loss" in text and "Iso-loss" in text
+    assert "optimum (2.9000)" in text
+    assert "16-bit baseline (2.9500)" in text
+    assert "predicted loss" in text
+    assert "Iso-loss" in text
 
 
 @pytest.mark.parametrize("n_runs", [0, 1])

@@ -15,7 +15,8 @@ def test_exclude_asks_for_a_reason_then_excludes_and_marks_a_refit(alpha_member,
     ids = [run.pk for run in alpha_runs[:3]]
 
     form = _post_action(alpha_member, "exclude_runs", ids)
-    assert form.status_code == 200 and b'name="reason"' in form.content
+    assert form.status_code == 200
+    assert b'name="reason"' in form.content
     missing = _post_action(alpha_member, "exclude_runs", ids, apply="1", reason="  ")
     assert b"This field is required" in missing.content
     assert not Run.objects.filter(pk__in=ids, excluded=True).exists()
@@ -44,19 +45,26 @@ def test_reinclude_clears_the_reason_and_marks_a_refit(alpha_member, alpha, alph
 def test_change_form_edits_exclusion_through_the_service(alpha_member, alpha_runs):
     run = alpha_runs[1]
     url = f"{RUNS}{run.pk}/change/"
-    form = {"name": run.name, "excluded": "on", "exclusion_reason": "", "evaluations-TOTAL_FORMS": "0",
-            "evaluations-INITIAL_FORMS": "0"}
+    form = {
+        "name": run.name,
+        "excluded": "on",
+        "exclusion_reason": "",
+        "evaluations-TOTAL_FORMS": "0",
+        "evaluations-INITIAL_FORMS": "0",
+    }
     assert alpha_member.post(url, form).status_code == 200  # reason missing: shown again
     assert alpha_member.post(url, {**form, "exclusion_reason": "bad eval set"}).status_code == 302
     run.refresh_from_db()
-    assert run.excluded and run.exclusion_reason == "bad eval set"
+    assert run.excluded
+    assert run.exclusion_reason == "bad eval set"
 
 
 def test_filters_and_search(alpha_member, alpha_runs):
     page = alpha_member.get(RUNS, {"weight_bits": "4.0", "family": "kumar"})
     assert page.status_code == 200
     shown = page.context["cl"].result_list
-    assert shown and all(run.weight_bits == 4.0 for run in shown)
+    assert shown
+    assert all(run.weight_bits == 4.0 for run in shown)
     found = alpha_member.get(RUNS, {"q": "alpha-0007"}).context["cl"].result_list
     assert [run.external_id for run in found] == ["alpha-0007"]
     for name in ("family", "status", "excluded", "number_format", "activation_bits", "kv_bits"):
@@ -79,9 +87,11 @@ def test_api_key_is_shown_once_then_revoked(alpha_member, alpha):
     message = next(str(m) for m in created.context["messages"])
     secret = message.split(": ")[1].split(" ")[0]
     key = ApiKey.objects.get(label="trainer")
-    assert key.digest == api_key_digest(secret) and secret not in key.prefix + key.digest
+    assert key.digest == api_key_digest(secret)
+    assert secret not in key.prefix + key.digest
     listing = alpha_member.get("/admin/runs/apikey/").content.decode()
-    assert "last used" in listing.lower() and secret not in listing
+    assert "last used" in listing.lower()
+    assert secret not in listing
 
     alpha_member.post("/admin/runs/apikey/", {"action": "revoke_keys", "_selected_action": [str(key.pk)]})
 
@@ -94,12 +104,20 @@ def test_fit_page_shows_intervals_fixed_metrics_diff_and_plots(alpha_member, alp
     page = alpha_member.get(f"/admin/planner/fit/{v2.pk}/change/")
     body = page.content.decode()
     assert page.status_code == 200
-    assert 'id="fit-params"' in body and "gamma_w" in body and "97.5%" in body
-    assert 'id="fit-fixed"' in body and "n_post" in body
-    assert "r2" in body and "rmse_log" in body and "n_held_out" in body
+    assert 'id="fit-params"' in body
+    assert "gamma_w" in body
+    assert "97.5%" in body
+    assert 'id="fit-fixed"' in body
+    assert "n_post" in body
+    assert "r2" in body
+    assert "rmse_log" in body
+    assert "n_held_out" in body
     diff = page.context["diff"]
-    assert diff.runs_added == 24 and diff.removed_excluded == 1
-    assert "alpha " in diff.summary() and "→" in diff.summary() and "−1 excluded" in diff.summary()
+    assert diff.runs_added == 24
+    assert diff.removed_excluded == 1
+    assert "alpha " in diff.summary()
+    assert "→" in diff.summary()
+    assert "−1 excluded" in diff.summary()
     for key in ("observed-vs-predicted", "residuals", "loss-vs-bits", "effective-params", "ptq"):
         assert f'id="plot-{key}"' in body
     assert body.count("<svg") >= 5

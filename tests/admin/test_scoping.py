@@ -19,7 +19,8 @@ def test_member_lists_only_their_teams_runs(alpha_member, alpha_runs, beta_runs)
     body = page.content.decode()
     assert page.status_code == 200
     assert "alpha run 1" in body
-    assert "beta run" not in body and "secret-sweep" not in body
+    assert "beta run" not in body
+    assert "secret-sweep" not in body
 
 
 def test_member_of_other_team_sees_no_run_in_list_filters_or_search(beta_member, alpha_runs, beta_runs):
@@ -27,7 +28,8 @@ def test_member_of_other_team_sees_no_run_in_list_filters_or_search(beta_member,
     body = page.content.decode()
     assert page.status_code == 200
     assert "alpha" not in body.lower().replace("alphabet", "")
-    assert "Alpha Lab" not in body and "kumar" not in body
+    assert "Alpha Lab" not in body
+    assert "kumar" not in body
     assert "alpha run" not in beta_member.get(RUNS, {"q": "alpha-0001"}).content.decode()
 
 
@@ -41,8 +43,11 @@ def test_detail_by_url_of_another_teams_run_redirects_without_data(beta_member, 
 
 def test_detail_by_url_of_another_teams_fit_and_key_redirects(beta_member, alpha, alpha_fits):
     key, _ = api_key_create(team=alpha, label="alpha ci key")
-    for url in (f"{FITS}{alpha_fits[1].pk}/change/", f"/admin/runs/apikey/{key.pk}/change/",
-                f"/admin/runs/team/{alpha.pk}/change/"):
+    for url in (
+        f"{FITS}{alpha_fits[1].pk}/change/",
+        f"/admin/runs/apikey/{key.pk}/change/",
+        f"/admin/runs/team/{alpha.pk}/change/",
+    ):
         assert beta_member.get(url).status_code == 302, url
     assert "alpha ci key" not in beta_member.get("/admin/runs/apikey/").content.decode()
     assert "kumar" not in beta_member.get(FITS).content.decode()
@@ -69,7 +74,8 @@ def test_select_all_across_pages_stays_in_the_team(beta_member, alpha_runs, beta
         RUNS, {"action": "export_csv", "select_across": "1", "index": "0", "_selected_action": [str(beta_runs[0].pk)]}
     )
     text = b"".join(response.streaming_content).decode()
-    assert "beta-0000" in text and "alpha-" not in text
+    assert "beta-0000" in text
+    assert "alpha-" not in text
 
 
 def test_autocomplete_lists_only_member_teams(beta_member, alpha, beta):
@@ -92,7 +98,8 @@ def test_team_choices_on_the_key_form_are_the_users_teams(beta_member, alpha, be
 
 def test_superuser_sees_every_team(superuser, alpha_runs, beta_runs, alpha_fits):
     body = superuser.get(RUNS).content.decode()
-    assert "Alpha Lab" in body and "Beta Lab" in body
+    assert "Alpha Lab" in body
+    assert "Beta Lab" in body
     assert superuser.get(f"{RUNS}{beta_runs[0].pk}/change/").status_code == 200
     assert superuser.get(f"{FITS}{alpha_fits[1].pk}/change/").status_code == 200
 
@@ -128,5 +135,7 @@ def test_only_owners_manage_memberships(alpha_member, alpha_owner, alpha, django
 def test_every_list_hides_the_other_team(beta_member, alpha, alpha_fits, url):
     api_key_create(team=alpha, label="alpha-only")
     body = beta_member.get(url).content.decode()
-    assert "Alpha Lab" not in body and "alpha-only" not in body and "ada" not in body
+    assert "Alpha Lab" not in body
+    assert "alpha-only" not in body
+    assert "ada" not in body
     assert Fit.objects.filter(team=alpha).exists()
