@@ -7,3 +7,6 @@ class RunsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "runs"
     verbose_name = "Runs"
+
+    def ready(self) -> None:
+        from runs.api import schema  # noqa: F401  (registers the OpenAPI extension for API keys)

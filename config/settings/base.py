@@ -118,7 +118,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "runs.api.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["runs.api.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "runs.api.schema.BitscaleAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 if DEBUG:
@@ -142,6 +142,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "runs.models.Run.Status",
+        "FitStatusEnum": "planner.models.Fit.Status",
+    },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 

@@ -1,10 +1,9 @@
 """Routes of the runs API, included under /api/v1/."""
 
 from django.urls import path
-from rest_framework.renderers import JSONRenderer
 from rest_framework.routers import SimpleRouter
 
-from runs.api.views import CSVRenderer, FamilyListApi, RunViewSet
+from runs.api.views import FamilyListApi, RunViewSet
 
 router = SimpleRouter()
 router.register("runs", RunViewSet, basename="run")
@@ -13,7 +12,7 @@ urlpatterns = [
     # The contract's path has no trailing slash; the router's own route (with one) is also kept.
     path(
         "runs/export.csv",
-        RunViewSet.as_view({"get": "export"}, renderer_classes=[JSONRenderer, CSVRenderer]),
+        RunViewSet.as_view({"get": "export"}),
         name="run-export-csv",
     ),
     path("families/", FamilyListApi.as_view(), name="family-list"),

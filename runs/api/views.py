@@ -1,6 +1,5 @@
 """Views of /api/v1/runs/ and /api/v1/families/: thin, team-scoped, writes through runs.services."""
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +9,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -61,17 +59,6 @@ class TeamScopedMixin:
         return queryset
 
 
-class CSVRenderer(BaseRenderer):
-    """Lets `Accept: text/csv` reach the export; error bodies are still written as JSON."""
-
-    media_type = "text/csv"
-    format = "csv"
-    charset = "utf-8"
-
-    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
-        return json.dumps(data).encode()
-
-
 class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
     """Runs of the key's team: create (idempotent by external_id), bulk, list, detail, update, delete."""
 
@@ -107,6 +94,11 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
         serializer.is_valid(raise_exception=True)
         run_update(run=run, fields=serializer.validated_data)
         return Response(RunSerializer(run_list(team=self.team).get(pk=run.pk)).data)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # The export streams CSV itself; whatever the client accepts (text/csv, ?format=csv), errors before it
+        # are rendered as the contract's JSON rather than refused with 406.
+        return super().perform_content_negotiation(request, force=force or self.action == "export")
 
     def perform_destroy(self, instance: Run) -> None:
         run_delete(run=instance)
@@ -147,7 +139,7 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
         return Response(EvaluationSerializer(evaluation).data, status=201 if created else 200)
 
     @extend_schema(responses={(200, "text/csv"): OpenApiResponse(description="One row per (run, evaluation).")})
-    @action(detail=False, methods=["get"], url_path="export.csv", renderer_classes=[JSONRenderer, CSVRenderer])
+    @action(detail=False, methods=["get"], url_path="export.csv")
     def export(self, request: Request) -> StreamingHttpResponse:
         """Stream every matching run as CSV, one row per (run, evaluation), without holding them in memory."""
         runs = self.filter_queryset(self.get_queryset()).prefetch_related(None)
