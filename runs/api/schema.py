@@ -29,7 +29,7 @@ COMMON_ERRORS = {
 }
 
 
-class ApiKeyScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+class ApiKeyScheme(OpenApiAuthenticationExtension):
     """`Authorization: Bearer <api key>` in the schema and the docs page's Authorize button."""
 
     target_class = "runs.api.authentication.ApiKeyAuthentication"
