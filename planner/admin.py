@@ -1,5 +1,6 @@
 """Admin for fits (read-only: a fit is an immutable version) with parameters, diff and plots; and plans."""
 
+import json
 from typing import Any
 
 from django import forms
@@ -133,7 +134,7 @@ class PlanForm(forms.Form):
         choices=[("", "—")] + [(name, name) for name in sorted(HARDWARE_PROFILES)], required=False
     )
     cost_model = forms.ChoiceField(choices=Plan.CostModel.choices, initial=Plan.CostModel.LINEAR_BITS)
-    constraints = forms.JSONField(
+    constraints = forms.CharField(  # a plain text box: JSONField would prefill an empty form with "null"
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text='Optional, e.g. {"post_train_bits": 4, "n_params_max": 3e9, "bits_choices": [4, 6, 8, 16]}.',
@@ -145,9 +146,19 @@ class PlanForm(forms.Form):
             raise forms.ValidationError("Give a budget in FLOPs or in GPU-hours (one of them).")
         if data.get("gpu_hours") is not None and not data.get("hardware"):
             self.add_error("hardware", "Required with GPU-hours.")
-        if data.get("constraints") is not None and not isinstance(data["constraints"], dict):
-            self.add_error("constraints", "Must be a JSON object.")
         return data
+
+    def clean_constraints(self) -> dict[str, Any] | None:
+        text = (self.cleaned_data.get("constraints") or "").strip()
+        if not text:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Must be a JSON object.")
+        return value
 
     def budget(self) -> dict[str, Any]:
         data = self.cleaned_data
@@ -301,7 +312,7 @@ class PlanAdmin(TeamScopedAdmin):
                     {label: _format(alt.get(key)) for key, label in PLAN_CONFIG_ROWS} for alt in plan.alternatives
                 ],
                 alternative_columns=[label for _, label in PLAN_CONFIG_ROWS],
-                spread=sorted((plan.optimum_spread or {}).items()),
+                spread=[(k, _format(v)) for k, v in sorted((plan.optimum_spread or {}).items())],
                 plan_warnings=plan.warnings,
                 contour=plan_contour(plan),
                 fit_url=reverse("admin:planner_fit_change", args=[plan.fit_id]),
