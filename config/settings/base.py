@@ -21,6 +21,8 @@ USE_TZ = True
 LANGUAGE_CODE = "en-us"
 USE_I18N = False
 ROOT_URLCONF = "config.urls"
+# Where people reach this server; used in what commands print (load_demo). `make run` passes PORT.
+SITE_URL = string("SITE_URL", default=f"http://localhost:{integer('PORT', default=8000, minimum=1)}")
 WSGI_APPLICATION = "config.wsgi.application"
 
 # APPS ------------------------------------------------------------------------------------

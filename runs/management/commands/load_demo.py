@@ -3,6 +3,7 @@
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -78,15 +79,16 @@ class Command(BaseCommand):
                 self.stderr.write(f"  {family}: {len(bodies)} runs")
             _, secret = api_key_create(team=team, label="load_demo")
             login = self._demo_user(team)
+        site = settings.SITE_URL.rstrip("/")
         self.stdout.write(
             "\nDemo data loaded: team `demo`, families `kumar-synthetic` (synthetic, from Kumar et al.'s constants)\n"
             "and `chinchilla-epoch` (Epoch AI's digitised Chinchilla runs). The workers fit both laws in the\n"
             "background; the fits appear within a minute.\n\n"
-            "  API docs:  http://localhost:8000/api/v1/docs/\n"
-            "  Runs:      curl -H 'Authorization: Bearer KEY' http://localhost:8000/api/v1/runs/?family=kumar-synthetic\n"
+            f"  API docs:  {site}/api/v1/docs/\n"
+            f"  Runs:      curl -H 'Authorization: Bearer KEY' {site}/api/v1/runs/?family=kumar-synthetic\n"
             "  Fit:       curl -H 'Authorization: Bearer KEY' "
-            "'http://localhost:8000/api/v1/fits/current/?family=kumar-synthetic&law=precision'\n"
-            f"  Admin:     http://localhost:8000/admin/ {login}\n\n"
+            f"'{site}/api/v1/fits/current/?family=kumar-synthetic&law=precision'\n"
+            f"  Admin:     {site}/admin/ {login}\n\n"
             "A read-write key for team `demo` (shown once):\n"
         )
         self.stdout.write(secret)
