@@ -3,7 +3,8 @@ PYTHON ?= python3
 PY     := .venv/bin/python
 CELERY := .venv/bin/celery -A config
 PORT   ?= 8000
-export PORT  # settings.SITE_URL, printed by load_demo, follows it
+# settings.SITE_URL, printed by load_demo, follows PORT
+export PORT
 WORKER_CONCURRENCY ?= 2
 
 .PHONY: run worker test lint format typecheck check bench services clean
