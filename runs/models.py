@@ -9,6 +9,32 @@ MAX_N_TOKENS = 10**16
 MIN_BITS, MAX_BITS = 1.0, 32.0
 MAX_LOSS = 100.0
 
+# The client-writable fields of a run, in the order the API shows them and the CSV export writes them.
+RUN_FIELDS = (
+    "external_id",
+    "name",
+    "family",
+    "n_params",
+    "param_count",
+    "n_tokens",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "number_format",
+    "final_loss",
+    "status",
+    "dataset",
+    "eval_set",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "seq_len",
+    "metadata",
+    "excluded",
+    "exclusion_reason",
+)
+
 
 class Team(models.Model):
     """A group that owns runs, fits and plans; nothing of one team is visible to another."""

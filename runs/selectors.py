@@ -5,7 +5,7 @@ from typing import Any
 
 from django.db.models import Count, Max, QuerySet
 
-from runs.models import ApiKey, Run, Team
+from runs.models import RUN_FIELDS, ApiKey, Run, Team
 from runs.services import api_key_digest
 
 
@@ -35,33 +35,7 @@ def family_list(*, team: Team) -> list[dict[str, Any]]:
     return [{**row, "evaluations": row.pop("n_evaluations")} for row in rows]
 
 
-EXPORT_RUN_COLUMNS = [
-    "id",
-    "external_id",
-    "name",
-    "family",
-    "n_params",
-    "param_count",
-    "n_tokens",
-    "weight_bits",
-    "activation_bits",
-    "kv_bits",
-    "number_format",
-    "final_loss",
-    "status",
-    "dataset",
-    "eval_set",
-    "n_layers",
-    "d_model",
-    "n_heads",
-    "n_kv_heads",
-    "seq_len",
-    "metadata",
-    "excluded",
-    "exclusion_reason",
-    "created_at",
-    "updated_at",
-]
+EXPORT_RUN_COLUMNS = ["id", *RUN_FIELDS, "created_at", "updated_at"]
 EXPORT_EVALUATION_COLUMNS = {
     "post_train_bits": "evaluations__post_train_bits",
     "method": "evaluations__method",

@@ -9,7 +9,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from rest_framework import serializers
 
 from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
-from runs.models import MAX_BITS, MAX_LOSS, MAX_N_PARAMS, MAX_N_TOKENS, MIN_BITS, Evaluation, Run
+from runs.models import MAX_BITS, MAX_LOSS, MAX_N_PARAMS, MAX_N_TOKENS, MIN_BITS, RUN_FIELDS, Evaluation, Run
 
 METADATA_MAX_BYTES = 64 * 1024
 BULK_MAX_RUNS = 1000
@@ -78,32 +78,6 @@ class EvaluationSerializer(StrictFieldsMixin, serializers.ModelSerializer[Evalua
         validators: list[Any] = []  # uniqueness is the service's upsert, not an error
 
 
-RUN_PLAIN_FIELDS = [
-    "external_id",
-    "name",
-    "family",
-    "n_params",
-    "param_count",
-    "n_tokens",
-    "weight_bits",
-    "activation_bits",
-    "kv_bits",
-    "number_format",
-    "final_loss",
-    "status",
-    "dataset",
-    "eval_set",
-    "n_layers",
-    "d_model",
-    "n_heads",
-    "n_kv_heads",
-    "seq_len",
-    "metadata",
-    "excluded",
-    "exclusion_reason",
-]
-
-
 class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     """A training run with its evaluations; writes go through runs.services, never through save()."""
 
@@ -133,34 +107,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
 
     class Meta:
         model = Run
-        fields = [
-            "id",
-            "external_id",
-            "name",
-            "family",
-            "n_params",
-            "param_count",
-            "n_tokens",
-            "weight_bits",
-            "activation_bits",
-            "kv_bits",
-            "number_format",
-            "final_loss",
-            "status",
-            "dataset",
-            "eval_set",
-            "n_layers",
-            "d_model",
-            "n_heads",
-            "n_kv_heads",
-            "seq_len",
-            "metadata",
-            "excluded",
-            "exclusion_reason",
-            "evaluations",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *RUN_FIELDS, "evaluations", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
 
@@ -169,7 +116,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         their evaluations costs about a tenth of the time (tests/runs/test_representation.py)."""
         return {
             "id": instance.pk,
-            **{name: getattr(instance, name) for name in RUN_PLAIN_FIELDS},
+            **{name: getattr(instance, name) for name in RUN_FIELDS},
             "evaluations": [evaluation_representation(e) for e in instance.evaluations.all()],
             "created_at": iso_utc(instance.created_at),
             "updated_at": iso_utc(instance.updated_at),
