@@ -13,21 +13,14 @@ Only loopback traffic; every loop is bounded.
 
 import argparse
 import os
-import platform
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from functools import partial
-from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
-PY = sys.executable
+from stack import Stack, machine_line, percentile
 
 
 def run_payload(i: int, prefix: str) -> dict[str, object]:
@@ -45,16 +38,6 @@ def run_payload(i: int, prefix: str) -> dict[str, object]:
     }
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
-def manage(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-    return done.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bitscale_bench")
@@ -63,74 +46,17 @@ def main() -> None:
     parser.add_argument("--list-runs", type=int, default=100_000, help="runs in the database for the list test")
     args = parser.parse_args()
 
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "CELERY_BROKER_URL": os.environ.get("CELERY_BROKER_URL", "filesystem://"),
-        "DJANGO_LOG_LEVEL": "WARNING",
-    }
-    if args.database_url.startswith("postgres"):
-        name = args.database_url.rsplit("/", 1)[1]
-        for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
-    analyze = None
-    if args.database_url.startswith("postgres"):
-        dbname = args.database_url.rsplit("/", 1)[1]
-        analyze = partial(
-            subprocess.run, ["psql", "-h", "127.0.0.1", "-U", "postgres", dbname, "-qc", "VACUUM ANALYZE"], check=True
-        )
-    print("migrating…", flush=True)
-    manage(env, "migrate", "--noinput")
-    manage(env, "create_team", "bench")
-    key = manage(env, "create_api_key", "bench").strip().splitlines()[-1]
-
-    server = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "gunicorn",
-            "config.wsgi",
-            "-b",
-            f"127.0.0.1:{args.port}",
-            "-w",
-            str(args.workers),
-            "--access-logfile",
-            "/dev/null",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{args.port}"
+    stack = Stack(args.database_url, os.environ.get("CELERY_BROKER_URL", "filesystem://"))
+    key = stack.team_key("bench")
     headers = {"Authorization": f"Bearer {key}", "X-Forwarded-Proto": "https"}
-    try:
-        with httpx.Client(base_url=base, headers=headers, timeout=60) as client:
-            for _ in range(100):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.2)
-            results = measure(client, base, headers, args.list_runs, analyze)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    analyze = partial(stack.psql, "VACUUM ANALYZE")
+    with (
+        stack.serving(port=args.port, web_processes=args.workers) as base,
+        httpx.Client(base_url=base, headers=headers, timeout=60) as client,
+    ):
+        results = measure(client, base, headers, args.list_runs, analyze)
 
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    print(f"\nmachine: {os.cpu_count()} cores, {cpu}; {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d}")
+    print(f"\n{machine_line()}")
     print(f"database: {args.database_url.split('://')[0]}; gunicorn workers: {args.workers}")
     for line in results:
         print(line)

@@ -10,19 +10,14 @@ Target (issue 5): under 20 s with one worker on a 2-core machine. Loopback only;
 """
 
 import argparse
-import os
-import platform
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
+from stack import ROOT, Stack, machine_line
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-PY = sys.executable
+sys.path.insert(0, str(ROOT))  # planner.laws, for the synthetic sweep
 
 
 def payloads(count: int) -> list[dict[str, object]]:
@@ -52,79 +47,26 @@ def payloads(count: int) -> list[dict[str, object]]:
 
 
 def run_once(workers: int, args: argparse.Namespace, bodies: list[dict[str, object]]) -> str:
-    name = args.database_url.rsplit("/", 1)[1]
-    for sql in (f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}"):
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", sql], check=True)
-    subprocess.run(["redis-cli", "-u", args.broker_url, "flushdb"], check=True, capture_output=True)
-    env = {
-        **os.environ,
-        "DATABASE_URL": args.database_url,
-        "CELERY_BROKER_URL": args.broker_url,
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "false",
-        "DJANGO_LOG_LEVEL": "WARNING",
-    }
-    manage = [PY, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
-    subprocess.run([*manage, "create_team", "bench"], cwd=ROOT, env=env, check=True, capture_output=True)
-    key = (
-        subprocess.run(
-            [*manage, "create_api_key", "bench"], cwd=ROOT, env=env, check=True, capture_output=True, text=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    web = subprocess.Popen(
-        [PY, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{args.port}", "-w", "2", "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-    )
-    worker = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            "celery,fits",
-            f"--concurrency={workers}",
-            "-l",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    stack = Stack(args.database_url, args.broker_url)
+    key = stack.team_key("bench")
     headers = {"Authorization": f"Bearer {key}", "X-Forwarded-Proto": "https"}
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", headers=headers, timeout=30) as client:
-            for _ in range(100):
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
-            started = time.perf_counter()
-            for body in bodies:
-                client.post("/api/v1/runs/", json=body).raise_for_status()
-            posted_at = datetime.now(UTC)
-            last_post = time.perf_counter()
-            fit = None
-            while time.perf_counter() - last_post < 300:
-                response = client.get("/api/v1/fits/current/", params={"family": "bench", "law": "precision"})
-                if response.status_code == 200 and response.json()["n_runs"] == len(bodies):
-                    fit = response.json()
-                    break
-                time.sleep(0.05)
-            visible = time.perf_counter() - last_post
-    finally:
-        worker.terminate()
-        web.terminate()
-        worker.wait(timeout=60)
-        web.wait(timeout=30)
+    with (
+        stack.serving(port=args.port, web_processes=2, worker_processes=workers) as base,
+        httpx.Client(base_url=base, headers=headers, timeout=30) as client,
+    ):
+        started = time.perf_counter()
+        for body in bodies:
+            client.post("/api/v1/runs/", json=body).raise_for_status()
+        posted_at = datetime.now(UTC)
+        last_post = time.perf_counter()
+        fit = None
+        while time.perf_counter() - last_post < 300:
+            response = client.get("/api/v1/fits/current/", params={"family": "bench", "law": "precision"})
+            if response.status_code == 200 and response.json()["n_runs"] == len(bodies):
+                fit = response.json()
+                break
+            time.sleep(0.05)
+        visible = time.perf_counter() - last_post
     if fit is None:
         return f"{workers} worker process(es): no fit within 300 s"
     created = datetime.fromisoformat(fit["created_at"])
@@ -147,15 +89,7 @@ def main() -> None:
     args = parser.parse_args()
     bodies = payloads(500)
     lines = [run_once(int(w), args, bodies) for w in args.workers.split(",")]
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    print(f"\nmachine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d}")
+    print(f"\n{machine_line()}")
     print("settings: FIT_DEBOUNCE_SECONDS=5 (default), 200 bootstrap draws in chunks of 25, PostgreSQL, Redis")
     for line in lines:
         print(line)
