@@ -186,8 +186,37 @@ class PlanFitSerializer(serializers.ModelSerializer[Fit]):
         read_only_fields = fields
 
 
+# PostgreSQL's jsonb stores 1e21 as the numeric 1000000000000000000000, which reads back as an int: these keys
+# are floats in the contract whatever the database did to them.
+PLAN_FLOAT_KEYS = frozenset(
+    {
+        "tokens_per_param",
+        "weight_bits",
+        "activation_bits",
+        "kv_bits",
+        "post_train_bits",
+        "predicted_loss",
+        "compute_flops",
+        "weights_memory_bytes",
+    }
+)
+
+
+def _plan_config(config: Any) -> Any:
+    if not isinstance(config, dict):
+        return config
+    return {k: float(v) if k in PLAN_FLOAT_KEYS and isinstance(v, int) else v for k, v in config.items()}
+
+
 class PlanSerializer(serializers.ModelSerializer[Plan]):
     """A stored plan as the contract lists it (docs/api.md, Plans), with the 16-bit baseline's loss gap."""
+
+    def to_representation(self, instance: Plan) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data["recommendation"] = _plan_config(data["recommendation"])
+        data["baseline"] = _plan_config(data["baseline"])
+        data["alternatives"] = [_plan_config(a) for a in data["alternatives"] or []]
+        return data
 
     fit = PlanFitSerializer(read_only=True)
     loss_improvement_over_baseline = serializers.SerializerMethodField()

@@ -70,6 +70,7 @@ def _console_errors(driver) -> list[str]:
 @pytest.mark.browser
 def test_review_in_a_real_browser(browser, live_server, transactional_db, django_user_model, alpha, alpha_fits):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     make_user(django_user_model, "ada", team=alpha, role="member")
     driver = browser
@@ -79,6 +80,7 @@ def test_review_in_a_real_browser(browser, live_server, transactional_db, django
     driver.find_element(By.NAME, "username").send_keys("ada")
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(driver, 30).until(lambda d: "/admin/login/" not in d.current_url)  # the POST's redirect
     assert "Log in" not in driver.title
 
     # the run list, filtered to 4-bit weights
