@@ -160,3 +160,26 @@ def test_the_same_refit_message_delivered_twice_makes_one_version(start_worker):
         (1, "succeeded"),
         (2, "succeeded"),
     ]
+
+
+def test_two_workers_racing_on_the_same_scope_make_one_version(start_worker):
+    team = Team.objects.create(slug="race-workers")
+    client = _api(team)
+    workers = [start_worker(FIT_BOOTSTRAP_DRAWS=40, FIT_CHUNK_SIZE=5, FIT_DEBOUNCE_SECONDS=0) for _ in range(2)]
+    bodies = payloads_from_observations(load_chinchilla_epoch(), family="epoch")
+
+    from workers.tasks import refit_scope
+
+    assert client.post("/api/v1/runs/bulk/", {"runs": bodies}, format="json").status_code == 200
+    scopes = list(FitScope.objects.filter(team=team))
+    for _ in range(4):  # a burst of duplicate refit requests for the same scopes, taken by both workers at once
+        for scope in scopes:
+            refit_scope.apply_async(kwargs={"scope_id": scope.pk})
+
+    wait_for(lambda: _settled(team), timeout=120, what="the fits", log=lambda: workers[0].log() + workers[1].log())
+    for law in ("chinchilla", "precision"):
+        assert list(Fit.objects.filter(team=team, law=law).values_list("version", "status")) == [(1, "succeeded")]
+    both = workers[0].log() + workers[1].log()
+    assert "run_fit_chunk" in workers[0].log()
+    assert "run_fit_chunk" in workers[1].log()  # the bootstrap really was shared
+    assert " ERROR" not in both
