@@ -1,0 +1,160 @@
+"""Faults with the real services: Redis stopped during ingest, PostgreSQL restarted under load.
+
+These stop and restart the machine's own Redis and PostgreSQL, so they run in CI (where the services are the
+CI's) and locally only with BITSCALE_FAULT_TESTS=1.
+"""
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from planner.models import Fit, FitScope
+from runs.models import Run, Team
+from runs.services import api_key_create
+from tests.factories import payload, payloads_from_observations
+from tests.workers.conftest import wait_for
+from workers.tasks import sweep_fits
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _faults_allowed():
+    if not (os.environ.get("CI") or os.environ.get("BITSCALE_FAULT_TESTS")):
+        pytest.skip("stops the machine's Redis and PostgreSQL: set BITSCALE_FAULT_TESTS=1 to run it here")
+
+
+def _port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), 1).close()
+    except OSError:
+        return False
+    return True
+
+
+def _redis_stop() -> None:
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True)
+    wait_for(lambda: not _port_open(6379), timeout=20, what="Redis to stop")
+
+
+def _redis_start() -> None:
+    # The same command .ci/run uses when Redis is down.
+    subprocess.run(
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            "6379",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    wait_for(lambda: _port_open(6379), timeout=20, what="Redis to start")
+
+
+def _api(team: Team) -> APIClient:
+    _, secret = api_key_create(team=team)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def test_redis_stopped_during_ingest_loses_nothing(start_worker, settings):
+    from planner.laws import load_chinchilla_epoch
+
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is needed to restart Redis")
+    team = Team.objects.create(slug="redis-down")
+    client = _api(team)
+    bodies = payloads_from_observations(load_chinchilla_epoch(), family="epoch")
+
+    _redis_stop()
+    try:
+        # when: runs arrive while the broker is down
+        statuses = [client.post("/api/v1/runs/", body, format="json").status_code for body in bodies[:60]]
+        statuses.append(client.post("/api/v1/runs/bulk/", {"runs": bodies[60:]}, format="json").status_code)
+        health = client.get("/healthz").json()
+    finally:
+        _redis_start()
+
+    # then: every post landed and the scopes remember that they need a fit
+    assert set(statuses) <= {200, 201}
+    assert health == {"database": "ok", "broker": "unavailable"}
+    assert Run.objects.filter(team=team).count() == 240
+    assert FitScope.objects.filter(team=team, dirty_since__isnull=False).count() == 2
+
+    # and: once Redis is back, the sweep gets the fits done
+    settings.FIT_MAX_WAIT_SECONDS, settings.FIT_SWEEP_GRACE_SECONDS = 0, 1
+    worker = start_worker(FIT_BOOTSTRAP_DRAWS=20, FIT_MAX_WAIT_SECONDS=0, FIT_SWEEP_GRACE_SECONDS=1)
+    time.sleep(1.5)
+    sweep_fits.apply_async()
+    wait_for(
+        lambda: Fit.objects.filter(team=team, status="succeeded").count() == 2,
+        timeout=120,
+        what="the fits",
+        log=worker.log,
+    )
+
+
+def test_postgresql_restarted_under_load_answers_503_and_recovers(live_server, monkeypatch):
+    monkeypatch.setattr("planner.services._send", lambda task, **kwargs: None)  # this test is about the database
+    cluster = next(iter(sorted(Path("/etc/postgresql").iterdir())), None) if Path("/etc/postgresql").exists() else None
+    if cluster is None or shutil.which("pg_ctlcluster") is None or connection.vendor != "postgresql":
+        pytest.fail("needs the machine's PostgreSQL cluster and pg_ctlcluster")
+    team = Team.objects.create(slug="pg-restart")
+    _, secret = api_key_create(team=team)
+    results: list[tuple[int, str | None, str]] = []
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        import httpx
+
+        with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
+            i = 0
+            while not stop.is_set():
+                i += 1
+                try:
+                    response = http.post("/api/v1/runs/", json=payload(external_id=f"w{worker}-{i}"))
+                    results.append((response.status_code, response.headers.get("Retry-After"), response.text[:200]))
+                except httpx.TransportError as exc:
+                    results.append((0, None, repr(exc)))
+                time.sleep(0.02)
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", cluster.name, "main", "restart"], check=True, capture_output=True
+    )
+    wait_for(lambda: _port_open(5432), timeout=60, what="PostgreSQL to come back")
+    time.sleep(3)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    codes = [code for code, _, _ in results]
+    failures = [(code, text) for code, _, text in results if code not in {201, 503}]
+    assert not failures, failures[:5]  # never a 500 or a traceback: 201, or 503 while the database was away
+    assert all(retry == "5" for code, retry, _ in results if code == 503)
+    runs_of_codes = [(code, len(list(group))) for code, group in itertools.groupby(codes)]
+    assert codes[-1] == 201, runs_of_codes  # and it recovered
+    assert 201 in codes[: len(codes) // 4]
+    connection.close()  # the test's own connection died with the restart; the next query reconnects
+    assert Run.objects.filter(team=team).count() == codes.count(201)  # nothing half-written, nothing lost
