@@ -179,6 +179,54 @@ class PlanCreateInputSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     cost_model = serializers.ChoiceField(choices=Plan.CostModel.choices, default=Plan.CostModel.LINEAR_BITS)
 
 
+class SuggestionsInputSerializer(PlanCreateInputSerializer):
+    """Body of POST /api/v1/suggestions/: a plan request plus the budget for new experiments."""
+
+    experiment_budget = PlanBudgetSerializer()
+    max_suggestions = StrictIntegerField(required=False, default=3, min_value=1, max_value=10)
+
+
+class SuggestedRunSerializer(serializers.Serializer[Any]):
+    rank = serializers.IntegerField()
+    n_params = serializers.IntegerField()
+    n_tokens = serializers.IntegerField()
+    tokens_per_param = serializers.FloatField()
+    weight_bits = serializers.FloatField()
+    activation_bits = serializers.FloatField()
+    kv_bits = serializers.FloatField()
+    cost_flops = serializers.FloatField()
+    predicted_loss = serializers.FloatField(allow_null=True)
+    predicted_loss_interval = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    target_variance_reduction = serializers.FloatField(allow_null=True)
+    expected_target_interval_width = serializers.FloatField(allow_null=True)
+
+
+class SuggestionsSerializer(serializers.Serializer[Any]):
+    """Response of POST /api/v1/suggestions/ (docs/api.md, Suggestions); nothing is stored."""
+
+    family = serializers.CharField()
+    law = serializers.CharField()
+    fit = serializers.DictField()
+    budget = serializers.DictField()
+    budget_flops = serializers.FloatField()
+    constraints = serializers.DictField()
+    cost_model = serializers.CharField()
+    hardware = serializers.CharField(allow_blank=True)
+    experiment_budget = serializers.DictField()
+    experiment_budget_flops = serializers.FloatField()
+    target = serializers.DictField()
+    target_loss_interval = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    expected_target_loss_interval = serializers.ListField(child=serializers.FloatField(allow_null=True))
+    expected_narrowing = serializers.FloatField(allow_null=True)
+    total_cost_flops = serializers.FloatField()
+    noise_rel = serializers.FloatField()
+    n_draws = serializers.IntegerField()
+    n_candidates = serializers.IntegerField()
+    selection = serializers.CharField()
+    suggestions = SuggestedRunSerializer(many=True)
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
 class PlanFitSerializer(serializers.ModelSerializer[Fit]):
     class Meta:
         model = Fit

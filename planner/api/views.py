@@ -21,11 +21,14 @@ from planner.api.serializers import (
     PlanSerializer,
     PredictionSerializer,
     PredictQuerySerializer,
+    SuggestionsInputSerializer,
+    SuggestionsSerializer,
 )
 from planner.laws import predict_with_interval
 from planner.models import Fit, Law, Plan
 from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending
 from planner.services import NoSucceededFit, PlanInvalid, fit_request, plan_create
+from planner.suggestion_services import suggestions_create
 from runs.api.views import TeamScopedMixin
 from runs.models import Run, Team
 
@@ -171,3 +174,27 @@ class PlanViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
         except PlanInvalid as exc:
             return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
         return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
+
+
+class SuggestionsApi(TeamScopedMixin, APIView):
+    """Next-run suggestions (docs/api.md, Suggestions): computed from the team's current fit, not stored."""
+
+    @extend_schema(
+        request=SuggestionsInputSerializer,
+        responses={
+            200: SuggestionsSerializer,
+            400: OpenApiResponse(description="Bad input, naming the field"),
+            409: OpenApiResponse(description="No succeeded fit (with bootstrap draws) of this family and law"),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """The few runs within the experiment budget that would narrow the plan's optimum-loss interval most."""
+        data = SuggestionsInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            body = suggestions_create(team=self.team, **data.validated_data)
+        except NoSucceededFit as exc:
+            return Response({"errors": {"detail": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+        except PlanInvalid as exc:
+            return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        return Response(SuggestionsSerializer(body).data, status=status.HTTP_200_OK)

@@ -1,0 +1,205 @@
+"""Next-run suggestions (docs/api.md, Suggestions; issue 10): which cheap runs would narrow the plan's interval.
+
+The maths is planner.suggestions (pure); this module reuses the plans section of planner.services to turn the
+family's current fit into loss functions, validate the budgets and constraints and find the plan's optimum,
+then builds the candidate grid and ranks it. Nothing is stored: a suggestion is a computation on the current
+fit, like /predict/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from planner.allocation import FloatArray, PlanningError, cost_factor, plan_search
+from planner.models import Law, Plan
+from planner.selectors import fit_current
+from planner.services import (
+    NoSucceededFit,
+    PlanInvalid,
+    _config_json,
+    _finite_or_none,
+    _plan_budget,
+    _plan_constraints,
+    _plan_fit_warnings,
+    _plan_loss_fns,
+)
+from planner.suggestions import (
+    DEFAULT_NOISE_REL,
+    SuggestionError,
+    Target,
+    candidate_grid,
+    suggest_runs,
+)
+from runs.models import Team
+
+MAX_SUGGESTIONS = 10
+# Tied widths tried besides the plan's own configuration and 16 bits (precision law), when the request gives
+# no bits_choices.
+DEFAULT_SUGGESTION_BITS: tuple[float, ...] = (4.0, 6.0, 8.0)
+# Smallest candidate N, relative to the plan's N, when the fit's data range does not say.
+N_MIN_RATIO = 1e-3
+
+
+def _experiment_budget(experiment_budget: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+    try:
+        normal, flops, _, _ = _plan_budget(experiment_budget)
+    except PlanInvalid as exc:
+        raise PlanInvalid({"experiment_budget": exc.errors.get("budget", exc.errors)}) from exc
+    return normal, flops
+
+
+def _bit_configs(
+    law: str, rec: tuple[float, float, float], params: Mapping[str, float], constraints: Mapping[str, Any]
+) -> list[tuple[float, float, float]]:
+    """The plan's bits, 16 bits, and tied widths (bits_choices or the defaults); a width the request fixes or
+    the family never varied (its gamma is held at 0) stays at the plan's value."""
+    if law == Law.CHINCHILLA:
+        return [(16.0, 16.0, 16.0)]
+    tied = constraints.get("bits_choices") or DEFAULT_SUGGESTION_BITS
+    out = {rec, (16.0, 16.0, 16.0), *((float(b), float(b), float(b)) for b in tied)}
+    keys = ("weight_bits", "activation_bits", "kv_bits")
+    dims = ("w", "a", "kv")
+    fixed = [
+        i
+        for i, (key, dim) in enumerate(zip(keys, dims, strict=True))
+        if key in constraints or float(params.get(f"gamma_{dim}", 0.0)) <= 0.0
+    ]
+    configs = set()
+    for cfg in out:
+        values = list(cfg)
+        for i in fixed:
+            values[i] = rec[i]
+        configs.add((values[0], values[1], values[2]))
+    return sorted(configs)
+
+
+def suggestions_create(
+    *,
+    team: Team,
+    family: str,
+    law: str = "precision",
+    budget: Mapping[str, Any],
+    constraints: Mapping[str, Any] | None = None,
+    cost_model: str = "linear_bits",
+    experiment_budget: Mapping[str, Any],
+    max_suggestions: int = 3,
+) -> dict[str, Any]:
+    """Up to `max_suggestions` runs, together within `experiment_budget`, that would narrow the 95% interval
+    of the loss at the plan's optimum for `budget` the most (planner.suggestions), as the response body.
+
+    Only the team's own current fit is used. Raises NoSucceededFit (no succeeded fit, or one without bootstrap
+    draws) and PlanInvalid naming the field.
+    """
+    if law not in Law.values:
+        raise PlanInvalid({"law": [f"Unknown law {law!r}."]})
+    if cost_model not in Plan.CostModel.values:
+        raise PlanInvalid({"cost_model": [f"Unknown cost model {cost_model!r}."]})
+    if isinstance(max_suggestions, bool) or not isinstance(max_suggestions, int) or max_suggestions < 1:
+        raise PlanInvalid({"max_suggestions": ["Must be a positive integer."]})
+    max_suggestions = min(max_suggestions, MAX_SUGGESTIONS)
+    budget_json, budget_flops, hardware, _ = _plan_budget(budget)
+    experiment_json, experiment_flops = _experiment_budget(experiment_budget)
+    fit = fit_current(team=team, family=family, law=law)
+    if fit is None:
+        raise NoSucceededFit(f"The family {family!r} has no succeeded {law} fit yet.")
+    point, draws, result = _plan_loss_fns(fit)
+    if draws is None:
+        raise NoSucceededFit(f"The current {law} fit of {family!r} has no bootstrap draws to compare.")
+    constraints_json, search_constraints, tie_bits = _plan_constraints(constraints, result)
+    try:
+        planned = plan_search(
+            point,
+            budget_flops,
+            cost_model=cost_model,  # type: ignore[arg-type]  # checked against Plan.CostModel above
+            hardware=hardware,
+            constraints=search_constraints,
+            draws=draws,
+            tie_bits=tie_bits or law == Law.CHINCHILLA,
+        )
+    except PlanningError as exc:
+        raise PlanInvalid({"constraints": [str(exc)]}) from exc
+    rec = planned.recommendation
+
+    def factor(w: FloatArray, a: FloatArray) -> FloatArray:
+        return cost_factor(w, a, cost_model=cost_model, hardware=hardware)  # type: ignore[arg-type]
+
+    rng = result.data_range
+    n_min = float(rng.get("n_params_min") or rec.n_params * N_MIN_RATIO)
+    n_max = float(rec.n_params)
+    noise = float(result.metrics.get("rmse_log") or DEFAULT_NOISE_REL)
+    try:
+        candidates = candidate_grid(
+            experiment_flops=experiment_flops,
+            bit_configs=_bit_configs(
+                law,
+                (rec.weight_bits, rec.activation_bits, rec.kv_bits),
+                result.all_params,
+                constraints_json,
+            ),
+            cost_factor_fn=factor,
+            n_min=min(n_min, n_max),
+            n_max=n_max,
+        )
+        ranked = suggest_runs(
+            draws,
+            Target(
+                n_params=float(rec.n_params),
+                n_tokens=float(rec.n_tokens),
+                weight_bits=rec.weight_bits,
+                activation_bits=rec.activation_bits,
+                kv_bits=rec.kv_bits,
+                post_train_bits=rec.post_train_bits,
+            ),
+            candidates,
+            experiment_flops=experiment_flops,
+            max_suggestions=max_suggestions,
+            noise_rel=noise,
+        )
+    except SuggestionError as exc:
+        raise PlanInvalid({"experiment_budget": [str(exc)]}) from exc
+    before, after = ranked.target_interval_before, ranked.target_interval_after
+    width_before = before[1] - before[0]
+    width_after = after[1] - after[0]
+    return {
+        "family": family,
+        "law": law,
+        "fit": {"id": fit.pk, "version": fit.version},
+        "budget": budget_json,
+        "budget_flops": budget_flops,
+        "constraints": constraints_json,
+        "cost_model": cost_model,
+        "hardware": planned.hardware or "",
+        "experiment_budget": experiment_json,
+        "experiment_budget_flops": experiment_flops,
+        "target": _config_json(rec),
+        "target_loss_interval": [_finite_or_none(v) for v in before],
+        "expected_target_loss_interval": [_finite_or_none(v) for v in after],
+        "expected_narrowing": _finite_or_none(1.0 - width_after / width_before) if width_before > 0 else 0.0,
+        "total_cost_flops": ranked.total_cost_flops,
+        "noise_rel": ranked.noise_rel,
+        "n_draws": ranked.n_draws,
+        "n_candidates": ranked.n_candidates,
+        "selection": ranked.strategy,
+        "suggestions": [
+            {
+                "rank": i + 1,
+                "n_params": s.n_params,
+                "n_tokens": s.n_tokens,
+                "tokens_per_param": s.n_tokens / s.n_params,
+                "weight_bits": s.weight_bits,
+                "activation_bits": s.activation_bits,
+                "kv_bits": s.kv_bits,
+                "cost_flops": s.cost_flops,
+                "predicted_loss": _finite_or_none(s.predicted_loss),
+                "predicted_loss_interval": [_finite_or_none(v) for v in s.predicted_loss_interval],
+                "target_variance_reduction": _finite_or_none(s.variance_reduction),
+                "expected_target_interval_width": _finite_or_none(s.target_interval_width_after),
+            }
+            for i, s in enumerate(ranked.suggestions)
+        ],
+        "warnings": [*planned.warnings, *_plan_fit_warnings(fit, result, rec)],
+    }
+
+
+__all__ = ["MAX_SUGGESTIONS", "suggestions_create"]
