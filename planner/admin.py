@@ -13,12 +13,13 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from planner.allocation import HARDWARE_PROFILES
+from planner.density import capacity_density
 from planner.models import Fit, Law, Plan
-from planner.plots import PlanPoint, plan_contour_svg
+from planner.plots import PlanPoint, Plot, density_over_time_svg, plan_contour_svg
 from planner.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION, fit_diff, fit_plots, fit_previous, interval_rows
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
-from runs.models import Team
+from runs.models import Run, Team
 
 FIT_FIELDS = (
     "team",
@@ -35,6 +36,51 @@ FIT_FIELDS = (
     "started_at",
     "finished_at",
 )
+
+
+DENSITY_PLOT_VERSION = 1  # bump when the density plot changes
+
+
+def fit_density_plot(fit: Fit) -> Plot:
+    """Capacity density of the fit's runs (those still stored, with a final loss) against their registration
+    time, relative to this fit's 16-bit curve; cached per fit like the other plots (a fit never changes)."""
+    key = f"fit-density:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{DENSITY_PLOT_VERSION}"
+    cached: Plot | None = cache.get(key)
+    if cached is not None:
+        return cached
+    fitted = set(fit.run_ids)
+    rows = [
+        row
+        for row in Run.objects.filter(team_id=fit.team_id, family=fit.family, final_loss__isnull=False)
+        .order_by("created_at", "id")
+        .values_list(
+            "id", "n_params", "n_tokens", "final_loss", "weight_bits", "activation_bits", "kv_bits", "created_at"
+        )
+        if row[0] in fitted
+    ]
+    params = {**fit.fixed, **fit.params}
+    try:
+        density = capacity_density(
+            params,
+            law=fit.law,
+            n_params=[r[1] for r in rows],
+            n_tokens=[r[2] for r in rows],
+            final_loss=[float(r[3] or "nan") for r in rows],
+        )
+    except (KeyError, ValueError):
+        density = None
+    if density is None:
+        svg = density_over_time_svg([], [])
+    else:
+        svg = density_over_time_svg(
+            [r[7] for r in rows],
+            density,
+            bits=[min(r[4], r[5], r[6]) for r in rows],
+            reference=f"{fit.law} v{fit.version} at 16 bits",
+        )
+    plot = Plot("density", "Capacity density over time", svg)
+    cache.set(key, plot, PLOTS_CACHE_SECONDS)
+    return plot
 
 
 @admin.register(Fit)
@@ -87,7 +133,7 @@ class FitAdmin(TeamScopedAdmin):
                 warnings=fit.warnings,
                 previous=previous,
                 diff=fit_diff(fit=fit, previous=previous) if previous is not None else None,
-                plots=fit_plots(fit=fit),
+                plots=[*fit_plots(fit=fit), fit_density_plot(fit)],
             )
         return super().change_view(request, object_id, form_url, extra_context=context)
 

@@ -14,12 +14,14 @@ import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")  # no display on a server; set before anything imports pyplot
 
+import matplotlib.dates as mdates
 import numpy as np
 import numpy.typing as npt
 from matplotlib.axes import Axes
@@ -27,6 +29,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from planner.allocation import cost_factor, tokens_for_budget
+from planner.density import MIN_TREND_POINTS, density_trend
 from planner.laws import DIMS, FitResult, Observations, effective_params_ratio, predict_loss
 
 FloatArray = npt.NDArray[np.float64]
@@ -548,3 +551,82 @@ def plan_contour_svg(
         _note(ax, f"tokens fill the budget at each point: D = C / (6 N cost(P)); cost model {cost_model}")
         ax.legend(loc="upper left", framealpha=0.85, frameon=True)
     return _render(fig, salt="plan")
+
+
+# Capacity density ----------------------------------------------------------------------------------------
+
+
+def density_over_time_svg(
+    times: Sequence[datetime],
+    densities: npt.ArrayLike,
+    *,
+    bits: npt.ArrayLike | None = None,
+    reference: str = "",
+) -> str:
+    """Capacity density of each run (planner.density) against its registration time, log scale, with the
+    least-squares trend ln(rho) = A t + B and its doubling time ln 2 / A (docs/laws.md section 11.3)."""
+    title = "Capacity density over time"
+    rho = np.asarray(densities, dtype=np.float64).ravel()
+    if len(times) != rho.size:
+        raise ValueError(f"times and densities differ in length ({len(times)} vs {rho.size})")
+    with np.errstate(invalid="ignore"):
+        defined = np.isfinite(rho) & (rho > 0)
+    if not defined.any():
+        return message_svg(title, "No run with a defined density.", salt="density")
+    origin = min(times)
+    days = np.array([(t - origin).total_seconds() / 86400.0 for t in times], dtype=np.float64)
+    trend = density_trend(days, rho)
+    keep = np.flatnonzero(defined)[sample_indices(int(defined.sum()))]
+    shown_times = mdates.date2num([times[i] for i in keep])
+    colour = training_bits_array(bits, rho.size)
+    fig = _figure()
+    ax = _subplots(fig)[0]
+    with matplotlib.rc_context(STYLE):
+        if colour is not None:
+            points = ax.scatter(
+                shown_times,
+                rho[keep],
+                c=colour[keep],
+                cmap="viridis",
+                norm=Normalize(vmin=float(colour.min()), vmax=float(colour.max())),
+                s=14,
+                alpha=0.85,
+                linewidths=0,
+            )
+            _bits_colourbar(fig, ax, points)
+        else:
+            ax.scatter(shown_times, rho[keep], s=14, alpha=0.85, linewidths=0, color=DIM_COLOURS["w"])
+        ax.axhline(1.0, color="#333333", lw=0.8, ls=":", label="16-bit reference (density 1)")
+        if math.isfinite(trend.slope):
+            span = np.linspace(float(days[defined].min()), float(days[defined].max()), 50)
+            line_times = [origin + timedelta(days=float(d)) for d in span]
+            if trend.doubling_days is not None:
+                label = f"trend: doubles every {trend.doubling_days:.3g} days (R² {trend.r2:.2f})"
+            else:
+                label = f"trend: not rising ({trend.slope:+.2e} per day, R² {trend.r2:.2f})"
+            fitted = np.exp(trend.intercept + trend.slope * span)
+            ax.plot(mdates.date2num(line_times), fitted, color="#d62728", lw=1.4, label=label)
+        ax.set_yscale("log")
+        ax.xaxis_date()
+        ax.set_xlabel("registered (created_at)")
+        ax.set_ylabel("density N_hat / N")
+        ax.set_title(title, loc="left", pad=14)
+        note = _sample_note(keep.size, int(defined.sum()), "runs")
+        if (~defined).any():
+            note += f"; {int((~defined).sum())} at or below the asymptote not shown"
+        if not math.isfinite(trend.slope):
+            note += f"; no trend: needs {MIN_TREND_POINTS} runs at 2+ times"
+        if reference:
+            note += f"; reference: {reference}"
+        _note(ax, note)
+        ax.legend(loc="best")
+        fig.autofmt_xdate()
+    return _render(fig, salt="density")
+
+
+def training_bits_array(bits: npt.ArrayLike | None, size: int) -> FloatArray | None:
+    """Per-run colour values, or None when not given or not one per run."""
+    if bits is None:
+        return None
+    arr = np.asarray(bits, dtype=np.float64).ravel()
+    return arr if arr.size == size and np.isfinite(arr).all() else None

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from planner.density_selectors import run_densities
 from runs.csvio import csv_lines
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
 from runs.selectors import run_export_rows
@@ -368,7 +369,26 @@ class RunAdmin(TeamScopedAdmin):
         return False  # runs are reported by training scripts through the API
 
     def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
-        return [f.name for f in Run._meta.fields if f.name not in EDITABLE_RUN_FIELDS]
+        fields = [f.name for f in Run._meta.fields if f.name not in EDITABLE_RUN_FIELDS]
+        return [*fields, "effective_params_16bit", "density"]
+
+    def _density(self, run: Run) -> tuple[float | None, float | None]:
+        """(N_hat, density) from the family's current fit, read once per page (planner.density)."""
+        cached: tuple[float | None, float | None] | None = getattr(run, "_density_cache", None)
+        if cached is None:
+            cached = run_densities(runs=[run]).get(run.pk, (None, None))
+            run._density_cache = cached  # type: ignore[attr-defined]
+        return cached
+
+    @admin.display(description="effective params (16-bit reference)")
+    def effective_params_16bit(self, run: Run) -> str:
+        value = self._density(run)[0]
+        return "— (no final loss, no succeeded fit, or at the law's asymptote)" if value is None else f"{value:.4g}"
+
+    @admin.display(description="capacity density")
+    def density(self, run: Run) -> str:
+        value = self._density(run)[1]
+        return "—" if value is None else f"{value:.4f}"
 
     def save_model(self, request: HttpRequest, obj: Run, form: Any, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RUN_FIELDS}

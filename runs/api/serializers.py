@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
@@ -104,20 +105,39 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     excluded = StrictBooleanField(required=False)
     exclusion_reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
     evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
+    effective_params_16bit = serializers.SerializerMethodField()
+    density = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["id", *RUN_FIELDS, "evaluations", "created_at", "updated_at"]
+        fields = ["id", *RUN_FIELDS, "evaluations", "effective_params_16bit", "density", "created_at", "updated_at"]
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
+
+    def _density(self, instance: Run) -> tuple[float | None, float | None]:
+        """From the context's "densities" (run id -> pair, planner.density_selectors.run_densities), computed
+        per page by the view; (None, None) when the run or its family has none."""
+        densities: Mapping[int, tuple[float | None, float | None]] = self.context.get("densities") or {}
+        return densities.get(instance.pk, (None, None))
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_effective_params_16bit(self, instance: Run) -> float | None:
+        return self._density(instance)[0]
+
+    @extend_schema_field(serializers.FloatField(allow_null=True))
+    def get_density(self, instance: Run) -> float | None:
+        return self._density(instance)[1]
 
     def to_representation(self, instance: Run) -> dict[str, Any]:
         """The same JSON as DRF's field-by-field rendering, built directly: a list page of 100 runs with
         their evaluations costs about a tenth of the time (tests/runs/test_representation.py)."""
+        n_hat, density = self._density(instance)
         return {
             "id": instance.pk,
             **{name: getattr(instance, name) for name in RUN_FIELDS},
             "evaluations": [evaluation_representation(e) for e in instance.evaluations.all()],
+            "effective_params_16bit": n_hat,
+            "density": density,
             "created_at": iso_utc(instance.created_at),
             "updated_at": iso_utc(instance.updated_at),
         }

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 if TYPE_CHECKING:
     from rest_framework.permissions import _PermissionClass
 
+from planner.density_selectors import run_densities
 from runs.api.authentication import TeamPrincipal
 from runs.api.permissions import KeyMayWrite
 from runs.api.serializers import (
@@ -71,6 +72,20 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
     def get_serializer_class(self) -> type[RunSerializer]:
         return RunUpdateSerializer if self.action == "partial_update" else RunSerializer
 
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        """For list and detail, add the runs' capacity densities to the context: one query per page."""
+        if args and self.action in ("list", "retrieve"):
+            if kwargs.get("many"):
+                args = (list(args[0]), *args[1:])  # a queryset is read once, here
+            runs = args[0] if kwargs.get("many") else [args[0]]
+            kwargs["context"] = {**self.get_serializer_context(), "densities": run_densities(runs=runs)}
+            return self.get_serializer_class()(*args, **kwargs)
+        return super().get_serializer(*args, **kwargs)
+
+    @staticmethod
+    def _rendered(run: Run) -> dict[str, Any]:
+        return RunSerializer(run, context={"densities": run_densities(runs=[run])}).data
+
     @extend_schema(responses={201: RunSerializer, 200: RunSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Create a run; with an external_id the team already has, update that run in place (200)."""
@@ -85,7 +100,7 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
             prefetch_related_objects([run], "evaluations")
         else:  # its evaluations were merged with stored ones: read them back
             run = run_list(team=self.team).get(pk=result.runs[0].pk)
-        return Response(RunSerializer(run).data, status=201 if result.created else 200)
+        return Response(self._rendered(run), status=201 if result.created else 200)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Change some fields of a run; evaluations are added through their own endpoint."""
@@ -93,7 +108,7 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
         serializer = self.get_serializer(run, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         run_update(run=run, fields=serializer.validated_data)
-        return Response(RunSerializer(run_list(team=self.team).get(pk=run.pk)).data)
+        return Response(self._rendered(run_list(team=self.team).get(pk=run.pk)))
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # The export streams CSV itself; whatever the client accepts (text/csv, ?format=csv), errors before it
