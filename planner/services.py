@@ -30,6 +30,7 @@ from planner.allocation import (
     PlanConfig,
     PlanConstraints,
     PlanningError,
+    PlanResult,
     budget_to_flops,
     get_hardware,
     plan_search,
@@ -610,16 +611,30 @@ def _plan_fit_warnings(fit: Fit, result: FitResult, rec: PlanConfig) -> list[str
     return out
 
 
-def plan_create(
+@dataclass(frozen=True)
+class PlanOnFit:
+    """A plan search on a family's current fit, with the validated inputs as stored; nothing is written yet."""
+
+    fit: Fit
+    result: FitResult
+    draws: LossFn | None
+    budget_json: dict[str, Any]
+    budget_flops: float
+    hardware: Any  # as _plan_budget resolved it: a profile, or None for a FLOPs budget
+    constraints_json: dict[str, Any]
+    planned: PlanResult
+
+
+def plan_search_on_current_fit(
     *,
     team: Team,
     family: str,
-    law: str = "precision",
+    law: str,
     budget: Mapping[str, Any],
-    constraints: Mapping[str, Any] | None = None,
-    cost_model: str = "linear_bits",
-) -> Plan:
-    """Plan N, D and bit widths for `budget` from the family's current fit of `law`, and store the plan.
+    constraints: Mapping[str, Any] | None,
+    cost_model: str,
+) -> PlanOnFit:
+    """Validate a plan request and run the search on the family's current fit of `law` and its draws.
 
     Raises NoSucceededFit when the family has no succeeded fit of that law, PlanInvalid (naming the field)
     when the budget or constraints are malformed, contradictory or outside the fitted law's domain.
@@ -646,18 +661,48 @@ def plan_create(
         )
     except PlanningError as exc:
         raise PlanInvalid({"constraints": [str(exc)]}) from exc
+    return PlanOnFit(
+        fit=fit,
+        result=result,
+        draws=draws,
+        budget_json=budget_json,
+        budget_flops=budget_flops,
+        hardware=hardware,
+        constraints_json=constraints_json,
+        planned=planned,
+    )
+
+
+def plan_create(
+    *,
+    team: Team,
+    family: str,
+    law: str = "precision",
+    budget: Mapping[str, Any],
+    constraints: Mapping[str, Any] | None = None,
+    cost_model: str = "linear_bits",
+) -> Plan:
+    """Plan N, D and bit widths for `budget` from the family's current fit of `law`, and store the plan.
+
+    Raises NoSucceededFit when the family has no succeeded fit of that law, PlanInvalid (naming the field)
+    when the budget or constraints are malformed, contradictory or outside the fitted law's domain.
+    """
+    search = plan_search_on_current_fit(
+        team=team, family=family, law=law, budget=budget, constraints=constraints, cost_model=cost_model
+    )
+    planned = search.planned
     rec = planned.recommendation
-    warnings = [*planned.warnings, *_plan_fit_warnings(fit, result, rec)]
+    warnings = [*planned.warnings, *_plan_fit_warnings(search.fit, search.result, rec)]
     return Plan.objects.create(
         team=team,
         family=family,
         law=law,
-        fit=fit,
-        budget=budget_json,
-        constraints=constraints_json,
+        fit=search.fit,
+        budget=search.budget_json,
+        constraints=search.constraints_json,
         cost_model=cost_model,
         hardware=planned.hardware or "",
-        budget_flops=budget_flops,
+        budget_flops=search.budget_flops,
         recommendation=_config_json(rec),
         baseline=_config_json(planned.baseline),
         alternatives=[_config_json(a) for a in planned.alternatives],

@@ -11,18 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from planner.allocation import FloatArray, PlanningError, cost_factor, plan_search
-from planner.models import Law, Plan
-from planner.selectors import fit_current
+from planner.allocation import FloatArray, cost_factor
+from planner.models import Law
 from planner.services import (
     NoSucceededFit,
     PlanInvalid,
     _config_json,
     _finite_or_none,
     _plan_budget,
-    _plan_constraints,
     _plan_fit_warnings,
-    _plan_loss_fns,
+    plan_search_on_current_fit,
 )
 from planner.suggestions import (
     DEFAULT_NOISE_REL,
@@ -91,34 +89,17 @@ def suggestions_create(
     Only the team's own current fit is used. Raises NoSucceededFit (no succeeded fit, or one without bootstrap
     draws) and PlanInvalid naming the field.
     """
-    if law not in Law.values:
-        raise PlanInvalid({"law": [f"Unknown law {law!r}."]})
-    if cost_model not in Plan.CostModel.values:
-        raise PlanInvalid({"cost_model": [f"Unknown cost model {cost_model!r}."]})
     if isinstance(max_suggestions, bool) or not isinstance(max_suggestions, int) or max_suggestions < 1:
         raise PlanInvalid({"max_suggestions": ["Must be a positive integer."]})
     max_suggestions = min(max_suggestions, MAX_SUGGESTIONS)
-    budget_json, budget_flops, hardware, _ = _plan_budget(budget)
     experiment_json, experiment_flops = _experiment_budget(experiment_budget)
-    fit = fit_current(team=team, family=family, law=law)
-    if fit is None:
-        raise NoSucceededFit(f"The family {family!r} has no succeeded {law} fit yet.")
-    point, draws, result = _plan_loss_fns(fit)
-    if draws is None:
+    search = plan_search_on_current_fit(
+        team=team, family=family, law=law, budget=budget, constraints=constraints, cost_model=cost_model
+    )
+    if search.draws is None:
         raise NoSucceededFit(f"The current {law} fit of {family!r} has no bootstrap draws to compare.")
-    constraints_json, search_constraints, tie_bits = _plan_constraints(constraints, result)
-    try:
-        planned = plan_search(
-            point,
-            budget_flops,
-            cost_model=cost_model,  # type: ignore[arg-type]  # checked against Plan.CostModel above
-            hardware=hardware,
-            constraints=search_constraints,
-            draws=draws,
-            tie_bits=tie_bits or law == Law.CHINCHILLA,
-        )
-    except PlanningError as exc:
-        raise PlanInvalid({"constraints": [str(exc)]}) from exc
+    fit, result, draws, planned, hardware = search.fit, search.result, search.draws, search.planned, search.hardware
+    budget_json, budget_flops, constraints_json = search.budget_json, search.budget_flops, search.constraints_json
     rec = planned.recommendation
 
     def factor(w: FloatArray, a: FloatArray) -> FloatArray:
