@@ -27,7 +27,7 @@ from planner.api.serializers import (
 from planner.laws import predict_with_interval
 from planner.models import Fit, Law, Plan
 from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending
-from planner.services import NoSucceededFit, PlanInvalid, fit_request, plan_create
+from planner.services import fit_request, plan_create
 from planner.suggestion_services import suggestions_create
 from runs.api.views import TeamScopedMixin
 from runs.models import Run, Team
@@ -167,12 +167,7 @@ class PlanViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
         """Plan N, D and bit widths for a budget from the family's current fit; 201 with the stored plan."""
         data = PlanCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            plan = plan_create(team=self.team, **data.validated_data)
-        except NoSucceededFit as exc:
-            return Response({"errors": {"detail": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
-        except PlanInvalid as exc:
-            return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        plan = plan_create(team=self.team, **data.validated_data)  # NoSucceededFit -> 409, PlanInvalid -> 400
         return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
 
 
@@ -191,10 +186,5 @@ class SuggestionsApi(TeamScopedMixin, APIView):
         """The few runs within the experiment budget that would narrow the plan's optimum-loss interval most."""
         data = SuggestionsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        try:
-            body = suggestions_create(team=self.team, **data.validated_data)
-        except NoSucceededFit as exc:
-            return Response({"errors": {"detail": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
-        except PlanInvalid as exc:
-            return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        body = suggestions_create(team=self.team, **data.validated_data)  # errors as for plans
         return Response(SuggestionsSerializer(body).data, status=status.HTTP_200_OK)

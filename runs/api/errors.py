@@ -11,6 +11,7 @@ from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
 
 from config.middleware import DATABASE_RETRY_AFTER_SECONDS
+from planner.services import NoSucceededFit, PlanInvalid
 from runs.services import BatchInvalid
 
 
@@ -32,6 +33,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
+    if isinstance(exc, NoSucceededFit):
+        return Response({"errors": {"detail": [str(exc)]}}, status=status.HTTP_409_CONFLICT)
+    if isinstance(exc, PlanInvalid):
+        return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, BatchInvalid):
         return Response({"errors": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, DjangoValidationError):
