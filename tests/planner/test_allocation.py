@@ -19,29 +19,8 @@ from planner.allocation import (
     cost_factor,
     plan_search,
 )
+from tests.published import EPOCH, KUMAR
 
-# Epoch's refit of Chinchilla (laws.md 1.1).
-EPOCH = {"A": 482.01, "B": 2085.43, "E": 1.8172, "alpha": 0.3478, "beta": 0.3658}
-
-# Kumar et al. 2024 Table 2 (laws.md 3.1); b is stored as n_post. C_x are unpublished: fixed at 1 (Eq. 10).
-KUMAR = {
-    "A": 4.299e3,
-    "B": 1.806e4,
-    "E": 2.7648,
-    "alpha": 0.4965,
-    "beta": 0.4965,
-    "gamma_w": 2.6745,
-    "n_w": 0.3037,
-    "gamma_a": 2.2102,
-    "n_a": 1.4072,
-    "gamma_kv": 0.9578,
-    "n_kv": 2.4185,
-    "C_T": 0.0598,
-    "gamma_D": 0.5068,
-    "gamma_N": 0.3439,
-    "gamma_post": 0.5907,
-    "n_post": 1.1277,
-}
 KUMAR_NO_OFFSETS = {**KUMAR, "n_w": 0.0, "n_a": 0.0, "n_kv": 0.0}
 
 DECADES = [1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25]

@@ -29,8 +29,9 @@ from planner.laws.fitting import (
     _ptq_model,
 )
 from planner.laws.prediction import predict_loss_draws
+from tests.published import EPOCH
 
-TRUTH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}  # Epoch's published set
+TRUTH = EPOCH  # Epoch's published set, as the generating parameters
 
 
 def _chinchilla_grid(noise: float = 0.0, seed: int = 0) -> Observations:

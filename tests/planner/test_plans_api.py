@@ -15,30 +15,10 @@ from planner.models import Fit, FitScope, Plan
 from planner.selectors import plan_list
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
 from runs.models import Team
+from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
 
-# Epoch's refit of Chinchilla (laws.md 1.1).
-EPOCH = {"A": 482.01, "B": 2085.43, "E": 1.8172, "alpha": 0.3478, "beta": 0.3658}
-# Kumar et al. 2024, Table 2 with offsets (laws.md 3.1); b is n_post; C_x are 1 (Eq. 10).
-KUMAR = {
-    "A": 4.299e3,
-    "B": 1.806e4,
-    "E": 2.7648,
-    "alpha": 0.4965,
-    "beta": 0.4965,
-    "gamma_w": 2.6745,
-    "n_w": 0.3037,
-    "gamma_a": 2.2102,
-    "n_a": 1.4072,
-    "gamma_kv": 0.9578,
-    "n_kv": 2.4185,
-    "C_T": 0.0598,
-    "gamma_D": 0.5068,
-    "gamma_N": 0.3439,
-    "gamma_post": 0.5907,
-    "n_post": 1.1277,
-}
 # What a family's data spanned (the extrapolation reference); Kumar's sweep went up to 1.7B parameters.
 DATA_RANGE = {
     "n_params_min": 3e7,

@@ -15,6 +15,7 @@ from planner.models import Fit
 from planner.suggestion_services import suggestions_create
 from planner.suggestions import Candidates, SuggestionError, Target, candidate_grid, suggest_runs
 from tests.planner.test_plans_api import KUMAR, store_fit
+from tests.published import EPOCH
 
 pytestmark = pytest.mark.django_db
 
@@ -173,7 +174,7 @@ def test_response_contract_cost_count_and_domain(client_rw, team):
 
 
 def test_chinchilla_suggestions_are_16_bit(client_rw, team):
-    store_fit(team, {"A": 482.01, "B": 2085.43, "E": 1.8172, "alpha": 0.3478, "beta": 0.3658}, law="chinchilla")
+    store_fit(team, EPOCH, law="chinchilla")
     out = post(client_rw, body(law="chinchilla"))
     assert out["suggestions"]
     assert all((s["weight_bits"], s["activation_bits"], s["kv_bits"]) == (16, 16, 16) for s in out["suggestions"])
