@@ -38,7 +38,7 @@ def bearer(db):
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_api_conforms_to_its_schema(case, bearer):
     # Every default check except the two about the *choice* of 2xx vs 4xx for data the schema cannot express:
     # cross-field rules (a finished run needs final_loss) and lenient query parsing (DRF ignores a bad
