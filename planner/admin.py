@@ -1,7 +1,7 @@
 """Admin for fits (read-only: a fit is an immutable version) with parameters, diff and plots; and plans."""
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from planner.allocation import HARDWARE_PROFILES
 from planner.density import capacity_density
-from planner.models import Fit, Law, Plan
+from planner.models import Fit, FitQuerySet, Law, Plan
 from planner.plots import PlanPoint, Plot, density_over_time_svg, plan_contour_svg
 from planner.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION, fit_diff, fit_plots, fit_previous, interval_rows
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
@@ -96,7 +96,7 @@ class FitAdmin(TeamScopedAdmin):
     list_per_page = 50
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Fit]:
-        return super().get_queryset(request).defer("draws", "point_state", "snapshot")
+        return cast(FitQuerySet, super().get_queryset(request)).without_blobs()  # Fit's manager makes a FitQuerySet
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # fits are computed by the refit pipeline

@@ -43,6 +43,18 @@ class FitScope(models.Model):
         return f"{self.team_id}/{self.family}/{self.law}"
 
 
+class FitQuerySet(models.QuerySet["Fit"]):
+    """Fit lookups that recur: without the binary columns, and the versions still in flight."""
+
+    def without_blobs(self) -> "FitQuerySet":
+        """Leave out draws, snapshot and point state (megabytes for large families): lists need none of them."""
+        return self.defer("draws", "point_state", "snapshot")
+
+    def in_flight(self) -> "FitQuerySet":
+        """Versions queued or running: at most one per (team, family, law)."""
+        return self.filter(status__in=["queued", "running"])
+
+
 class Fit(models.Model):
     """One version of one law fitted to one family's finished, non-excluded runs; never changed once finished."""
 
@@ -83,6 +95,8 @@ class Fit(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = FitQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

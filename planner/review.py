@@ -33,7 +33,7 @@ def fit_previous(*, fit: Fit) -> Fit | None:
             status=Fit.Status.SUCCEEDED,
             version__lt=fit.version,
         )
-        .defer("draws", "point_state", "snapshot")
+        .without_blobs()
         .order_by("-version")
         .first()
     )

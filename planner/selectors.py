@@ -88,7 +88,12 @@ def fit_data(*, team_id: int, family: str) -> FitData:
 
 def fit_list(*, team: Team) -> QuerySet[Fit]:
     """The team's fits, newest first, without the heavy binary columns."""
-    return Fit.objects.filter(team=team).defer("draws", "point_state", "snapshot")
+    return Fit.objects.filter(team=team).without_blobs()
+
+
+def fit_latest(*, team_id: int, family: str, law: str) -> Fit | None:
+    """The newest version of (family, law) whatever its status, without the binary columns."""
+    return Fit.objects.filter(team_id=team_id, family=family, law=law).without_blobs().order_by("-version").first()
 
 
 def fit_current(*, team: Team, family: str, law: str) -> Fit | None:
@@ -103,11 +108,7 @@ def fit_current(*, team: Team, family: str, law: str) -> Fit | None:
 
 def fit_pending(*, team: Team, family: str, law: str) -> Fit | None:
     """The fit of (family, law) that is queued or running, if any."""
-    return (
-        Fit.objects.filter(team=team, family=family, law=law, status__in=[Fit.Status.QUEUED, Fit.Status.RUNNING])
-        .defer("draws", "point_state", "snapshot")
-        .first()
-    )
+    return Fit.objects.filter(team=team, family=family, law=law).in_flight().without_blobs().first()
 
 
 def fit_is_stale(*, fit: Fit) -> bool:

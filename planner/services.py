@@ -46,7 +46,7 @@ from planner.laws import (
     predict_loss_draws,
 )
 from planner.models import Fit, FitChunk, FitScope, Law, Plan
-from planner.selectors import FitData, fit_current, fit_data, fit_is_stale
+from planner.selectors import FitData, fit_current, fit_data, fit_is_stale, fit_latest
 from runs.models import Team
 
 logger = logging.getLogger(__name__)
@@ -146,9 +146,7 @@ def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
             scope.dirty_since + timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS),
         )
         retry_in = max(0.0, (ready_at - now).total_seconds())
-    in_flight = Fit.objects.filter(
-        team_id=scope.team_id, family=scope.family, law=scope.law, status__in=[Fit.Status.QUEUED, Fit.Status.RUNNING]
-    )
+    in_flight = Fit.objects.filter(team_id=scope.team_id, family=scope.family, law=scope.law).in_flight()
     if not retry_in and in_flight.exists():  # the next version starts once this one is done
         retry_in = max(float(settings.FIT_DEBOUNCE_SECONDS), 1.0)
     if retry_in:
@@ -158,12 +156,7 @@ def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
     with transaction.atomic():
         scope = FitScope.objects.select_for_update().get(pk=scope_id)
         data = fit_data(team_id=scope.team_id, family=scope.family)
-        last = (
-            Fit.objects.filter(team_id=scope.team_id, family=scope.family, law=scope.law)
-            .defer("draws", "point_state", "snapshot")
-            .order_by("-version")
-            .first()
-        )
+        last = fit_latest(team_id=scope.team_id, family=scope.family, law=scope.law)
         FitScope.objects.filter(pk=scope_id).update(dirty_since=None, enqueued_at=None, fingerprint=data.fingerprint)
         if last is not None and last.data_fingerprint == data.fingerprint:
             return RefreshOutcome()  # the runs are as the last version saw them: no duplicate version
@@ -188,15 +181,9 @@ def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
 def fit_request(*, team: Team, family: str, law: str) -> Fit | None:
     """Ask for a refit now (POST /fits/): the fit in flight, a new queued version, or the latest if unchanged."""
     scope, _ = FitScope.objects.get_or_create(team=team, family=family, law=law)
-    active = Fit.objects.filter(team=team, family=family, law=law, status__in=[Fit.Status.QUEUED, Fit.Status.RUNNING])
-    if not active.exists():
+    if not Fit.objects.filter(team=team, family=family, law=law).in_flight().exists():
         fit_scope_refresh(scope_id=scope.pk, force=True)
-    return (
-        Fit.objects.filter(team=team, family=family, law=law)
-        .defer("draws", "point_state", "snapshot")
-        .order_by("-version")
-        .first()
-    )
+    return fit_latest(team_id=team.pk, family=family, law=law)
 
 
 # Step 2 (fits queue): claim, point fit, fan out the bootstrap ------------------------------------------------

@@ -62,7 +62,7 @@ def _current_or_404(team: Team, query: dict[str, Any]) -> Fit:
 class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Fit]):
     """Fit versions of the key's team: list, detail, the current one, and asking for a refit."""
 
-    queryset = Fit.objects.defer("draws", "point_state", "snapshot")
+    queryset = Fit.objects.without_blobs()
     serializer_class = FitSerializer
     filterset_class = FitFilter
     ordering_fields = ["created_at", "version"]
