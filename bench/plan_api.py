@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -21,19 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from stack import machine_line
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -101,7 +91,7 @@ def main() -> None:
         ("flops 1e22, n_params fixed at 1e9", {"budget": {"flops": 1e22}, "constraints": {"n_params": 10**9}}),
         ("flops 1e22, tied bits (14 configurations)", {"budget": {"flops": 1e22}, "constraints": {"tie_bits": True}}),
     ]
-    print(f"machine: nproc={os.cpu_count()}, {cpu_model()}; Python {platform.python_version()}, NumPy {np.__version__}")
+    print(f"{machine_line()}; NumPy {np.__version__}")
     print(f"fit: precision on kumar_synthetic, {finite}/{args.draws} finite draws, fitted in {fit_seconds:.1f} s")
     print(f"database: {os.environ['DATABASE_URL'].split('://')[0]}; {args.repeat} timed requests per case\n")
     print("| case | p50 ms | p99 ms | max ms |")
