@@ -744,16 +744,24 @@ class _EffectiveParamsLaw:
         probe = PointFit(**{**sub.__dict__, "ptq": sub.ptq and held.n_evals > 0})
         with np.errstate(invalid="ignore"):
             r = self._residuals(probe, {**sub.params, **sub.fixed}, held)
+        r_runs = r[: held.n_runs]  # final losses first, then PTQ evaluations (see _residuals)
+        r_runs = r_runs[np.isfinite(r_runs)]
         r = r[np.isfinite(r)]
         if r.shape[0] == 0:
             return {"n_held_out": float(n_held)}, [
                 "backtest not computed: held-out runs are outside the refit's domain"
             ]
-        return {
+        out = {
             "rmse_log": float(np.sqrt(np.mean(r * r))),
             "mean_signed_error": float(np.mean(r)),
             "n_held_out": float(r.shape[0]),
-        }, []
+        }
+        if r_runs.shape[0]:
+            # Final losses only: the score every law can be compared on (laws without a PTQ term predict no
+            # evaluations), used to rank laws (docs/laws-engine.md, Law comparison).
+            out["rmse_log_runs"] = float(np.sqrt(np.mean(r_runs * r_runs)))
+            out["n_held_out_runs"] = float(r_runs.shape[0])
+        return out, []
 
     def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray:
         """One bootstrap draw: warm-started refit with case weights; natural-scale parameters in draw order."""
