@@ -22,3 +22,16 @@ KUMAR = {
     "gamma_post": 0.5907,
     "n_post": 1.1277,
 }
+
+# Sun et al. 2025 ("Scaling Laws for Floating-Point Quantization Training"), Table 2 (laws.md 10.2), renamed:
+# n -> A, d -> B, eps -> E. Their gamma goes with log2(block size) in the numerator.
+SUN = {
+    "A": 69.2343,
+    "alpha": 0.2368,
+    "B": 68973.0621,
+    "beta": 0.5162,
+    "E": 1.9061,
+    "gamma": 11334.5197,
+    "delta": 3.1926,
+    "nu": 2.9543,
+}

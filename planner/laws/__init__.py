@@ -1,14 +1,17 @@
 """Bitscale's scaling-law engine: pure NumPy/SciPy, no Django (docs/laws-engine.md, docs/laws.md).
 
-Laws: ``chinchilla`` (Hoffmann et al. 2022, arXiv:2203.15556) and ``precision`` (Kumar et al. 2024,
-arXiv:2411.04330). Fits minimise summed Huber (delta = 1e-3) or least squares on log-loss residuals.
+Laws: ``chinchilla`` (Hoffmann et al. 2022, arXiv:2203.15556), ``precision`` (Kumar et al. 2024,
+arXiv:2411.04330) and ``fp`` (Sun et al. 2025, arXiv:2501.02423). Fits minimise summed Huber (delta = 1e-3)
+or least squares on log-loss residuals.
 """
 
 from planner.laws.datasets import kumar_synthetic, load_chinchilla_epoch
-from planner.laws.fitting import HUBER_DELTA, LAWS, OBJECTIVES, Law, PointFit, huber_sum
+from planner.laws.fitting import HUBER_DELTA, OBJECTIVES, Law, PointFit, huber_sum
+from planner.laws.floating_point import SUN_TABLE2, fp_layout, fp_loss, sun_params
 from planner.laws.forms import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
 from planner.laws.observations import FitFailed, Observations
 from planner.laws.prediction import Prediction, predict_loss, predict_loss_draws, predict_with_interval
+from planner.laws.registry import LAWS, get_law
 from planner.laws.results import DEFAULT_BOOTSTRAP, FitResult, assemble_fit, bootstrap_chunk, fit_law, fit_point
 
 __all__ = [
@@ -24,11 +27,15 @@ __all__ = [
     "Observations",
     "PointFit",
     "Prediction",
+    "SUN_TABLE2",
     "assemble_fit",
     "bootstrap_chunk",
     "effective_params_ratio",
     "fit_law",
     "fit_point",
+    "fp_layout",
+    "fp_loss",
+    "get_law",
     "huber_sum",
     "in_domain",
     "kumar_synthetic",
@@ -36,4 +43,5 @@ __all__ = [
     "predict_loss",
     "predict_loss_draws",
     "predict_with_interval",
+    "sun_params",
 ]

@@ -9,6 +9,7 @@ delta = L_eval - L_final on the log-loss scale.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -273,20 +274,32 @@ def _base_model(spec: BaseSpec, inp: _BaseInputs) -> ModelFn:
 def _project_linear(u: FloatArray, v: FloatArray, inv_loss: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Non-negative (E, A, B) minimising sum ((E + A*U + B*V)/L - 1)^2 for each candidate row of U, V.
 
-    u, v: (K, n) holding N_eff^-alpha and D^-beta; inv_loss: (n,). Exact NNLS for three unknowns by
-    enumerating the seven active sets. Returns coefficients (K, 3) and the weighted SSE (K,).
+    u, v: (K, n) holding N_eff^-alpha and D^-beta; inv_loss: (n,). Returns coefficients (K, 3) and the
+    weighted SSE (K,), up to a constant.
     """
+    return project_nonnegative([np.broadcast_to(np.ones_like(inv_loss), u.shape), u, v], inv_loss)
+
+
+def project_nonnegative(cols: Sequence[FloatArray], inv_loss: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Non-negative coefficients c minimising sum ((SUM_j c_j * col_j)/L - 1)^2, for each of K candidates.
+
+    cols: p arrays of shape (K, n), one per linear coefficient; inv_loss: (n,). Exact NNLS for a handful of
+    unknowns by enumerating the 2^p - 1 active sets (largest first). Returns coefficients (K, p) and the
+    weighted SSE (K,) up to the constant n; a candidate with no admissible set keeps zeros and SSE inf.
+    """
+    p = len(cols)
+    k = cols[0].shape[0]
     w2 = inv_loss * inv_loss
-    cols = [np.broadcast_to(np.ones_like(inv_loss), u.shape), u, v]
-    gram = np.empty((u.shape[0], 3, 3))
-    rhs = np.empty((u.shape[0], 3))
-    for i in range(3):
+    gram = np.empty((k, p, p))
+    rhs = np.empty((k, p))
+    for i in range(p):
         rhs[:, i] = (cols[i] * inv_loss).sum(axis=1)
-        for j in range(i, 3):
+        for j in range(i, p):
             gram[:, i, j] = gram[:, j, i] = (cols[i] * cols[j] * w2).sum(axis=1)
-    best = np.full(u.shape[0], np.inf)
-    coef = np.zeros((u.shape[0], 3))
-    for subset in ((0, 1, 2), (0, 1), (0, 2), (1, 2), (0,), (1,), (2,)):
+    best = np.full(k, np.inf)
+    coef = np.zeros((k, p))
+    subsets = [c for size in range(p, 0, -1) for c in itertools.combinations(range(p), size)]
+    for subset in subsets:
         idx = np.array(subset)
         g = gram[:, idx[:, None], idx[None, :]] + 1e-300 * np.eye(len(subset))
         with np.errstate(all="ignore"):
@@ -298,7 +311,7 @@ def _project_linear(u: FloatArray, v: FloatArray, inv_loss: FloatArray) -> tuple
             sse = np.einsum("ki,kij,kj->k", c, g, c) - 2.0 * np.einsum("ki,ki->k", c, rhs[:, idx])
         ok = np.all(c >= 0, axis=1) & np.isfinite(sse) & (sse < best)
         best = np.where(ok, sse, best)
-        full = np.zeros((u.shape[0], 3))
+        full = np.zeros((k, p))
         full[:, idx] = c
         coef = np.where(ok[:, None], full, coef)
     return coef, best
@@ -442,7 +455,7 @@ class PointFit:
     seed: int
     tie_exponents: bool
     data: Observations  # canonical order, in-domain runs only
-    base_spec: BaseSpec
+    base_spec: Any  # the law's own description of what is fitted (BaseSpec, or FpSpec for the fp law)
     theta_base: FloatArray
     ptq: bool
     theta_ptq: FloatArray
@@ -459,7 +472,7 @@ class PointFit:
 
 
 class Law(Protocol):
-    """A fittable law: the registry in LAWS maps the API's law name to one of these."""
+    """A fittable law: the registry in planner.laws.registry maps the API's law name to one of these."""
 
     name: str
 
@@ -781,6 +794,8 @@ class _EffectiveParamsLaw:
         return np.array([params[name] for name in point.draw_names])
 
     def predict(self, params: Mapping[str, Any], **inputs: Any) -> FloatArray:
+        inputs.pop("exponent_bits", None)  # the floating-point format is the fp law's input only
+        inputs.pop("mantissa_bits", None)
         if not self.dims:
             return chinchilla_loss(params, inputs["n_params"], inputs["n_tokens"])
         return precision_loss(params, **inputs)
@@ -845,13 +860,3 @@ class PrecisionLaw(_EffectiveParamsLaw):
     dims = DIMS
     with_ptq = True
     keep_starts = 4
-
-
-LAWS: Mapping[str, Law] = {"chinchilla": ChinchillaLaw(), "precision": PrecisionLaw()}
-
-
-def _law(name: str) -> Law:
-    try:
-        return LAWS[name]
-    except KeyError:
-        raise ValueError(f"unknown law {name!r}; expected one of {sorted(LAWS)}") from None

@@ -44,6 +44,10 @@ class Observations:
     eval_run: IndexArray = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
     eval_post_bits: FloatArray = field(default_factory=lambda: np.zeros(0))
     eval_loss: FloatArray = field(default_factory=lambda: np.zeros(0))
+    # The floating-point format of each run (Sun et al.'s E and M), NaN where the run did not report one. Only
+    # the fp law reads them; empty means "none reported" for every run.
+    exponent_bits: FloatArray = field(default_factory=lambda: np.zeros(0))
+    mantissa_bits: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         n = np.asarray(self.n_params).reshape(-1).shape[0]
@@ -64,6 +68,17 @@ class Observations:
         object.__setattr__(self, "eval_loss", _as_float("eval_loss", self.eval_loss, m))
         if m and (np.any(self.eval_post_bits <= 0) or np.any(self.eval_loss <= 0)):
             raise ValueError("eval_post_bits and eval_loss must be positive")
+        for name in ("exponent_bits", "mantissa_bits"):
+            arr = np.ascontiguousarray(getattr(self, name), dtype=np.float64).reshape(-1)
+            if arr.shape[0] == 0:
+                arr = np.full(n, np.nan)
+            if arr.shape[0] != n:
+                raise ValueError(f"{name} has {arr.shape[0]} values, expected {n}")
+            if np.any(np.isinf(arr)) or np.any(arr[np.isfinite(arr)] < 0):
+                raise ValueError(f"{name} must be non-negative, or NaN where unknown")
+            object.__setattr__(self, name, arr)
+        if np.any(np.isnan(self.exponent_bits) != np.isnan(self.mantissa_bits)):
+            raise ValueError("exponent_bits and mantissa_bits must be known for the same runs")
 
     @classmethod
     def build(
@@ -78,8 +93,10 @@ class Observations:
         eval_run: Sequence[int] | npt.ArrayLike = (),
         eval_post_bits: Sequence[float] | npt.ArrayLike = (),
         eval_loss: Sequence[float] | npt.ArrayLike = (),
+        exponent_bits: Sequence[float] | npt.ArrayLike = (),
+        mantissa_bits: Sequence[float] | npt.ArrayLike = (),
     ) -> Observations:
-        """Build from lists; bits default to 16 (full precision) when omitted."""
+        """Build from lists; bits default to 16 (full precision) when omitted, the fp format to unknown."""
         n = np.asarray(n_params).reshape(-1).shape[0]
         sixteen = np.full(n, 16.0)
         return cls(
@@ -92,6 +109,8 @@ class Observations:
             eval_run=np.asarray(eval_run, dtype=np.intp),
             eval_post_bits=np.asarray(eval_post_bits, dtype=np.float64),
             eval_loss=np.asarray(eval_loss, dtype=np.float64),
+            exponent_bits=np.asarray(exponent_bits, dtype=np.float64),
+            mantissa_bits=np.asarray(mantissa_bits, dtype=np.float64),
         )
 
     @property
@@ -122,12 +141,23 @@ class Observations:
             eval_run=new_index[self.eval_run[eval_keep]],
             eval_post_bits=self.eval_post_bits[eval_keep],
             eval_loss=self.eval_loss[eval_keep],
+            exponent_bits=self.exponent_bits[keep],
+            mantissa_bits=self.mantissa_bits[keep],
         )
 
     def canonical(self) -> Observations:
         """The same observations in a canonical row order, so a fit cannot depend on input order."""
         order = np.lexsort(
-            (self.final_loss, self.kv_bits, self.activation_bits, self.weight_bits, self.n_tokens, self.n_params)
+            (
+                self.final_loss,
+                self.mantissa_bits,
+                self.exponent_bits,
+                self.kv_bits,
+                self.activation_bits,
+                self.weight_bits,
+                self.n_tokens,
+                self.n_params,
+            )
         )
         new_index = np.empty(self.n_runs, dtype=np.intp)
         new_index[order] = np.arange(self.n_runs, dtype=np.intp)
@@ -143,4 +173,6 @@ class Observations:
             eval_run=eval_run[eorder],
             eval_post_bits=self.eval_post_bits[eorder],
             eval_loss=self.eval_loss[eorder],
+            exponent_bits=self.exponent_bits[order],
+            mantissa_bits=self.mantissa_bits[order],
         )

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from planner.laws.fitting import _law
 from planner.laws.observations import FloatArray
+from planner.laws.registry import get_law
 from planner.laws.results import FitResult
 
 
@@ -24,14 +24,23 @@ def predict_loss(
     activation_bits: npt.ArrayLike = 16.0,
     kv_bits: npt.ArrayLike = 16.0,
     post_train_bits: npt.ArrayLike | None = None,
+    exponent_bits: npt.ArrayLike | None = None,
+    mantissa_bits: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """Loss predicted by `law` with `params` (fitted and fixed together), broadcasting over every input.
 
     NaN marks configurations outside the law's domain (a training factor <= 0, or P_post above a training
     precision). `post_train_bits` NaN means "no PTQ" for that element; the chinchilla law ignores all bits.
     Parameter values may themselves be arrays (for example one per draw) that broadcast against the inputs.
+    `exponent_bits` and `mantissa_bits` (the floating-point format) are read by the fp law only, which
+    otherwise takes its best layout for `weight_bits`.
     """
-    return _law(law).predict(
+    fmt = (
+        {}
+        if exponent_bits is None or mantissa_bits is None
+        else {"exponent_bits": exponent_bits, "mantissa_bits": mantissa_bits}
+    )
+    return get_law(law).predict(
         params,
         n_params=n_params,
         n_tokens=n_tokens,
@@ -39,6 +48,7 @@ def predict_loss(
         activation_bits=activation_bits,
         kv_bits=kv_bits,
         post_train_bits=post_train_bits,
+        **fmt,
     )
 
 
@@ -63,11 +73,12 @@ def predict_loss_draws(
     activation_bits: npt.ArrayLike = 16.0,
     kv_bits: npt.ArrayLike = 16.0,
     post_train_bits: npt.ArrayLike | None = None,
+    exponent_bits: npt.ArrayLike | None = None,
+    mantissa_bits: npt.ArrayLike | None = None,
 ) -> FloatArray:
     """predict_loss for every draw at once: shape (n_draws, *broadcast shape of the inputs)."""
     inputs = [n_params, n_tokens, weight_bits, activation_bits, kv_bits]
-    if post_train_bits is not None:
-        inputs.append(post_train_bits)
+    inputs += [x for x in (post_train_bits, exponent_bits, mantissa_bits) if x is not None]
     ndim = len(np.broadcast_shapes(*(np.shape(x) for x in inputs)))
     params = draw_params(np.asarray(draws, dtype=np.float64), draw_names, fixed, ndim)
     out = predict_loss(
@@ -79,6 +90,8 @@ def predict_loss_draws(
         activation_bits=activation_bits,
         kv_bits=kv_bits,
         post_train_bits=post_train_bits,
+        exponent_bits=exponent_bits,
+        mantissa_bits=mantissa_bits,
     )
     shape = (np.shape(draws)[0],) + np.broadcast_shapes(*(np.shape(x) for x in inputs))
     return np.broadcast_to(out, shape).copy()

@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from planner.laws.fitting import PointFit, _law
+from planner.laws.fitting import PointFit
 from planner.laws.observations import FitFailed, FloatArray, Observations
+from planner.laws.registry import get_law
 
 DEFAULT_BOOTSTRAP = 200
 
@@ -63,7 +64,7 @@ def fit_point(
     """
     if seed < 0:
         raise ValueError("seed must be non-negative")
-    return _law(law).fit_point(data, objective=objective, seed=seed, tie_exponents=tie_exponents)
+    return get_law(law).fit_point(data, objective=objective, seed=seed, tie_exponents=tie_exponents)
 
 
 def _draw_weights(point: PointFit, index: int) -> tuple[FloatArray, FloatArray]:
@@ -84,7 +85,7 @@ def bootstrap_chunk(point: PointFit, *, start: int, count: int) -> FloatArray:
     """
     if start < 0 or count < 0:
         raise ValueError("start and count must be non-negative")
-    law = _law(point.law)
+    law = get_law(point.law)
     out = np.full((count, len(point.draw_names)), np.nan)
     for i in range(count):
         run_w, eval_w = _draw_weights(point, start + i)

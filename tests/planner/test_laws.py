@@ -224,7 +224,7 @@ def test_predict_with_interval_reports_extrapolation(kumar_small):
 
 
 def test_laws_registry_names_match_the_api():
-    assert set(LAWS) == {"chinchilla", "precision"}
+    assert set(LAWS) == {"chinchilla", "precision", "fp"}
     assert all(LAWS[name].name == name for name in LAWS)
 
 
