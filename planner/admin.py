@@ -18,6 +18,7 @@ from planner.models import Fit, FitQuerySet, Law, Plan
 from planner.plots import PlanPoint, Plot, density_over_time_svg, plan_contour_svg
 from planner.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION, fit_diff, fit_plots, fit_previous, interval_rows
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
+from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
 from runs.models import Run, Team
 
@@ -244,6 +245,107 @@ def plan_contour(plan: Plan) -> str:
     return svg
 
 
+class SuggestionBudgetForm(forms.Form):
+    """The plan page's GET form for "Next runs to train": the experiment budget in FLOPs and how many runs."""
+
+    experiment_flops = forms.FloatField(
+        required=False, label="Experiment budget (FLOPs)", widget=forms.TextInput(attrs={"size": 10})
+    )
+    max_suggestions = forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_SUGGESTIONS, label="runs", widget=forms.TextInput(attrs={"size": 3})
+    )
+
+    def clean_experiment_flops(self) -> float | None:
+        value: float | None = self.cleaned_data.get("experiment_flops")
+        if value is not None and value <= 0:
+            raise forms.ValidationError("Must be a positive number of FLOPs, e.g. 1e19.")
+        return value
+
+
+def _bits_label(config: dict[str, Any]) -> str:
+    return "/".join(f"{config[k]:g}" for k in ("weight_bits", "activation_bits", "kv_bits"))
+
+
+def _width(interval: list[float | None]) -> float | None:
+    lo, hi = interval
+    return None if lo is None or hi is None else hi - lo
+
+
+def _width_label(width: float | None) -> str:
+    return "—" if width is None else f"{width:.4g}"  # widths are small: significant digits, not decimals
+
+
+def plan_suggestions_context(plan: Plan, query: Any) -> dict[str, Any]:
+    """The "Next runs to train" section of a plan's page: suggestions_for_plan with the page's GET form (the
+    default experiment budget when it is empty or invalid), formatted; the service's refusal becomes the reason
+    shown in the section instead of an error page."""
+    form = SuggestionBudgetForm(query if any(k in query for k in SuggestionBudgetForm.base_fields) else None)
+    flops = max_suggestions = None
+    if form.is_bound and form.is_valid():
+        flops, max_suggestions = form.cleaned_data["experiment_flops"], form.cleaned_data["max_suggestions"]
+    context: dict[str, Any] = {
+        "suggestion_form": form,
+        "suggestion_default_share": f"{DEFAULT_EXPERIMENT_BUDGET_SHARE:.0%}",
+    }
+    try:
+        body = suggestions_for_plan(
+            plan=plan,
+            experiment_budget=None if flops is None else {"flops": flops},
+            max_suggestions=max_suggestions or 3,
+        )
+    except NoSucceededFit as exc:
+        return {**context, "suggestion_error": str(exc)}
+    except PlanInvalid as exc:
+        return {**context, "suggestion_error": _flatten_errors(exc.errors)}
+    experiment = body["experiment_budget_flops"]
+    before, after = body["target_loss_interval"], body["expected_target_loss_interval"]
+    width_before = _width(before)
+    target = body["target"]
+    rows = []
+    for s in body["suggestions"]:
+        width_after = s["expected_target_interval_width"]
+        narrowing = (
+            None if width_before is None or width_after is None or width_before <= 0 else 1 - width_after / width_before
+        )
+        rows.append(
+            {
+                "rank": s["rank"],
+                "n_params": _format(s["n_params"]),
+                "n_tokens": _format(s["n_tokens"]),
+                "tokens_per_param": _format(s["tokens_per_param"]),
+                "bits": _bits_label(s),
+                "cost_flops": f"{s['cost_flops']:.3g}",
+                "cost_share": f"{s['cost_flops'] / experiment:.1%}",
+                "predicted_loss": _format(s["predicted_loss"]),
+                "predicted_loss_interval": _format(s["predicted_loss_interval"]),
+                "width": f"{_width_label(width_before)} → {_width_label(width_after)}",
+                "narrowing": "—" if narrowing is None else f"{narrowing:.1%}",
+            }
+        )
+    return {
+        **context,
+        "suggestions": rows,
+        "suggestion_fit": f"{plan.family}/{body['law']} v{body['fit']['version']}",
+        "suggestion_fit_url": reverse("admin:planner_fit_change", args=[body["fit"]["id"]]),
+        "suggestion_fit_differs": body["fit"]["id"] != plan.fit_id,
+        "suggestion_target": (
+            f"N={_format(target['n_params'])}, D={_format(target['n_tokens'])}, bits {_bits_label(target)}"
+            + (f", post-train {target['post_train_bits']:g} bits" if target.get("post_train_bits") else "")
+        ),
+        "suggestion_experiment": f"{experiment:.3g}",
+        "suggestion_total": f"{body['total_cost_flops']:.3g}",
+        "suggestion_total_share": f"{body['total_cost_flops'] / experiment:.1%}",
+        "suggestion_before": f"{_format(before)} (width {_width_label(width_before)})",
+        "suggestion_after": f"{_format(after)} (width {_width_label(_width(after))})",
+        "suggestion_narrowing": "—" if body["expected_narrowing"] is None else f"{body['expected_narrowing']:.1%}",
+        "suggestion_method": (
+            f"{body['n_draws']} bootstrap draws, {body['n_candidates']} candidate runs, "
+            f"noise {body['noise_rel']:.2%} of the loss, {body['selection']} selection"
+        ),
+        "suggestion_warnings": body["warnings"],
+    }
+
+
 @admin.register(Plan)
 class PlanAdmin(TeamScopedAdmin):
     """Stored plans with the fit version they used; "Plan a run" replaces the add form; plans re-run on new fits."""
@@ -363,6 +465,7 @@ class PlanAdmin(TeamScopedAdmin):
                 contour=plan_contour(plan),
                 fit_url=reverse("admin:planner_fit_change", args=[plan.fit_id]),
                 fit_label=str(plan.fit),
+                **plan_suggestions_context(plan, request.GET),
             )
         return super().change_view(request, object_id, form_url, extra_context=context)
 

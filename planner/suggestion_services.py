@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from planner.allocation import FloatArray, cost_factor
-from planner.models import Law
+from planner.models import Law, Plan
 from planner.services import (
     NoSucceededFit,
     PlanInvalid,
@@ -37,6 +37,9 @@ MAX_SUGGESTIONS = 10
 DEFAULT_SUGGESTION_BITS: tuple[float, ...] = (4.0, 6.0, 8.0)
 # Smallest candidate N, relative to the plan's N, when the fit's data range does not say.
 N_MIN_RATIO = 1e-3
+# Experiment budget for a stored plan's suggestions (the admin's plan page) when none is given: this share of the
+# plan's budget in FLOPs, the order of a scaling sweep run before a large training run.
+DEFAULT_EXPERIMENT_BUDGET_SHARE = 0.01
 
 
 def _experiment_budget(experiment_budget: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
@@ -183,4 +186,25 @@ def suggestions_create(
     }
 
 
-__all__ = ["MAX_SUGGESTIONS", "suggestions_create"]
+def suggestions_for_plan(
+    *, plan: Plan, experiment_budget: Mapping[str, Any] | None = None, max_suggestions: int = 3
+) -> dict[str, Any]:
+    """suggestions_create for a stored plan's team, family, law, budget, constraints and cost model, on the
+    family's current fit (which may be newer than the plan's); `experiment_budget` defaults to
+    DEFAULT_EXPERIMENT_BUDGET_SHARE of the plan's budget in FLOPs. Raises as suggestions_create does.
+    """
+    if experiment_budget is None:
+        experiment_budget = {"flops": plan.budget_flops * DEFAULT_EXPERIMENT_BUDGET_SHARE}
+    return suggestions_create(
+        team=plan.team,
+        family=plan.family,
+        law=plan.law,
+        budget=plan.budget,
+        constraints=plan.constraints,
+        cost_model=plan.cost_model,
+        experiment_budget=experiment_budget,
+        max_suggestions=max_suggestions,
+    )
+
+
+__all__ = ["DEFAULT_EXPERIMENT_BUDGET_SHARE", "MAX_SUGGESTIONS", "suggestions_create", "suggestions_for_plan"]

@@ -1,4 +1,4 @@
-"""A real browser through the admin: log in, run list, fit page with plots, the plan form; no console errors."""
+"""A real browser through the admin: log in, runs, a fit with plots, a plan with its next runs; no console errors."""
 
 import os
 import shutil
@@ -110,5 +110,14 @@ def test_review_in_a_real_browser(browser, live_server, transactional_db, django
     errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".errorlist, .errornote")]
     assert driver.find_elements(By.ID, "plan-comparison"), errors
     assert driver.find_elements(By.CSS_SELECTOR, "#plot-plan-contour svg")
+    assert driver.find_elements(By.CSS_SELECTOR, "#suggestion-runs tbody tr")
     _shot(driver, "plan")
+    assert _console_errors(driver) == []
+
+    # next-run suggestions for another experiment budget: the GET form sits outside the admin's POST form
+    driver.find_element(By.ID, "id_experiment_flops").send_keys("2e18")
+    driver.find_element(By.CSS_SELECTOR, "#plan-suggestions input[type=submit]").click()
+    WebDriverWait(driver, 30).until(lambda d: "experiment_flops=2e18" in d.current_url)
+    assert "2e+18 FLOPs" in driver.find_element(By.ID, "suggestion-summary").text
+    assert driver.find_elements(By.CSS_SELECTOR, "#suggestion-runs tbody tr")
     assert _console_errors(driver) == []
