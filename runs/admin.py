@@ -7,6 +7,7 @@ subclasses: it filters get_queryset (lists, detail pages by URL, actions, "selec
 choices and autocomplete all read it) and answers every has_*_permission from the user's roles.
 """
 
+import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
@@ -324,6 +325,43 @@ class RunChangeForm(forms.ModelForm[Run]):
 
 
 EDITABLE_RUN_FIELDS = ("name", "excluded", "exclusion_reason")
+FLOAT_FORMAT_PATTERN = re.compile(r"^E(\d{1,2})M(\d{1,2})$")
+
+
+def float_format_label(exponent_bits: int | None, mantissa_bits: int | None) -> str | None:
+    """The label `E4M3` of a run that reported its floating-point format; None for one that did not."""
+    if exponent_bits is None or mantissa_bits is None:
+        return None
+    return f"E{exponent_bits}M{mantissa_bits}"
+
+
+class FloatFormatFilter(admin.SimpleListFilter):
+    """Runs by the floating-point format they trained in (E4M3, E8M7, ...), as one choice per format present."""
+
+    title = "floating-point format"
+    parameter_name = "float_format"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        pairs = (
+            model_admin.get_queryset(request)  # scoped: only formats of the user's teams
+            .filter(exponent_bits__isnull=False)
+            .order_by("-exponent_bits", "-mantissa_bits")
+            .values_list("exponent_bits", "mantissa_bits")
+            .distinct()
+        )
+        labels = [float_format_label(e, m) for e, m in pairs]
+        return [(label, label) for label in labels if label] + [("none", "not given")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == "none":
+            return queryset.filter(exponent_bits__isnull=True)
+        match = FLOAT_FORMAT_PATTERN.match(value)
+        if match is None:
+            return queryset.none()
+        return queryset.filter(exponent_bits=int(match[1]), mantissa_bits=int(match[2]))
 
 
 @admin.register(Run)
@@ -343,6 +381,7 @@ class RunAdmin(TeamScopedAdmin):
         "activation_bits",
         "kv_bits",
         "number_format",
+        "float_format",
         "final_loss",
         "status",
         "excluded",
@@ -354,6 +393,7 @@ class RunAdmin(TeamScopedAdmin):
         "status",
         "excluded",
         "number_format",
+        FloatFormatFilter,
         "weight_bits",
         "activation_bits",
         "kv_bits",
@@ -379,6 +419,10 @@ class RunAdmin(TeamScopedAdmin):
             cached = run_densities(runs=[run]).get(run.pk, (None, None))
             run._density_cache = cached  # type: ignore[attr-defined]
         return cached
+
+    @admin.display(description="fp format", ordering="exponent_bits")
+    def float_format(self, run: Run) -> str | None:
+        return float_format_label(run.exponent_bits, run.mantissa_bits)
 
     @admin.display(description="effective params (16-bit reference)")
     def effective_params_16bit(self, run: Run) -> str:

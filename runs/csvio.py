@@ -9,7 +9,17 @@ from typing import Any
 from runs.selectors import EXPORT_COLUMNS
 
 SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
-INT_COLUMNS = {"n_params", "n_tokens", "n_layers", "d_model", "n_heads", "n_kv_heads", "seq_len"}
+INT_COLUMNS = {
+    "n_params",
+    "n_tokens",
+    "exponent_bits",
+    "mantissa_bits",
+    "n_layers",
+    "d_model",
+    "n_heads",
+    "n_kv_heads",
+    "seq_len",
+}
 FLOAT_COLUMNS = {"weight_bits", "activation_bits", "kv_bits", "final_loss", "post_train_bits", "eval_loss"}
 TEXT_COLUMNS = {"external_id", "name", "family", "dataset", "eval_set", "exclusion_reason", "method"}
 SERVER_COLUMNS = {"id", "created_at", "updated_at"}  # owned by the server: read back, never written

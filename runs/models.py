@@ -7,6 +7,9 @@ from django.db.models import Q
 MAX_N_PARAMS = 10**14
 MAX_N_TOKENS = 10**16
 MIN_BITS, MAX_BITS = 1.0, 32.0
+# The floating-point format a run trained in (Sun et al. 2025): E exponent and M mantissa bits, plus a sign bit.
+MIN_EXPONENT_BITS, MAX_EXPONENT_BITS = 1, 8  # 8: bf16 and fp32
+MIN_MANTISSA_BITS, MAX_MANTISSA_BITS = 0, 23  # 23: fp32
 MAX_LOSS = 100.0
 
 # The client-writable fields of a run, in the order the API shows them and the CSV export writes them.
@@ -21,6 +24,8 @@ RUN_FIELDS = (
     "activation_bits",
     "kv_bits",
     "number_format",
+    "exponent_bits",
+    "mantissa_bits",
     "final_loss",
     "status",
     "dataset",
@@ -129,6 +134,20 @@ class Run(models.Model):
     activation_bits = models.FloatField(default=16)
     kv_bits = models.FloatField(default=16)
     number_format = models.CharField(max_length=10, choices=NumberFormat.choices, default=NumberFormat.FP)
+    exponent_bits = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "E of the floating-point format the run trained in (the GEMM inputs, as Sun et al. 2025 quantize "
+            "them): bf16 E8M7, fp16 E5M10, FP8 E4M3 or E5M2, FP4 E2M1. Only with number_format fp, and only "
+            "together with mantissa_bits."
+        ),
+    )
+    mantissa_bits = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="M of the floating-point format the run trained in (bf16 E8M7: 7); set with exponent_bits.",
+    )
     final_loss = models.FloatField(null=True, blank=True)  # nats, before any PTQ
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.FINISHED)
     dataset = models.CharField(max_length=200, blank=True)
@@ -181,6 +200,27 @@ class Run(models.Model):
             models.CheckConstraint(condition=Q(number_format__in=["int", "fp", "mixed"]), name="run_format_valid"),
             models.CheckConstraint(
                 condition=Q(param_count__in=["non_embedding", "total"]), name="run_param_count_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(exponent_bits__isnull=True, mantissa_bits__isnull=True)
+                | Q(exponent_bits__isnull=False, mantissa_bits__isnull=False),
+                name="run_float_format_both_or_neither",
+            ),
+            models.CheckConstraint(
+                condition=Q(exponent_bits__isnull=True) | Q(number_format="fp"), name="run_float_format_is_fp"
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (
+                        Q(exponent_bits__isnull=True)
+                        | Q(exponent_bits__gte=MIN_EXPONENT_BITS, exponent_bits__lte=MAX_EXPONENT_BITS)
+                    )
+                    & (
+                        Q(mantissa_bits__isnull=True)
+                        | Q(mantissa_bits__gte=MIN_MANTISSA_BITS, mantissa_bits__lte=MAX_MANTISSA_BITS)
+                    )
+                ),
+                name="run_float_format_in_range",
             ),
             models.CheckConstraint(
                 condition=(

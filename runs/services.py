@@ -79,9 +79,11 @@ def api_key_touch(*, key: ApiKey, at_most_every_seconds: int = 60) -> None:
 # Runs ---------------------------------------------------------------------------------------
 
 
-def default_number_format(*, weight_bits: float, activation_bits: float, kv_bits: float) -> str:
-    """The contract's default: `fp` when all bits are 16 or more, else `int`."""
-    if min(weight_bits, activation_bits, kv_bits) >= 16:
+def default_number_format(
+    *, weight_bits: float, activation_bits: float, kv_bits: float, exponent_bits: int | None = None
+) -> str:
+    """The contract's default: `fp` when all bits are 16 or more, else `int`; `fp` too when a float format is given."""
+    if exponent_bits is not None or min(weight_bits, activation_bits, kv_bits) >= 16:
         return Run.NumberFormat.FP
     return Run.NumberFormat.INT
 
@@ -95,6 +97,14 @@ def _rule_errors(
         errors["final_loss"] = ["Required when status is finished."]
     if run.excluded and not run.exclusion_reason.strip():
         errors["exclusion_reason"] = ["Required when excluded is true."]
+    if (run.exponent_bits is None) != (run.mantissa_bits is None):
+        missing = "exponent_bits" if run.exponent_bits is None else "mantissa_bits"
+        errors[missing] = ["Give exponent_bits and mantissa_bits together."]
+    elif run.exponent_bits is not None and run.number_format != Run.NumberFormat.FP:
+        errors["exponent_bits"] = [
+            f"Only for number_format fp (this run's is {run.number_format}): "
+            "send number_format fp, or exponent_bits and mantissa_bits null."
+        ]
     evaluation_errors = {
         str(position): {"post_train_bits": [f"Must be below the run's weight_bits ({run.weight_bits:g})."]}
         for position, item in enumerate(new_evaluations)
@@ -168,7 +178,10 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
                 run = Run(team=team, **fields)
                 if "number_format" not in fields:
                     run.number_format = default_number_format(
-                        weight_bits=run.weight_bits, activation_bits=run.activation_bits, kv_bits=run.kv_bits
+                        weight_bits=run.weight_bits,
+                        activation_bits=run.activation_bits,
+                        kv_bits=run.kv_bits,
+                        exponent_bits=run.exponent_bits,
                     )
                 old_evaluations: list[Evaluation] = []
             else:

@@ -25,6 +25,8 @@ EXPORT_COLUMNS = (
     "activation_bits",
     "kv_bits",
     "number_format",
+    "exponent_bits",
+    "mantissa_bits",
     "final_loss",
     "status",
     "dataset",
@@ -44,7 +46,19 @@ EXPORT_COLUMNS = (
     "eval_loss",
 )
 SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
-INT_COLUMNS = frozenset({"n_params", "n_tokens", "n_layers", "d_model", "n_heads", "n_kv_heads", "seq_len"})
+INT_COLUMNS = frozenset(
+    {
+        "n_params",
+        "n_tokens",
+        "exponent_bits",
+        "mantissa_bits",
+        "n_layers",
+        "d_model",
+        "n_heads",
+        "n_kv_heads",
+        "seq_len",
+    }
+)
 FLOAT_COLUMNS = frozenset({"weight_bits", "activation_bits", "kv_bits", "final_loss", "post_train_bits", "eval_loss"})
 TEXT_COLUMNS = frozenset({"external_id", "name", "family", "dataset", "eval_set", "exclusion_reason", "method"})
 SERVER_COLUMNS = frozenset({"id", "created_at", "updated_at"})

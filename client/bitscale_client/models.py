@@ -50,6 +50,8 @@ class Run:
     status: str
     name: str = ""
     number_format: str = ""
+    exponent_bits: int | None = None  # the floating-point format E and M, when the run reported one
+    mantissa_bits: int | None = None
     excluded: bool = False
     evaluations: list[Evaluation] = field(default_factory=list)
     created_at: str | None = None
@@ -71,6 +73,8 @@ class Run:
             status=data.get("status", "finished"),
             name=data.get("name") or "",
             number_format=data.get("number_format") or "",
+            exponent_bits=data.get("exponent_bits"),
+            mantissa_bits=data.get("mantissa_bits"),
             excluded=bool(data.get("excluded", False)),
             evaluations=[Evaluation.from_json(item) for item in data.get("evaluations") or []],
             created_at=data.get("created_at"),

@@ -10,7 +10,20 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
-from runs.models import MAX_BITS, MAX_LOSS, MAX_N_PARAMS, MAX_N_TOKENS, MIN_BITS, RUN_FIELDS, Evaluation, Run
+from runs.models import (
+    MAX_BITS,
+    MAX_EXPONENT_BITS,
+    MAX_LOSS,
+    MAX_MANTISSA_BITS,
+    MAX_N_PARAMS,
+    MAX_N_TOKENS,
+    MIN_BITS,
+    MIN_EXPONENT_BITS,
+    MIN_MANTISSA_BITS,
+    RUN_FIELDS,
+    Evaluation,
+    Run,
+)
 
 METADATA_MAX_BYTES = 64 * 1024
 BULK_MAX_RUNS = 1000
@@ -92,6 +105,13 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     activation_bits = bits_field(required=False)
     kv_bits = bits_field(required=False)
     number_format = serializers.ChoiceField(choices=Run.NumberFormat.choices, required=False)
+    # Both or neither, and only for fp runs: rules across fields, checked by runs.services on the merged run.
+    exponent_bits = StrictIntegerField(
+        required=False, allow_null=True, min_value=MIN_EXPONENT_BITS, max_value=MAX_EXPONENT_BITS
+    )
+    mantissa_bits = StrictIntegerField(
+        required=False, allow_null=True, min_value=MIN_MANTISSA_BITS, max_value=MAX_MANTISSA_BITS
+    )
     final_loss = loss_field(required=False, allow_null=True)
     status = serializers.ChoiceField(choices=Run.Status.choices, required=False)
     dataset = StrictCharField(max_length=200, required=False, allow_blank=True)

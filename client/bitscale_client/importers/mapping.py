@@ -34,7 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-INT_FIELDS = frozenset({"n_params", "n_tokens", "n_layers", "d_model", "n_heads", "n_kv_heads", "seq_len"})
+INT_FIELDS = frozenset(
+    {
+        "n_params",
+        "n_tokens",
+        "exponent_bits",
+        "mantissa_bits",
+        "n_layers",
+        "d_model",
+        "n_heads",
+        "n_kv_heads",
+        "seq_len",
+    }
+)
 FLOAT_FIELDS = frozenset({"weight_bits", "activation_bits", "kv_bits", "final_loss"})
 TEXT_FIELDS = frozenset(
     {"name", "family", "param_count", "number_format", "status", "dataset", "eval_set", "exclusion_reason"}
