@@ -2,7 +2,7 @@
 
 import numpy as np
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from planner.laws import FitResult
 
@@ -160,6 +160,12 @@ class FitChunk(models.Model):
         return f"chunk {self.index} of fit {self.fit_id}"
 
 
+# A plan request's `law`: a law, or "auto": the best-ranked law of the family that can serve the request
+# (planner.ranking, planner.services.plan_law_resolve).
+AUTO_LAW = "auto"
+PLAN_LAW_CHOICES = [(AUTO_LAW, "Auto (best-ranked law)"), *Law.choices]
+
+
 class Plan(models.Model):
     """One planner answer: the inputs as asked, the fit version they were answered from, and the stored outputs.
 
@@ -174,7 +180,11 @@ class Plan(models.Model):
 
     team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="plans")
     family = models.SlugField(max_length=100)
-    law = models.CharField(max_length=20, choices=Law.choices, default=Law.PRECISION)
+    law = models.CharField(max_length=20, choices=Law.choices, default=Law.PRECISION)  # the law actually used
+    # What was asked: "auto" (the best-ranked law that can serve the request) or a law; plan_rerun asks it again.
+    requested_law = models.CharField(max_length=20, choices=PLAN_LAW_CHOICES, default=AUTO_LAW)
+    # How the law was chosen: {"requested", "used", "reason", "ranking": [...]}; None on plans made before.
+    law_selection = models.JSONField(null=True, blank=True)
     fit = models.ForeignKey(Fit, on_delete=models.RESTRICT, related_name="plans")
     # Inputs, as asked (normalised: only the keys given).
     budget = models.JSONField(default=dict)  # {"flops": C} or {"gpu_hours": H, "hardware": "h100", "mfu"?: m}
@@ -198,6 +208,10 @@ class Plan(models.Model):
                 condition=Q(cost_model__in=["linear_bits", "hardware"]), name="plan_cost_model_valid"
             ),
             models.CheckConstraint(condition=Q(budget_flops__gt=0), name="plan_budget_positive"),
+            # An explicit request is answered with that law, never another.
+            models.CheckConstraint(
+                condition=Q(requested_law=AUTO_LAW) | Q(requested_law=F("law")), name="plan_requested_law_valid"
+            ),
         ]
         indexes = [models.Index(fields=["team", "family", "-created_at"], name="plan_team_family_recent")]
 

@@ -2,13 +2,15 @@
 
 import hashlib
 import io
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from planner.laws import Observations
 from planner.models import Fit, FitScope, Plan
+from planner.ranking import LawFit, Ranking, rank_laws
 from runs.models import Evaluation, Run, Team
 
 RUN_COLUMNS = ("id", "n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "final_loss")
@@ -129,3 +131,81 @@ def plan_list(*, team: Team, family: str | None = None) -> QuerySet[Plan]:
     """The team's plans, newest first, with the fit's id, law and version in the same query."""
     plans = Plan.objects.filter(team=team).select_related("fit").only(*PLAN_FIELDS)
     return plans if family is None else plans.filter(family=family)
+
+
+# Law comparison ------------------------------------------------------------------------------------------
+
+# What ranking and law choice read of a fit: never the draws, snapshot or point state.
+LAW_RANKING_FIT_FIELDS = (
+    "id",
+    "team_id",
+    "family",
+    "law",
+    "version",
+    "status",
+    "objective",
+    "params",
+    "fixed",
+    "metrics",
+    "backtest",
+    "warnings",
+    "data_range",
+    "draw_names",
+    "data_fingerprint",
+)
+
+
+@dataclass(frozen=True)
+class FamilyLawRanking:
+    """The current succeeded fit of every law of a family (without blobs) and their ranking (planner.ranking)."""
+
+    family: str
+    fits: dict[str, Fit]
+    ranking: Ranking
+
+
+def fits_current_by_law(*, team: Team, family: str) -> dict[str, Fit]:
+    """The newest succeeded fit of each law of `family`, keyed by law, without the binary columns: one query."""
+    newest = (
+        Fit.objects.filter(team=team, family=family, law=OuterRef("law"), status=Fit.Status.SUCCEEDED)
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    fits = (
+        Fit.objects.filter(team=team, family=family, status=Fit.Status.SUCCEEDED, version=Subquery(newest))
+        .only(*LAW_RANKING_FIT_FIELDS)
+        .order_by("law")
+    )
+    return {fit.law: fit for fit in fits}
+
+
+def _stale_by_scope(fit: Fit, scope: FitScope | None) -> bool:
+    # The rule of fit_is_stale, on a scope read in bulk.
+    if scope is None:
+        return False
+    return scope.dirty_since is not None or (bool(scope.fingerprint) and scope.fingerprint != fit.data_fingerprint)
+
+
+def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
+    """Rank the current succeeded fits of every law of `family` by backtest error (two queries).
+
+    `ranking.entries` is empty when the family has no succeeded fit of any law.
+    """
+    fits = fits_current_by_law(team=team, family=family)
+    scopes = {s.law: s for s in FitScope.objects.filter(team=team, family=family)} if fits else {}
+    law_fits = []
+    for law, fit in fits.items():
+        n_runs = fit.metrics.get("n_runs")
+        law_fits.append(
+            LawFit(
+                law=law,
+                fit_id=fit.pk,
+                version=fit.version,
+                backtest=fit.backtest or {},
+                n_params_fitted=len(fit.params or {}),
+                n_runs=int(n_runs) if isinstance(n_runs, int | float) and math.isfinite(n_runs) else None,
+                warnings=[str(w) for w in fit.warnings or []],
+                stale=_stale_by_scope(fit, scopes.get(law)),
+            )
+        )
+    return FamilyLawRanking(family=family, fits=fits, ranking=rank_laws(law_fits))

@@ -45,8 +45,9 @@ from planner.laws import (
     predict_loss,
     predict_loss_draws,
 )
-from planner.models import Fit, FitChunk, FitScope, Law, Plan
-from planner.selectors import FitData, fit_current, fit_data, fit_is_stale, fit_latest
+from planner.models import AUTO_LAW, Fit, FitChunk, FitScope, Law, Plan
+from planner.ranking import RankedLaw
+from planner.selectors import FitData, fit_current, fit_data, fit_is_stale, fit_latest, law_ranking
 from runs.models import Team
 
 logger = logging.getLogger(__name__)
@@ -660,22 +661,151 @@ def plan_search_on_current_fit(
     )
 
 
+@dataclass(frozen=True)
+class LawSelection:
+    """Which law a plan request is answered with, and why (stored on the plan as `law_selection`)."""
+
+    requested: str  # AUTO_LAW or a law
+    used: str
+    reason: str
+    ranking: list[dict[str, Any]]  # compact: empty for an explicit law (no ranking is read)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requested": self.requested, "used": self.used, "reason": self.reason, "ranking": self.ranking}
+
+
+# The keys of a ranking entry that a plan keeps (the full entry is GET /api/v1/fits/ranking/).
+_COMPACT_RANKING_KEYS = ("law", "fit_id", "version", "score", "rank", "eligible", "reason")
+
+
+def _law_refusal(fit: Fit, constraints: Mapping[str, Any] | None) -> str | None:
+    """Why `fit` cannot serve these constraints (the message _plan_constraints would answer), or None.
+
+    The law's own checks decide: a law that does not model precision refuses bit constraints, a fit without a
+    PTQ term refuses post_train_bits, a width outside the law's domain is refused. No draws are read.
+    """
+    light = FitResult(
+        law=fit.law,
+        objective=fit.objective,
+        params=dict(fit.params),
+        intervals={},
+        fixed=dict(fit.fixed),
+        metrics=dict(fit.metrics),
+        backtest=dict(fit.backtest),
+        warnings=list(fit.warnings),
+        draws=np.zeros((0, len(fit.draw_names))),
+        draw_names=list(fit.draw_names),
+        data_range=dict(fit.data_range),
+    )
+    try:
+        _plan_constraints(constraints, light)
+    except PlanInvalid as exc:
+        return _first_message(exc.errors)
+    return None
+
+
+def _first_message(errors: Any, path: str = "") -> str:
+    if isinstance(errors, Mapping):
+        key, value = next(iter(errors.items()))
+        return _first_message(value, f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list) and errors:
+        return f"{path}: {errors[0]}" if path else str(errors[0])
+    return str(errors)
+
+
+def _score_text(entry: RankedLaw) -> str:
+    held = f" on {entry.n_held_out_runs} held-out runs" if entry.n_held_out_runs is not None else ""
+    return f"backtest RMSE of log loss {entry.score:.4g}{held}"
+
+
+def plan_law_resolve(
+    *, team: Team, family: str, law: str = AUTO_LAW, constraints: Mapping[str, Any] | None = None
+) -> LawSelection:
+    """The law that answers a plan request: `law` itself when it names one, else (AUTO_LAW) the best-ranked law.
+
+    Auto: the eligible ranked laws in rank order (planner.ranking), the first whose current fit accepts the
+    constraints (a law that does not model precision cannot serve bit constraints; post_train_bits needs a fit
+    with a PTQ term). When none is ranked, or none of the ranked ones can serve, the fallback is `precision`
+    if it has a succeeded fit, else the other laws in ranking order, again the first that can serve; when no
+    law can serve, the first of that fallback order is used and its plan search names the refused field (400).
+    Raises NoSucceededFit when the family has no succeeded fit of any law; an explicit law is checked by the
+    plan search as before (PlanInvalid for an unknown law, NoSucceededFit for a missing fit).
+    """
+    if law != AUTO_LAW:
+        return LawSelection(requested=law, used=law, reason="requested explicitly", ranking=[])
+    family_ranking = law_ranking(team=team, family=family)
+    ranking, fits = family_ranking.ranking, family_ranking.fits
+    if not ranking.entries:
+        raise NoSucceededFit(f"The family {family!r} has no succeeded fit of any law yet.")
+    compact = [{k: v for k, v in e.as_dict().items() if k in _COMPACT_RANKING_KEYS} for e in ranking.entries]
+
+    def select(used: str, reason: str) -> LawSelection:
+        return LawSelection(requested=AUTO_LAW, used=used, reason=reason, ranking=compact)
+
+    refused: dict[str, str] = {}
+    preferred = [e for e in ranking.entries if e.eligible]
+    for entry in preferred:
+        refusal = _law_refusal(fits[entry.law], constraints)
+        if refusal is None:
+            if entry.rank == 1:
+                return select(entry.law, f"{entry.law} ranks first by backtest error ({_score_text(entry)})")
+            skipped = [
+                f"{e.law} cannot serve this request ({refused[e.law]})" if e.law in refused else f"{e.law}: {e.reason}"
+                for e in ranking.entries
+                if e.rank is not None and entry.rank is not None and e.rank < entry.rank
+            ]
+            return select(
+                entry.law,
+                f"{entry.law} is the best-ranked law that can serve this request (rank {entry.rank}, "
+                f"{_score_text(entry)}); " + "; ".join(skipped),
+            )
+        refused[entry.law] = refusal
+
+    # Precision first (the default before laws were ranked), then ranking order.
+    fallback = sorted(ranking.entries, key=lambda e: e.law != Law.PRECISION)  # stable sort
+    if preferred:
+        why_not = "; ".join(f"{name} cannot serve this request ({why})" for name, why in refused.items())
+        context = f"no eligible ranked law can serve this request: {why_not}"
+    else:
+        context = (
+            "no law is eligible to be the best yet (" + "; ".join(f"{e.law}: {e.reason}" for e in ranking.entries) + ")"
+        )
+    for entry in fallback:
+        if entry.law in refused:
+            continue
+        refusal = _law_refusal(fits[entry.law], constraints)
+        if refusal is None:
+            kind = "the default law" if entry.law == Law.PRECISION else "a law with a succeeded fit"
+            return select(entry.law, f"{context}; fell back to {entry.law}, {kind}")
+        refused[entry.law] = refusal
+    # No law accepts the constraints: plan with the fallback's first choice, whose search names the field (400).
+    return select(fallback[0].law, f"{context}; no law can serve this request")
+
+
 def plan_create(
     *,
     team: Team,
     family: str,
-    law: str = "precision",
+    law: str = AUTO_LAW,
     budget: Mapping[str, Any],
     constraints: Mapping[str, Any] | None = None,
     cost_model: str = "linear_bits",
 ) -> Plan:
     """Plan N, D and bit widths for `budget` from the family's current fit of `law`, and store the plan.
 
-    Raises NoSucceededFit when the family has no succeeded fit of that law, PlanInvalid (naming the field)
-    when the budget or constraints are malformed, contradictory or outside the fitted law's domain.
+    `law` AUTO_LAW (the default) uses the best-ranked law that can serve the request (plan_law_resolve); the
+    plan records the law used in `law`, the request in `requested_law`, and why in `law_selection`.
+    Raises NoSucceededFit when the family has no succeeded fit of that law (of any law, for AUTO_LAW),
+    PlanInvalid (naming the field) when the budget or constraints are malformed, contradictory or outside the
+    fitted law's domain.
     """
+    if law == AUTO_LAW:  # a malformed request is a 400 before any law is chosen (an explicit law: as before)
+        if cost_model not in Plan.CostModel.values:
+            raise PlanInvalid({"cost_model": [f"Unknown cost model {cost_model!r}."]})
+        _plan_budget(budget)
+    selection = plan_law_resolve(team=team, family=family, law=law, constraints=constraints)
     search = plan_search_on_current_fit(
-        team=team, family=family, law=law, budget=budget, constraints=constraints, cost_model=cost_model
+        team=team, family=family, law=selection.used, budget=budget, constraints=constraints, cost_model=cost_model
     )
     planned = search.planned
     rec = planned.recommendation
@@ -683,7 +813,9 @@ def plan_create(
     return Plan.objects.create(
         team=team,
         family=family,
-        law=law,
+        law=selection.used,
+        requested_law=selection.requested,
+        law_selection=selection.as_json(),
         fit=search.fit,
         budget=search.budget_json,
         constraints=search.constraints_json,
@@ -699,11 +831,12 @@ def plan_create(
 
 
 def plan_rerun(*, plan: Plan) -> Plan:
-    """The same request as `plan` on the family's current fit, stored as a new plan (the original is kept)."""
+    """The same request as `plan` (law as requested) on the family's current fits, stored as a new plan (the
+    original is kept)."""
     return plan_create(
         team=plan.team,
         family=plan.family,
-        law=plan.law,
+        law=plan.requested_law,  # an auto plan stays auto: the law is chosen again on today's fits
         budget=plan.budget,
         constraints=plan.constraints,
         cost_model=plan.cost_model,

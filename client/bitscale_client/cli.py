@@ -65,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--gpu-hours", type=float, help="budget in GPU-hours (with --hardware)")
     plan.add_argument("--hardware", default="h100", help="hardware profile for --gpu-hours (default h100)")
     plan.add_argument("--family", required=True)
-    plan.add_argument("--law", default="precision", choices=["precision", "chinchilla"])
+    plan.add_argument(
+        "--law",
+        choices=["auto", "precision", "chinchilla"],
+        help="law to plan with (default: the server's, auto: the family's best-ranked law that can serve the request)",
+    )
     plan.add_argument("--post-train-bits", type=float, help="deployment precision after quantization")
     plan.add_argument("--weight-bits", type=float)
     plan.add_argument("--activation-bits", type=float)

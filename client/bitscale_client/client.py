@@ -305,28 +305,40 @@ class Client:
         flops: float | None = None,
         gpu_hours: float | None = None,
         hardware: str | None = None,
-        law: str = "precision",
+        law: str | None = None,
         constraints: Mapping[str, Any] | None = None,
         cost_model: str | None = None,
         **constraint_fields: Any,
     ) -> Plan:
         """Plan a training run for a budget of `flops` (6*N*D at 16 bits) or `gpu_hours` on `hardware`.
 
+        `law` left out takes the server's default, `"auto"`: the family's best-ranked law that can serve
+        the request (see `law_ranking`); the plan's `law` and `raw["law_selection"]` say which and why.
         Constraints (`post_train_bits`, `n_params_max`, `bits_choices`, ...) may be passed as keywords
-        or as `constraints=`. Raises `Conflict` when the family has no succeeded fit of `law` yet.
+        or as `constraints=`. Raises `Conflict` when the family has no succeeded fit of `law` (of any law,
+        for auto) yet.
         """
         if (flops is None) == (gpu_hours is None):
             raise ValueError("give exactly one budget: flops= or gpu_hours= (with hardware=)")
         budget: dict[str, Any] = {"flops": flops} if flops is not None else {"gpu_hours": gpu_hours}
         if gpu_hours is not None:
             budget["hardware"] = hardware or "h100"
-        body: dict[str, Any] = {"family": family, "law": law, "budget": budget}
+        body: dict[str, Any] = {"family": family, "budget": budget}
+        if law is not None:
+            body["law"] = law
         merged = {**(constraints or {}), **{k: v for k, v in constraint_fields.items() if v is not None}}
         if merged:
             body["constraints"] = merged
         if cost_model:
             body["cost_model"] = cost_model
         return Plan.from_json(self._request("POST", "plans/", json=body))
+
+    def law_ranking(self, family: str) -> dict[str, Any]:
+        """The family's current fits, one per law, ranked by backtest error (GET fits/ranking/):
+        `{"family", "best": law or None, "ranking": [{"law", "fit_id", "version", "score", "rank",
+        "ranked", "eligible", "reason", ...}]}`. Raises `NotFound` when the family has no succeeded fit."""
+        answer: dict[str, Any] = self._request("GET", "fits/ranking/", params={"family": family})
+        return answer
 
     def families(self) -> list[dict[str, Any]]:
         """The team's families with their run and evaluation counts."""

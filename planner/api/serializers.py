@@ -2,10 +2,11 @@
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from planner.allocation import HARDWARE_PROFILES, get_hardware
-from planner.models import Fit, Law, Plan
+from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Fit, Law, Plan
 from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
 from runs.api.serializers import StrictFieldsMixin, bits_field, slug_validator
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
@@ -116,6 +117,37 @@ class PredictionSerializer(serializers.Serializer[Any]):
     extrapolation = serializers.DictField()
 
 
+class LawRankingQuerySerializer(StrictFieldsMixin, serializers.Serializer[Any]):
+    """Query of GET /api/v1/fits/ranking/."""
+
+    family = serializers.CharField(max_length=100, validators=[slug_validator])
+
+
+class RankedLawSerializer(serializers.Serializer[Any]):
+    """One law's current fit in the ranking (planner.ranking.RankedLaw)."""
+
+    law = serializers.CharField()
+    fit_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    score = serializers.FloatField(allow_null=True, help_text="Backtest rmse_log_runs; lower is better.")
+    n_held_out_runs = serializers.IntegerField(allow_null=True)
+    n_params_fitted = serializers.IntegerField()
+    n_runs = serializers.IntegerField(allow_null=True)
+    ranked = serializers.BooleanField()
+    eligible = serializers.BooleanField(help_text="May be the best law: ranked and covering as many runs as the rest.")
+    reason = serializers.CharField(allow_null=True, help_text="Why unranked or not eligible; null otherwise.")
+    rank = serializers.IntegerField(allow_null=True)
+    stale = serializers.BooleanField()
+
+
+class LawRankingSerializer(serializers.Serializer[Any]):
+    """Response of GET /api/v1/fits/ranking/: the family's laws by backtest error, best first."""
+
+    family = serializers.CharField()
+    best = serializers.CharField(allow_null=True)
+    ranking = RankedLawSerializer(many=True)
+
+
 # Plans ---------------------------------------------------------------------------------------------------
 
 MAX_BUDGET_FLOPS = 1e35  # far above any plan the laws can speak to; keeps the arithmetic finite
@@ -169,11 +201,27 @@ class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
         return attrs
 
 
+@extend_schema_field(
+    {
+        # Inline under allOf: drf-spectacular's enum hook would otherwise name this choice set after the field,
+        # "law", which already names the set of laws (Fit.law), and warn about the collision.
+        "allOf": [{"type": "string", "enum": [value for value, _ in PLAN_LAW_CHOICES]}],
+        "default": AUTO_LAW,
+        "description": "auto (the default): the best-ranked law that can serve the request; or a law.",
+    }
+)
+class PlanLawField(serializers.ChoiceField):
+    """A plan request's `law`: "auto" (the default) or a law."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(choices=PLAN_LAW_CHOICES, default=AUTO_LAW, **kwargs)
+
+
 class PlanCreateInputSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """Body of POST /api/v1/plans/."""
 
     family = StrictCharField(max_length=100, validators=[slug_validator])
-    law = serializers.ChoiceField(choices=Law.choices, default=Law.PRECISION)
+    law = PlanLawField()  # docs/api.md, Plans: "auto" by default
     budget = PlanBudgetSerializer()
     constraints = PlanConstraintsSerializer(required=False)
     cost_model = serializers.ChoiceField(choices=Plan.CostModel.choices, default=Plan.CostModel.LINEAR_BITS)
@@ -184,6 +232,25 @@ class SuggestionsInputSerializer(PlanCreateInputSerializer):
 
     experiment_budget = PlanBudgetSerializer()
     max_suggestions = StrictIntegerField(required=False, default=3, min_value=1, max_value=10)
+
+
+class CompactRankedLawSerializer(serializers.Serializer[Any]):
+    law = serializers.CharField()
+    fit_id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    score = serializers.FloatField(allow_null=True)
+    rank = serializers.IntegerField(allow_null=True)
+    eligible = serializers.BooleanField()
+    reason = serializers.CharField(allow_null=True)
+
+
+class LawSelectionSerializer(serializers.Serializer[Any]):
+    """How the law of a plan was chosen: asked for ("auto" or a law), used, why, and the ranking it read."""
+
+    requested = serializers.CharField()
+    used = serializers.CharField()
+    reason = serializers.CharField()
+    ranking = CompactRankedLawSerializer(many=True)
 
 
 class SuggestedRunSerializer(serializers.Serializer[Any]):
@@ -225,6 +292,7 @@ class SuggestionsSerializer(serializers.Serializer[Any]):
     selection = serializers.CharField()
     suggestions = SuggestedRunSerializer(many=True)
     warnings = serializers.ListField(child=serializers.CharField())
+    law_selection = LawSelectionSerializer()
 
 
 class PlanFitSerializer(serializers.ModelSerializer[Fit]):
@@ -268,6 +336,7 @@ class PlanSerializer(serializers.ModelSerializer[Plan]):
 
     fit = PlanFitSerializer(read_only=True)
     loss_improvement_over_baseline = serializers.SerializerMethodField()
+    law_selection = LawSelectionSerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Plan
@@ -275,6 +344,8 @@ class PlanSerializer(serializers.ModelSerializer[Plan]):
             "id",
             "family",
             "law",
+            "requested_law",
+            "law_selection",
             "budget",
             "constraints",
             "cost_model",

@@ -1,4 +1,4 @@
-"""Views of /api/v1/fits/ and /api/v1/predict/: thin and team-scoped."""
+"""Views of /api/v1/fits/ (with the law ranking), /predict/, /plans/ and /suggestions/: thin and team-scoped."""
 
 import math
 from typing import Any
@@ -17,6 +17,8 @@ from planner.api.serializers import (
     CurrentFitSerializer,
     FitScopeQuerySerializer,
     FitSerializer,
+    LawRankingQuerySerializer,
+    LawRankingSerializer,
     PlanCreateInputSerializer,
     PlanSerializer,
     PredictionSerializer,
@@ -26,8 +28,8 @@ from planner.api.serializers import (
 )
 from planner.laws import predict_with_interval
 from planner.models import Fit, Law, Plan
-from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending
-from planner.services import fit_request, plan_create
+from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending, law_ranking
+from planner.services import fit_request, plan_create, plan_law_resolve
 from planner.suggestion_services import suggestions_create
 from runs.api.views import TeamScopedMixin
 from runs.models import Run, Team
@@ -95,6 +97,26 @@ class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
         fit.stale = fit_is_stale(fit=fit)  # type: ignore[attr-defined]
         return Response(CurrentFitSerializer(fit, context={"pending": pending}).data)
 
+    @extend_schema(
+        parameters=[LawRankingQuerySerializer],
+        responses={
+            200: LawRankingSerializer,
+            400: OpenApiResponse(description="Bad query, naming the parameter"),
+            404: OpenApiResponse(description="The family has no succeeded fit of any law"),
+        },
+    )
+    @action(detail=False, methods=["get"])
+    def ranking(self, request: Request) -> Response:
+        """The family's current fits, one per law, ranked by backtest error (docs/laws-engine.md, Law comparison)."""
+        query = LawRankingQuerySerializer(data=_query(request))
+        query.is_valid(raise_exception=True)
+        family = query.validated_data["family"]
+        ranking = law_ranking(team=self.team, family=family).ranking
+        if not ranking.entries:
+            raise NotFound("This family has no succeeded fit of any law yet.")
+        body = {"family": family, "best": ranking.best, "ranking": [e.as_dict() for e in ranking.entries]}
+        return Response(LawRankingSerializer(body).data)
+
 
 def _number_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
@@ -160,7 +182,7 @@ class PlanViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
         responses={
             201: PlanSerializer,
             400: OpenApiResponse(description="Bad input, naming the field"),
-            409: OpenApiResponse(description="No succeeded fit of this family and law"),
+            409: OpenApiResponse(description="No succeeded fit of this family and law (of any law, for auto)"),
         },
     )
     def create(self, request: Request) -> Response:
@@ -179,12 +201,20 @@ class SuggestionsApi(TeamScopedMixin, APIView):
         responses={
             200: SuggestionsSerializer,
             400: OpenApiResponse(description="Bad input, naming the field"),
-            409: OpenApiResponse(description="No succeeded fit (with bootstrap draws) of this family and law"),
+            409: OpenApiResponse(
+                description="No succeeded fit (with bootstrap draws) of this family and law (of any law, for auto)"
+            ),
         },
     )
     def post(self, request: Request) -> Response:
         """The few runs within the experiment budget that would narrow the plan's optimum-loss interval most."""
         data = SuggestionsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        body = suggestions_create(team=self.team, **data.validated_data)  # errors as for plans
-        return Response(SuggestionsSerializer(body).data, status=status.HTTP_200_OK)
+        inputs = dict(data.validated_data)
+        selection = plan_law_resolve(  # "auto" (the default) as for plans; errors as for plans
+            team=self.team, family=inputs["family"], law=inputs.pop("law"), constraints=inputs.get("constraints")
+        )
+        body = suggestions_create(team=self.team, law=selection.used, **inputs)
+        return Response(
+            SuggestionsSerializer({**body, "law_selection": selection.as_json()}).data, status=status.HTTP_200_OK
+        )

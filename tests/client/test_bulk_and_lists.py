@@ -150,10 +150,46 @@ def test_plan_body_follows_the_contract(api, client):
     body = json.loads(api.requests[0].content)
     assert body == {
         "family": "f",
-        "law": "precision",
         "budget": {"gpu_hours": 1000, "hardware": "h100"},
         "constraints": {"post_train_bits": 4},
-    }
+    }  # no law: the server's default, auto
+
+
+def test_plan_sends_a_law_only_when_given(api, client):
+    api.responses["/api/v1/plans/"] = (201, {"id": 1, "law": "chinchilla", "recommendation": {}, "warnings": []})
+
+    client.plan("f", flops=1e22, law="precision")
+    client.plan("f", flops=1e22, law="auto")
+
+    assert [json.loads(r.content)["law"] for r in api.requests] == ["precision", "auto"]
+
+
+RANKING = {
+    "family": "f",
+    "best": "chinchilla",
+    "ranking": [
+        {"law": "chinchilla", "fit_id": 3, "version": 1, "score": 0.01, "rank": 1, "ranked": True, "reason": None},
+        {"law": "precision", "fit_id": 4, "version": 2, "score": None, "rank": None, "ranked": False,
+         "reason": "fitted before law ranking; refit to rank"},
+    ],
+}  # fmt: skip
+
+
+def test_law_ranking_asks_for_the_family_and_returns_the_json(api, client):
+    api.responses["/api/v1/fits/ranking/"] = (200, RANKING)
+
+    ranking = client.law_ranking("f")
+
+    assert ranking["best"] == "chinchilla"
+    assert [entry["law"] for entry in ranking["ranking"]] == ["chinchilla", "precision"]
+    request = api.requests[0]
+    assert (request.method, request.url.path, request.url.params["family"]) == ("GET", "/api/v1/fits/ranking/", "f")
+
+
+def test_law_ranking_of_a_family_without_fits_is_not_found(api, client):
+    api.responses["/api/v1/fits/ranking/"] = (404, {"errors": {"detail": ["No succeeded fit."]}})
+    with pytest.raises(NotFound):
+        client.law_ranking("nothing-yet")
 
 
 def test_plan_without_a_fit_is_a_conflict(api, client):

@@ -63,10 +63,17 @@ def test_plan_arguments_become_the_contract_body(api, run_cli):
     assert code == 0
     assert json.loads(api.requests[0].content) == {
         "family": "sweep",
-        "law": "precision",
         "budget": {"flops": 1e22},
         "constraints": {"post_train_bits": 4.0, "bits_choices": [4.0, 8.0, 16.0], "n_params_max": 3_000_000_000},
     }
+
+
+def test_plan_law_is_sent_only_when_given(api, run_cli):
+    api.responses["/api/v1/plans/"] = (201, PLAN)
+
+    run_cli("plan", "--flops", "1e22", "--family", "sweep", "--law", "chinchilla")
+
+    assert json.loads(api.requests[0].content)["law"] == "chinchilla"
 
 
 def test_plan_by_gpu_hours_sends_the_hardware(api, run_cli):

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from bitscale_client import Client, Run, Spooled, ValidationFailed, cli
+from bitscale_client import Client, NotFound, Run, Spooled, ValidationFailed, cli
 
+from planner.models import Fit
 from runs.models import Run as RunRow
 from runs.models import Team
 from runs.services import api_key_create
+from tests.published import EPOCH
 
 pytestmark = pytest.mark.django_db(transaction=True)
 RUN = {"family": "live", "n_params": 1_000_000, "n_tokens": 20_000_000, "weight_bits": 8, "final_loss": 3.5}
@@ -75,6 +77,30 @@ def test_a_real_400_carries_the_field_errors(live):
 
     assert "n_parms" in caught.value.errors
     assert RunRow.objects.count() == 0
+
+
+def test_law_ranking_and_an_auto_plan_against_the_real_server(live):
+    with pytest.raises(NotFound):
+        live.law_ranking("live")
+    team = Team.objects.get(slug="live")
+    Fit.objects.create(
+        team=team,
+        family="live",
+        law="chinchilla",
+        version=1,
+        status="succeeded",
+        params=EPOCH,
+        metrics={"n_runs": 20.0},
+        backtest={"rmse_log": 0.02, "rmse_log_runs": 0.02, "n_held_out_runs": 3.0},
+    )
+
+    ranking = live.law_ranking("live")
+    plan = live.plan("live", flops=1e21)
+
+    assert ranking["best"] == "chinchilla"
+    assert [(e["law"], e["rank"]) for e in ranking["ranking"]] == [("chinchilla", 1)]
+    assert plan.law == "chinchilla"
+    assert plan.raw["law_selection"]["requested"] == "auto"
 
 
 def test_retries_reach_a_server_that_refuses_the_first_attempts(live_server, key, tmp_path):

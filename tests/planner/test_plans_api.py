@@ -383,9 +383,10 @@ def test_no_succeeded_fit_is_409(client_rw, team):
     assert not Plan.objects.exists()
 
 
-def test_a_fit_of_the_other_law_is_not_used(client_rw, team):
+def test_a_fit_of_the_other_law_is_not_used_when_a_law_is_named(client_rw, team):
     store_fit(team, EPOCH, law="chinchilla")
-    response = client_rw.post("/api/v1/plans/", {"family": "main", "budget": {"flops": 1e21}}, format="json")
+    body = {"family": "main", "law": "precision", "budget": {"flops": 1e21}}
+    response = client_rw.post("/api/v1/plans/", body, format="json")
     assert response.status_code == 409
 
 

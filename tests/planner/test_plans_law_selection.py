@@ -1,0 +1,216 @@
+"""POST /api/v1/plans/ (and /suggestions/) with law "auto", the default: the best-ranked law that can serve.
+
+Fits are stored directly with published parameters (tests/planner/test_plans_api.py) and a backtest score, so
+which law wins is set by the test, not by a fit.
+"""
+
+import pytest
+
+from planner.models import Fit, Plan
+from planner.services import NoSucceededFit, plan_create, plan_law_resolve, plan_rerun
+from tests.planner.test_plans_api import post_plan, store_fit
+from tests.published import EPOCH, KUMAR
+
+pytestmark = pytest.mark.django_db
+
+BUDGET = {"flops": 1e21}
+
+
+def scored_fit(team, law, score, *, version=1, n_runs=40, params=None):
+    """store_fit with a backtest scored `score` (rmse_log_runs; None: a fit from before law ranking)."""
+    fit = store_fit(
+        team, params if params is not None else (EPOCH if law == "chinchilla" else KUMAR), law=law, version=version
+    )
+    backtest = {"rmse_log": 0.05, "mean_signed_error": 0.0, "n_held_out": 6.0}
+    if score is not None:
+        backtest.update(rmse_log_runs=score, n_held_out_runs=4.0)
+    Fit.objects.filter(pk=fit.pk).update(backtest=backtest, metrics={**fit.metrics, "n_runs": float(n_runs)})
+    fit.refresh_from_db()
+    return fit
+
+
+@pytest.fixture
+def chinchilla_ranks_first(team):
+    return {"chinchilla": scored_fit(team, "chinchilla", 0.010), "precision": scored_fit(team, "precision", 0.025)}
+
+
+def test_a_plan_without_a_law_uses_the_best_ranked_law_and_says_so(client_rw, team, chinchilla_ranks_first):
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+
+    assert body["law"] == "chinchilla"
+    assert body["fit"] == {"id": chinchilla_ranks_first["chinchilla"].pk, "law": "chinchilla", "version": 1}
+    assert body["requested_law"] == "auto"
+    selection = body["law_selection"]
+    assert (selection["requested"], selection["used"]) == ("auto", "chinchilla")
+    assert selection["reason"].startswith("chinchilla ranks first by backtest error")
+    assert [(e["law"], e["rank"], e["score"]) for e in selection["ranking"]] == [
+        ("chinchilla", 1, 0.010),
+        ("precision", 2, 0.025),
+    ]
+    stored = Plan.objects.get(pk=body["id"])
+    assert (stored.law, stored.requested_law, stored.law_selection) == ("chinchilla", "auto", selection)
+
+
+def test_auto_is_the_same_as_no_law(client_rw, team, chinchilla_ranks_first):
+    body = post_plan(client_rw, {"family": "main", "law": "auto", "budget": BUDGET})
+    assert (body["law"], body["requested_law"]) == ("chinchilla", "auto")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("weight_bits", 8), ("activation_bits", 8), ("kv_bits", 8), ("bits_choices", [4, 8]), ("tie_bits", True)],
+)
+def test_a_bit_constraint_moves_auto_to_a_law_that_models_precision(
+    client_rw, team, chinchilla_ranks_first, key, value
+):
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET, "constraints": {key: value}})
+
+    assert body["law"] == "precision"
+    assert body["fit"]["id"] == chinchilla_ranks_first["precision"].pk
+    reason = body["law_selection"]["reason"]
+    assert reason.startswith("precision is the best-ranked law that can serve this request (rank 2")
+    assert f"chinchilla cannot serve this request (constraints.{key}:" in reason
+
+
+def test_post_train_bits_needs_a_fit_with_a_ptq_term(client_rw, team, chinchilla_ranks_first):
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET, "constraints": {"post_train_bits": 4}})
+    assert body["law"] == "precision"
+    assert "chinchilla cannot serve this request (constraints.post_train_bits:" in body["law_selection"]["reason"]
+
+
+def test_post_train_bits_that_no_law_can_serve_is_a_400_naming_it(client_rw, team):
+    scored_fit(team, "chinchilla", 0.010)
+    no_ptq = {k: v for k, v in KUMAR.items() if k not in {"C_T", "gamma_D", "gamma_N", "gamma_post", "n_post"}}
+    scored_fit(team, "precision", 0.025, params=no_ptq)
+
+    errors = post_plan(
+        client_rw, {"family": "main", "budget": BUDGET, "constraints": {"post_train_bits": 4}}, expected=400
+    )["errors"]
+
+    assert "no PTQ term" in errors["constraints"]["post_train_bits"][0]  # precision's answer, the fallback
+    assert not Plan.objects.exists()
+
+
+def test_an_explicit_law_is_used_as_before(client_rw, team, chinchilla_ranks_first):
+    body = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})
+
+    assert body["law"] == "precision"
+    assert body["fit"]["law"] == "precision"
+    assert body["requested_law"] == "precision"
+    assert body["law_selection"] == {
+        "requested": "precision",
+        "used": "precision",
+        "reason": "requested explicitly",
+        "ranking": [],
+    }
+    # An explicit chinchilla still refuses bit constraints, naming the field.
+    bits = {"family": "main", "law": "chinchilla", "budget": BUDGET, "constraints": {"weight_bits": 8}}
+    assert "weight_bits" in post_plan(client_rw, bits, expected=400)["errors"]["constraints"]
+
+
+def test_an_explicit_law_plans_exactly_as_auto_does_when_auto_picks_it(client_rw, team):
+    scored_fit(team, "precision", 0.010)
+    scored_fit(team, "chinchilla", 0.030)
+    auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+    explicit = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})
+    assert auto["law"] == "precision"
+    assert auto["recommendation"] == explicit["recommendation"]
+
+
+def test_only_old_fits_fall_back_to_precision_and_say_so(client_rw, team):
+    scored_fit(team, "chinchilla", None)
+    scored_fit(team, "precision", None)
+
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+
+    assert body["law"] == "precision"
+    reason = body["law_selection"]["reason"]
+    assert reason.startswith("no law is eligible to be the best yet")
+    assert "fitted before law ranking; refit to rank" in reason
+    assert reason.endswith("fell back to precision, the default law")
+    assert [e["rank"] for e in body["law_selection"]["ranking"]] == [None, None]
+
+
+def test_without_a_precision_fit_any_law_with_a_succeeded_fit_serves(client_rw, team):
+    scored_fit(team, "chinchilla", None)
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+    assert body["law"] == "chinchilla"
+    assert body["law_selection"]["reason"].endswith("fell back to chinchilla, a law with a succeeded fit")
+
+
+def test_a_law_covering_fewer_runs_is_not_chosen(client_rw, team):
+    scored_fit(team, "chinchilla", 0.005, n_runs=12)
+    scored_fit(team, "precision", 0.030, n_runs=40)
+
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+
+    assert body["law"] == "precision"
+    assert "chinchilla: covers 12 of the 40 runs" in body["law_selection"]["reason"]
+
+
+def test_no_succeeded_fit_of_any_law_is_409(client_rw, team):
+    store_fit(team, KUMAR, status=Fit.Status.FAILED)
+    response = client_rw.post("/api/v1/plans/", {"family": "main", "budget": BUDGET}, format="json")
+    assert response.status_code == 409
+    assert "any law" in response.json()["errors"]["detail"][0]
+
+
+def test_a_bad_budget_is_a_400_even_without_a_fit(client_rw, team):
+    errors = post_plan(client_rw, {"family": "main", "budget": {"flops": -1}}, expected=400)["errors"]
+    assert "flops" in errors["budget"]
+    with pytest.raises(Exception, match="budget"):
+        plan_create(team=team, family="main", budget={"flops": 1e21, "dollars": 3})
+
+
+def test_rerun_of_an_auto_plan_stays_auto_and_picks_the_law_again(team, chinchilla_ranks_first):
+    plan = plan_create(team=team, family="main", budget=BUDGET)
+    assert (plan.law, plan.requested_law) == ("chinchilla", "auto")
+    scored_fit(team, "precision", 0.001, version=2)  # a refit: precision now ranks first
+
+    again = plan_rerun(plan=plan)
+
+    assert (again.law, again.requested_law) == ("precision", "auto")
+    assert again.law_selection["used"] == "precision"
+    assert again.fit.version == 2
+
+
+def test_rerun_of_an_explicit_plan_keeps_its_law(team, chinchilla_ranks_first):
+    plan = plan_create(team=team, family="main", law="precision", budget=BUDGET)
+    again = plan_rerun(plan=plan)
+    assert (again.law, again.requested_law) == ("precision", "precision")
+
+
+def test_the_database_refuses_a_plan_answered_with_another_law_than_asked(team, chinchilla_ranks_first):
+    from django.db import IntegrityError, transaction
+
+    plan = plan_create(team=team, family="main", law="chinchilla", budget=BUDGET)
+    with transaction.atomic(), pytest.raises(IntegrityError):
+        Plan.objects.filter(pk=plan.pk).update(requested_law="precision")
+
+
+def test_plan_law_resolve_reads_only_the_team_s_fits(team, other_team):
+    scored_fit(other_team, "chinchilla", 0.01)
+    with pytest.raises(NoSucceededFit):
+        plan_law_resolve(team=team, family="main")
+
+
+def test_list_filters_by_the_law_used(client_rw, team, chinchilla_ranks_first):
+    auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})["id"]
+    explicit = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})["id"]
+    assert [p["id"] for p in client_rw.get("/api/v1/plans/?law=chinchilla").json()["results"]] == [auto]
+    assert [p["id"] for p in client_rw.get("/api/v1/plans/?law=precision").json()["results"]] == [explicit]
+
+
+def test_suggestions_default_to_auto_as_well(client_rw, team, chinchilla_ranks_first):
+    body = {"family": "main", "budget": BUDGET, "experiment_budget": {"flops": 1e19}}
+
+    response = client_rw.post("/api/v1/suggestions/", body, format="json")
+
+    assert response.status_code == 200, response.json()
+    answer = response.json()
+    assert answer["law"] == "chinchilla"
+    assert answer["fit"]["id"] == chinchilla_ranks_first["chinchilla"].pk
+    assert answer["law_selection"]["requested"] == "auto"
+    explicit = client_rw.post("/api/v1/suggestions/", {**body, "law": "precision"}, format="json").json()
+    assert explicit["law"] == "precision"
+    assert explicit["law_selection"]["reason"] == "requested explicitly"
