@@ -12,6 +12,7 @@ class Law(models.TextChoices):
 
     CHINCHILLA = "chinchilla", "Chinchilla"
     PRECISION = "precision", "Precision (Kumar et al.)"
+    FP = "fp", "Floating point (Sun et al.)"
 
 
 class FitScope(models.Model):
@@ -35,7 +36,7 @@ class FitScope(models.Model):
         ordering = ["team_id", "family", "law"]
         constraints = [
             models.UniqueConstraint(fields=["team", "family", "law"], name="fit_scope_unique"),
-            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision"]), name="fit_scope_law_valid"),
+            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision", "fp"]), name="fit_scope_law_valid"),
         ]
         indexes = [models.Index(fields=["dirty_since"], name="fit_scope_dirty")]
 
@@ -108,7 +109,7 @@ class Fit(models.Model):
                 condition=Q(status__in=["queued", "running"]),
                 name="fit_one_active_per_scope",
             ),
-            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision"]), name="fit_law_valid"),
+            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision", "fp"]), name="fit_law_valid"),
             models.CheckConstraint(
                 condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="fit_status_valid"
             ),
@@ -203,7 +204,7 @@ class Plan(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision"]), name="plan_law_valid"),
+            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision", "fp"]), name="plan_law_valid"),
             models.CheckConstraint(
                 condition=Q(cost_model__in=["linear_bits", "hardware"]), name="plan_cost_model_valid"
             ),

@@ -123,7 +123,8 @@ def training_bits(data: Observations) -> FloatArray:
 
 
 def predicted_final_loss(result: FitResult, data: Observations) -> FloatArray:
-    """The law's final loss (before PTQ) for every run; NaN where a run lies outside the law's domain."""
+    """The law's final loss (before PTQ) for every run; NaN where a run lies outside the law's domain (for the
+    fp law: where the run reports no floating-point format)."""
     return predict_loss(
         result.law,
         result.all_params,
@@ -132,6 +133,8 @@ def predicted_final_loss(result: FitResult, data: Observations) -> FloatArray:
         weight_bits=data.weight_bits,
         activation_bits=data.activation_bits,
         kv_bits=data.kv_bits,
+        exponent_bits=data.exponent_bits,
+        mantissa_bits=data.mantissa_bits,
     )
 
 
@@ -289,6 +292,8 @@ def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
     dims = varying_dims(data)
     if result.law == "chinchilla":
         return message_svg(title, "The chinchilla law ignores precision; fit the precision law.", salt="loss-bits")
+    if result.law == "fp":  # one format per run: its curve is over the total width, at the law's best layout
+        dims = [d for d in dims if d == "w"]
     if not dims:
         return message_svg(title, "Training bits do not vary in this family.", salt="loss-bits")
     reference = _reference_bits(data)
@@ -348,6 +353,8 @@ def effective_params_svg(result: FitResult, data: Observations | None = None) ->
     title = "Effective parameters N_eff/N vs training bits"
     if result.law == "chinchilla":
         return message_svg(title, "The chinchilla law has no precision term.", salt="neff")
+    if result.law == "fp":
+        return message_svg(title, "The fp law has no N_eff: its precision term adds to the loss.", salt="neff")
     params = result.all_params
     active = [dim for dim in DIMS if float(params.get(f"gamma_{dim}", 0.0)) > 0]
     if not active:

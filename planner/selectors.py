@@ -13,7 +13,17 @@ from planner.models import Fit, FitScope, Plan
 from planner.ranking import LawFit, Ranking, rank_laws
 from runs.models import Evaluation, Run, Team
 
-RUN_COLUMNS = ("id", "n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "final_loss")
+RUN_COLUMNS = (
+    "id",
+    "n_params",
+    "n_tokens",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "final_loss",
+    "exponent_bits",  # NULL (NaN in the arrays) unless the run reported its floating-point format
+    "mantissa_bits",
+)
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,12 @@ class FitData:
     @property
     def n_runs(self) -> int:
         return len(self.run_ids)
+
+    def law_applies(self, law: str) -> bool:
+        """Whether `law` has anything to fit: the fp law needs runs that report their floating-point format."""
+        if law == "fp":
+            return bool(np.any(np.isfinite(self.observations.exponent_bits)))
+        return self.n_runs > 0
 
     def to_bytes(self) -> bytes:
         """A compact, exact copy of the snapshot for the fit record (npz)."""
@@ -44,6 +60,8 @@ class FitData:
             eval_run=o.eval_run,
             eval_post_bits=o.eval_post_bits,
             eval_loss=o.eval_loss,
+            exponent_bits=o.exponent_bits,
+            mantissa_bits=o.mantissa_bits,
         )
         return buffer.getvalue()
 
@@ -70,7 +88,9 @@ def fit_data(*, team_id: int, family: str) -> FitData:
         if run_ids
         else []
     )
-    table = np.asarray([row[1:] for row in runs], dtype=np.float64).reshape(-1, len(RUN_COLUMNS) - 1)
+    table = np.asarray([[np.nan if v is None else v for v in row[1:]] for row in runs], dtype=np.float64).reshape(
+        -1, len(RUN_COLUMNS) - 1
+    )
     digest = hashlib.sha256()
     digest.update(repr(runs).encode())
     digest.update(repr(evaluations).encode())
@@ -81,6 +101,8 @@ def fit_data(*, team_id: int, family: str) -> FitData:
         activation_bits=table[:, 3],
         kv_bits=table[:, 4],
         final_loss=table[:, 5],
+        exponent_bits=table[:, 6],
+        mantissa_bits=table[:, 7],
         eval_run=np.asarray([position[e[0]] for e in evaluations], dtype=np.intp),
         eval_post_bits=np.asarray([e[1] for e in evaluations], dtype=np.float64),
         eval_loss=np.asarray([e[3] for e in evaluations], dtype=np.float64),

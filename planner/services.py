@@ -161,8 +161,10 @@ def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
         FitScope.objects.filter(pk=scope_id).update(dirty_since=None, enqueued_at=None, fingerprint=data.fingerprint)
         if last is not None and last.data_fingerprint == data.fingerprint:
             return RefreshOutcome()  # the runs are as the last version saw them: no duplicate version
-        if last is None and data.n_runs == 0:
-            return RefreshOutcome()  # nothing was ever fitted and nothing is there to fit
+        if last is None and (data.n_runs == 0 or (not force and not data.law_applies(scope.law))):
+            # Nothing was ever fitted and nothing is there to fit: no runs, or (fp law) no run reports its
+            # floating-point format. An explicit request (force) still makes a version, which fails with the reason.
+            return RefreshOutcome()
         fit = Fit.objects.create(
             team_id=scope.team_id,
             family=scope.family,

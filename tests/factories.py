@@ -3,6 +3,7 @@
 from typing import Any
 
 import factory
+import numpy as np
 
 from runs.models import Evaluation, Run, Team
 
@@ -71,6 +72,11 @@ def payloads_from_observations(observations: Any, *, family: str, prefix: str = 
             "kv_bits": float(o.kv_bits[i]),
             "final_loss": float(o.final_loss[i]),
             **({"evaluations": evaluations[i]} if i in evaluations else {}),
+            **(
+                {"exponent_bits": int(o.exponent_bits[i]), "mantissa_bits": int(o.mantissa_bits[i])}
+                if np.isfinite(o.exponent_bits[i])
+                else {}
+            ),
         }
         for i in range(o.n_runs)
     ]

@@ -1,4 +1,5 @@
-"""Published reference data: Epoch's digitised Chinchilla runs and Kumar et al.'s synthetic precision grid."""
+"""Published reference data: Epoch's digitised Chinchilla runs, Kumar et al.'s synthetic precision grid and a
+synthetic floating-point sweep from Sun et al.'s law."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from planner.laws.floating_point import fp_loss, sun_params
 from planner.laws.forms import KUMAR_TABLE2, precision_loss
 from planner.laws.observations import Observations
 
@@ -91,4 +93,35 @@ def kumar_synthetic(
     return (
         Observations(final_loss=noisy_final, eval_loss=noisy_eval, **common),
         Observations(final_loss=clean, eval_loss=clean_eval, **common),
+    )
+
+
+# Sun et al. 2025's range (41M-679M parameters, up to 100B tokens) and floating-point formats from 4 to 16 bits,
+# several exponent/mantissa splits per total width so the trade-off between them is visible.
+SUN_N = (41e6, 85e6, 154e6, 310e6, 679e6)
+SUN_D = (1e10, 2e10, 5e10, 1e11)
+SUN_FORMATS = ((1, 2), (2, 1), (1, 3), (2, 2), (3, 1), (2, 3), (3, 2), (4, 1), (4, 3), (5, 2), (2, 5), (8, 7))
+
+
+def fp_synthetic(*, noise: float = 0.002, seed: int = 0, params: dict[str, float] | None = None) -> Observations:
+    """Synthetic runs from Sun et al.'s floating-point law (Table 2, 128-element scaling blocks by default).
+
+    One run per (N, D, format); weights and activations carry the format (E + M + 1 bits), the KV cache 16 bits;
+    every loss gets independent multiplicative noise (1 + noise * standard normal).
+    """
+    p = dict(params if params is not None else sun_params(128.0))
+    rows = np.array([(n, d, e, m) for n in SUN_N for d in SUN_D for e, m in SUN_FORMATS], dtype=np.float64)
+    n, d, e, m = rows.T
+    clean = fp_loss(p, n_params=n, n_tokens=d, exponent_bits=e, mantissa_bits=m)
+    loss = clean * (1.0 + noise * np.random.default_rng(seed).standard_normal(clean.shape))
+    total = e + m + 1.0
+    return Observations.build(
+        n_params=n,
+        n_tokens=d,
+        final_loss=loss,
+        weight_bits=total,
+        activation_bits=total,
+        kv_bits=np.full_like(total, 16.0),
+        exponent_bits=e,
+        mantissa_bits=m,
     )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from planner.laws import fit_law, kumar_synthetic, load_chinchilla_epoch
+from planner.laws import fit_law, fp_synthetic, kumar_synthetic, load_chinchilla_epoch
 from planner.models import Fit, FitChunk, FitScope
 from planner.selectors import fit_data
 from planner.services import (
@@ -52,7 +52,7 @@ def epoch_runs(client_rw, team):
     return team
 
 
-def test_posting_runs_marks_both_laws_dirty_once(client_rw, team, django_capture_on_commit_callbacks):
+def test_posting_runs_marks_every_law_dirty_once(client_rw, team, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks() as callbacks:
         _post(client_rw, payloads_from_observations(load_chinchilla_epoch(), family="epoch")[:50])
         client_rw.post(
@@ -60,10 +60,10 @@ def test_posting_runs_marks_both_laws_dirty_once(client_rw, team, django_capture
         )
 
     scopes = FitScope.objects.filter(team=team, family="epoch")
-    assert sorted(scopes.values_list("law", flat=True)) == ["chinchilla", "precision"]
+    assert sorted(scopes.values_list("law", flat=True)) == ["chinchilla", "fp", "precision"]
     assert all(scope.dirty_since is not None for scope in scopes)
     assert all(scope.generation == 2 for scope in scopes)
-    assert len(callbacks) == 2  # one debounced refit message per law, not one per post
+    assert len(callbacks) == 3  # one debounced refit message per law, not one per post
 
 
 def test_refit_waits_for_changes_to_pause(epoch_runs, settings):
@@ -234,3 +234,28 @@ def test_precision_fit_on_kumar_synthetic_runs(client_rw, team):
     assert fit.status == "succeeded", fit.error
     assert {"gamma_w", "gamma_a", "gamma_kv", "C_T", "gamma_post"} <= set(fit.params)
     assert np.isfinite(fit.draws_array()).all()
+
+
+def test_the_fp_law_fits_only_families_whose_runs_report_a_format(epoch_runs, client_rw):
+    # Epoch's runs carry no exponent/mantissa bits: the fp scope is cleared without a version (no failed fit).
+    _refresh_all(epoch_runs)
+    assert not Fit.objects.filter(team=epoch_runs, law="fp").exists()
+    assert not FitScope.objects.filter(team=epoch_runs, dirty_since__isnull=False).exists()
+
+    # Asked for explicitly, it makes a version that fails with the reason.
+    response = client_rw.post("/api/v1/fits/", {"family": "epoch", "law": "fp"}, format="json")
+    assert response.status_code == 202, response.json()
+    _run_fit_inline(response.json()["id"])
+    failed = Fit.objects.get(team=epoch_runs, law="fp")
+    assert failed.status == "failed"
+    assert "exponent_bits and mantissa_bits" in failed.error
+
+    # A family of floating-point runs gets all three laws, and the ranking puts the fp law first.
+    _post(client_rw, payloads_from_observations(fp_synthetic(seed=4), family="fp-sweep", prefix="fp"))
+    _refresh_all(epoch_runs)
+    fits = {f.law: f for f in Fit.objects.filter(team=epoch_runs, family="fp-sweep")}
+    assert set(fits) == {"chinchilla", "precision", "fp"}
+    assert fits["fp"].status == "succeeded", fits["fp"].error
+    assert {"delta", "nu", "gamma"} <= set(fits["fp"].params)
+    ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "fp-sweep"}).json()
+    assert ranking["best"] == "fp", ranking

@@ -3,12 +3,13 @@
 import secrets
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
-from planner.laws import Observations, kumar_synthetic, load_chinchilla_epoch
+from planner.laws import Observations, fp_synthetic, kumar_synthetic, load_chinchilla_epoch
 from runs.api.serializers import runs_validate
 from runs.models import Membership, Team
 from runs.services import api_key_create, runs_upsert, team_get_or_create
@@ -17,6 +18,11 @@ SYNTHETIC_NOTE = {
     "synthetic": True,
     "source": "Generated from Kumar et al. 2024 (arXiv 2411.04330) Table 2 constants on the paper's grid, "
     "with 0.5% multiplicative noise; not a real training run.",
+}
+FP_NOTE = {
+    "synthetic": True,
+    "source": "Generated from Sun et al. 2025 (arXiv 2501.02423) Table 2 constants, 128-element scaling blocks, "
+    "over 12 floating-point formats, with 0.2% multiplicative noise; not a real training run.",
 }
 EPOCH_NOTE = {
     "synthetic": False,
@@ -47,6 +53,11 @@ def _payloads(observations: Observations, *, family: str, metadata: dict[str, An
             "dataset": "synthetic" if metadata["synthetic"] else "MassiveText (Chinchilla)",
             "metadata": metadata,
         }
+        if np.isfinite(o.exponent_bits[i]):
+            body.update(
+                number_format="fp", exponent_bits=int(o.exponent_bits[i]), mantissa_bits=int(o.mantissa_bits[i])
+            )
+            body["name"] += f" E{body['exponent_bits']}M{body['mantissa_bits']}"
         if i in evaluations:
             body["evaluations"] = evaluations[i]
         bodies.append(body)
@@ -67,6 +78,7 @@ class Command(BaseCommand):
         families = [
             ("kumar-synthetic", _payloads(noisy, family="kumar-synthetic", metadata=SYNTHETIC_NOTE)),
             ("chinchilla-epoch", _payloads(load_chinchilla_epoch(), family="chinchilla-epoch", metadata=EPOCH_NOTE)),
+            ("fp-synthetic", _payloads(fp_synthetic(), family="fp-synthetic", metadata=FP_NOTE)),
         ]
         with transaction.atomic():  # all or nothing; the refits are sent when it commits
             team, _ = team_get_or_create(slug="demo", name="Demo")
@@ -81,9 +93,10 @@ class Command(BaseCommand):
             login = self._demo_user(team)
         site = settings.SITE_URL.rstrip("/")
         self.stdout.write(
-            "\nDemo data loaded: team `demo`, families `kumar-synthetic` (synthetic, from Kumar et al.'s constants)\n"
-            "and `chinchilla-epoch` (Epoch AI's digitised Chinchilla runs). The workers fit both laws in the\n"
-            "background; the fits appear within a minute.\n\n"
+            "\nDemo data loaded: team `demo`, families `kumar-synthetic` (synthetic, from Kumar et al.'s constants),\n"
+            "`chinchilla-epoch` (Epoch AI's digitised Chinchilla runs) and `fp-synthetic` (synthetic floating-point\n"
+            "formats, from Sun et al.'s constants). The workers fit every law that applies in the background; the\n"
+            "fits appear within a minute or two. Rank them: /api/v1/fits/ranking/?family=fp-synthetic\n\n"
             f"  API docs:  {site}/api/v1/docs/\n"
             f"  Runs:      curl -H 'Authorization: Bearer KEY' {site}/api/v1/runs/?family=kumar-synthetic\n"
             "  Fit:       curl -H 'Authorization: Bearer KEY' "
