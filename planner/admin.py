@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from planner.allocation import HARDWARE_PROFILES
 from planner.density import capacity_density
-from planner.models import Fit, FitQuerySet, Law, Plan
+from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Fit, FitQuerySet, Plan
 from planner.plots import PlanPoint, Plot, density_over_time_svg, plan_contour_svg
 from planner.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION, fit_diff, fit_plots, fit_previous, interval_rows
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
@@ -174,7 +174,7 @@ class PlanForm(forms.Form):
 
     team = forms.ModelChoiceField(queryset=Team.objects.none())
     family = forms.CharField(max_length=100, help_text="A family with a succeeded fit of the law.")
-    law = forms.ChoiceField(choices=Law.choices, initial=Law.PRECISION)
+    law = forms.ChoiceField(choices=PLAN_LAW_CHOICES, initial=AUTO_LAW)
     flops = forms.FloatField(required=False, label="Budget (FLOPs)", help_text="6·N·D at 16 bits, e.g. 1e21.")
     gpu_hours = forms.FloatField(required=False, label="or GPU-hours")
     hardware = forms.ChoiceField(

@@ -41,6 +41,7 @@ from planner.laws import (
     assemble_fit,
     bootstrap_chunk,
     fit_point,
+    fp_layout,
     in_domain,
     predict_loss,
     predict_loss_draws,
@@ -475,7 +476,8 @@ def _plan_constraints(
 
     Chinchilla fits ignore precision: every width is fixed at 16 and bit constraints are refused. Precision
     fits: a fixed width outside the law's domain is refused; a width the family never varied (its factor is
-    held at 1 in the fit) is held at the width the family trained at, unless the request fixes it.
+    held at 1 in the fit) is held at the width the family trained at, unless the request fixes it. Fp fits:
+    one floating-point format for weights, activations and KV cache (tied bits, at least 2), no PTQ term.
     """
     raw = dict(constraints or {})
     unknown = sorted(set(raw) - set(PLAN_CONSTRAINT_KEYS))
@@ -494,6 +496,29 @@ def _plan_constraints(
                     "constraints", key, "The chinchilla law does not model precision; plan bits with law=precision."
                 )
         values.update(weight_bits=16.0, activation_bits=16.0, kv_bits=16.0)
+    elif result.law == Law.FP:
+        if "post_train_bits" in normal:
+            raise _invalid(
+                "constraints",
+                "post_train_bits",
+                "The fp law has no PTQ term; plan a deployment width with law=precision.",
+            )
+        for key in ("activation_bits", "kv_bits"):
+            if key in normal:
+                raise _invalid(
+                    "constraints",
+                    key,
+                    "The fp law trains weights, activations and KV cache in one floating-point format: "
+                    "fix weight_bits only.",
+                )
+        width = values.pop("weight_bits", None)
+        if width is not None:
+            if float(width) < 2:
+                raise _invalid("constraints", "weight_bits", "A floating-point format needs at least 2 bits.")
+            values["bits_choices"] = [float(width)]
+        elif "bits_choices" in normal and min(normal["bits_choices"]) < 2:
+            raise _invalid("constraints", "bits_choices", "A floating-point format needs at least 2 bits.")
+        tie_bits = True
     else:
         post = values.get("post_train_bits")
         if post is not None and "C_T" not in params:
@@ -527,7 +552,8 @@ def _plan_constraints(
     return normal, search, tie_bits
 
 
-def _config_json(config: PlanConfig | None) -> dict[str, Any] | None:
+def _config_json(config: PlanConfig | None, result: FitResult | None = None) -> dict[str, Any] | None:
+    """A searched configuration as stored on plans; with an fp fit, also the format (exponent, mantissa bits)."""
     if config is None:
         return None
     interval = config.predicted_loss_interval
@@ -543,6 +569,20 @@ def _config_json(config: PlanConfig | None) -> dict[str, Any] | None:
         "predicted_loss_interval": None if interval is None else [_finite_or_none(v) for v in interval],
         "compute_flops": config.compute_flops,
         "weights_memory_bytes": config.weights_memory_bytes,
+        **_format_json(result, config.weight_bits),
+    }
+
+
+def _format_json(result: FitResult | None, weight_bits: float) -> dict[str, Any]:
+    """For an fp fit, the floating-point format of a width: the law's best layout (fp_layout); else nothing.
+
+    Whole bits for a whole width (E4M3); a fractional width gets the law's continuous optimum."""
+    if result is None or result.law != Law.FP:
+        return {}
+    exponent, mantissa = fp_layout(result.all_params, weight_bits)
+    return {
+        key: int(value) if float(value).is_integer() else float(value)
+        for key, value in (("exponent_bits", exponent), ("mantissa_bits", mantissa))
     }
 
 
@@ -824,9 +864,9 @@ def plan_create(
         cost_model=cost_model,
         hardware=planned.hardware or "",
         budget_flops=search.budget_flops,
-        recommendation=_config_json(rec),
-        baseline=_config_json(planned.baseline),
-        alternatives=[_config_json(a) for a in planned.alternatives],
+        recommendation=_config_json(rec, search.result),
+        baseline=_config_json(planned.baseline, search.result),
+        alternatives=[_config_json(a, search.result) for a in planned.alternatives],
         optimum_spread=_spread_json(planned.optimum_spread),
         warnings=warnings,
     )

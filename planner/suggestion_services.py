@@ -18,6 +18,7 @@ from planner.services import (
     PlanInvalid,
     _config_json,
     _finite_or_none,
+    _format_json,
     _plan_budget,
     _plan_fit_warnings,
     plan_search_on_current_fit,
@@ -57,6 +58,11 @@ def _bit_configs(
     the family never varied (its gamma is held at 0) stays at the plan's value."""
     if law == Law.CHINCHILLA:
         return [(16.0, 16.0, 16.0)]
+    if law == Law.FP:  # one format for everything: tied widths, or only the plan's when the request fixes it
+        if "weight_bits" in constraints:
+            return [rec]
+        widths = constraints.get("bits_choices") or DEFAULT_SUGGESTION_BITS
+        return sorted({rec, (16.0, 16.0, 16.0), *((float(b), float(b), float(b)) for b in widths)})
     tied = constraints.get("bits_choices") or DEFAULT_SUGGESTION_BITS
     out = {rec, (16.0, 16.0, 16.0), *((float(b), float(b), float(b)) for b in tied)}
     keys = ("weight_bits", "activation_bits", "kv_bits")
@@ -156,7 +162,7 @@ def suggestions_create(
         "hardware": planned.hardware or "",
         "experiment_budget": experiment_json,
         "experiment_budget_flops": experiment_flops,
-        "target": _config_json(rec),
+        "target": _config_json(rec, result),
         "target_loss_interval": [_finite_or_none(v) for v in before],
         "expected_target_loss_interval": [_finite_or_none(v) for v in after],
         "expected_narrowing": _finite_or_none(1.0 - width_after / width_before) if width_before > 0 else 0.0,
@@ -174,6 +180,7 @@ def suggestions_create(
                 "weight_bits": s.weight_bits,
                 "activation_bits": s.activation_bits,
                 "kv_bits": s.kv_bits,
+                **_format_json(result, s.weight_bits),
                 "cost_flops": s.cost_flops,
                 "predicted_loss": _finite_or_none(s.predicted_loss),
                 "predicted_loss_interval": [_finite_or_none(v) for v in s.predicted_loss_interval],

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--family", required=True)
     plan.add_argument(
         "--law",
-        choices=["auto", "precision", "chinchilla"],
+        choices=["auto", "precision", "chinchilla", "fp"],
         help="law to plan with (default: the server's, auto: the family's best-ranked law that can serve the request)",
     )
     plan.add_argument("--post-train-bits", type=float, help="deployment precision after quantization")
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = command("fit", "show the current fit of a family")
     fit.add_argument("family")
-    fit.add_argument("--law", default="precision", choices=["precision", "chinchilla"])
+    fit.add_argument("--law", default="precision", choices=["precision", "chinchilla", "fp"])
     fit.add_argument("--json", action="store_true")
     fit.set_defaults(handler=cmd_fit)
 

@@ -84,17 +84,24 @@ class PredictQuerySerializer(FitScopeQuerySerializer):
     activation_bits = bits_field(default=16.0)
     kv_bits = bits_field(default=16.0)
     post_train_bits = FiniteFloatField(required=False, allow_null=True, above=0.0, below=32.0)
+    exponent_bits = StrictIntegerField(
+        required=False, min_value=1, max_value=8, help_text="fp law: the format's exponent bits (with mantissa_bits)."
+    )
+    mantissa_bits = StrictIntegerField(
+        required=False, min_value=0, max_value=23, help_text="fp law: the format's mantissa bits (with exponent_bits)."
+    )
 
     def to_internal_value(self, data: Any) -> Any:
         # Query strings are text: turn the numeric parameters into numbers before the strict fields see them.
-        numeric = {"n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "post_train_bits"}
+        integers = {"n_params", "n_tokens", "exponent_bits", "mantissa_bits"}
+        numeric = {"weight_bits", "activation_bits", "kv_bits", "post_train_bits", *integers}
         converted = {}
         errors = {}
         for key, value in data.items():
             if key in numeric:
                 try:
                     number = float(value)
-                    converted[key] = int(number) if key in {"n_params", "n_tokens"} and number.is_integer() else number
+                    converted[key] = int(number) if key in integers and number.is_integer() else number
                 except (TypeError, ValueError):
                     errors[key] = ["A number is required."]
             else:
@@ -107,6 +114,9 @@ class PredictQuerySerializer(FitScopeQuerySerializer):
         post = attrs.get("post_train_bits")
         if post is not None and post >= attrs["weight_bits"]:
             raise serializers.ValidationError({"post_train_bits": ["Must be below weight_bits."]})
+        for key, other in (("exponent_bits", "mantissa_bits"), ("mantissa_bits", "exponent_bits")):
+            if key in attrs and other not in attrs:
+                raise serializers.ValidationError({other: ["Give exponent_bits and mantissa_bits together."]})
         return attrs
 
 
@@ -261,6 +271,8 @@ class SuggestedRunSerializer(serializers.Serializer[Any]):
     weight_bits = serializers.FloatField()
     activation_bits = serializers.FloatField()
     kv_bits = serializers.FloatField()
+    exponent_bits = serializers.FloatField(required=False, help_text="fp law only: the format to train in (E).")
+    mantissa_bits = serializers.FloatField(required=False, help_text="fp law only: the format to train in (M).")
     cost_flops = serializers.FloatField()
     predicted_loss = serializers.FloatField(allow_null=True)
     predicted_loss_interval = serializers.ListField(child=serializers.FloatField(allow_null=True))

@@ -133,8 +133,9 @@ class PredictApi(TeamScopedMixin, APIView):
         fit = _current_or_404(self.team, {"family": inputs.pop("family"), "law": inputs.pop("law")})
         result = fit.as_result()
         if inputs.get("post_train_bits") is not None and "C_T" not in result.all_params:
+            why = "The fp law has no PTQ term." if fit.law == "fp" else "The family has no evaluations."
             return Response(
-                {"errors": {"post_train_bits": ["This fit has no PTQ term (the family has no evaluations)."]}},
+                {"errors": {"post_train_bits": [f"This fit has no PTQ term ({why})"]}},
                 status=status.HTTP_400_BAD_REQUEST,
             )
         prediction = predict_with_interval(result, **inputs)

@@ -115,6 +115,8 @@ def predict_with_interval(
     activation_bits: npt.ArrayLike = 16.0,
     kv_bits: npt.ArrayLike = 16.0,
     post_train_bits: npt.ArrayLike | None = None,
+    exponent_bits: npt.ArrayLike | None = None,
+    mantissa_bits: npt.ArrayLike | None = None,
     level: float = 0.95,
 ) -> Prediction:
     """Loss at the fit's parameters, percentile interval over its draws, and extrapolation distances.
@@ -129,6 +131,8 @@ def predict_with_interval(
         "activation_bits": activation_bits,
         "kv_bits": kv_bits,
         "post_train_bits": post_train_bits,
+        "exponent_bits": exponent_bits,
+        "mantissa_bits": mantissa_bits,
     }
     loss = predict_loss(result.law, result.all_params, **kwargs)
     draws = result.draws[np.all(np.isfinite(result.draws), axis=1)]
@@ -156,7 +160,7 @@ def extrapolation(result: FitResult, **inputs: Any) -> dict[str, Any]:
     }
     outside: list[str] = []
     if result.law != "chinchilla":
-        for key in ("weight_bits", "activation_bits", "kv_bits", "post_train_bits"):
+        for key in ("weight_bits", "activation_bits", "kv_bits", "post_train_bits", "exponent_bits", "mantissa_bits"):
             value = inputs.get(key)
             if value is None or f"{key}_min" not in rng:
                 if key == "post_train_bits" and value is not None and np.any(np.isfinite(value)):
