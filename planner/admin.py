@@ -16,7 +16,16 @@ from planner.allocation import HARDWARE_PROFILES
 from planner.density import capacity_density
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Fit, FitQuerySet, Plan
 from planner.plots import PlanPoint, Plot, density_over_time_svg, plan_contour_svg
-from planner.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION, fit_diff, fit_plots, fit_previous, interval_rows
+from planner.review import (
+    PLOTS_CACHE_SECONDS,
+    PLOTS_CACHE_VERSION,
+    fit_diff,
+    fit_plots,
+    fit_previous,
+    interval_rows,
+    law_comparison,
+    plan_law_selection,
+)
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
@@ -123,6 +132,8 @@ class FitAdmin(TeamScopedAdmin):
     ) -> HttpResponse:
         fit = self.get_object(request, object_id)
         context = dict(extra_context or {})
+        if fit is not None:
+            context["law_comparison"] = law_comparison(fit=fit)  # the fit's team: the page is already team-scoped
         if fit is not None and fit.status == Fit.Status.SUCCEEDED:
             previous = fit_previous(fit=fit)
             context.update(
@@ -351,13 +362,25 @@ class PlanAdmin(TeamScopedAdmin):
     """Stored plans with the fit version they used; "Plan a run" replaces the add form; plans re-run on new fits."""
 
     change_form_template = "admin/planner/plan/change_form.html"
-    list_display = ["id", "team", "family", "law", "fit_version", "budget_label", "recommended", "gain", "created_at"]
-    list_filter = ["law", "family", "cost_model", TEAM_FILTER]
+    list_display = [
+        "id",
+        "team",
+        "family",
+        "requested_law",
+        "law",
+        "fit_version",
+        "budget_label",
+        "recommended",
+        "gain",
+        "created_at",
+    ]
+    list_filter = ["law", "requested_law", "family", "cost_model", TEAM_FILTER]
     search_fields = ["family"]
     list_select_related = ["team", "fit"]
     fields = readonly_fields = (
         "team",
         "family",
+        "requested_law",
         "law",
         "fit",
         "budget",
@@ -465,6 +488,7 @@ class PlanAdmin(TeamScopedAdmin):
                 contour=plan_contour(plan),
                 fit_url=reverse("admin:planner_fit_change", args=[plan.fit_id]),
                 fit_label=str(plan.fit),
+                law_selection=plan_law_selection(plan=plan),
                 **plan_suggestions_context(plan, request.GET),
             )
         return super().change_view(request, object_id, form_url, extra_context=context)

@@ -1,15 +1,17 @@
-"""Reads for the admin's fit pages: the data a fit was made on, the diff from its previous version, its plots."""
+"""Reads for the admin's fit and plan pages: the data a fit was made on, the diff from its previous version, its
+plots, the family's law comparison and a plan's law selection."""
 
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.cache import cache
+from django.urls import reverse
 
 from planner import plots
 from planner.laws import Observations
-from planner.models import Fit
-from planner.selectors import FitData, fit_data
+from planner.models import AUTO_LAW, Fit, Plan
+from planner.selectors import FitData, fit_data, law_ranking
 from runs.models import Run
 
 PLOTS_CACHE_VERSION = 1  # bump when the plots change: fits are immutable, so a plot is cached per fit
@@ -141,3 +143,94 @@ def interval_rows(*, fit: Fit) -> list[dict[str, Any]]:
             width = (hi - lo) / 2 / abs(value)
         rows.append({"name": name, "value": value, "lo": lo, "hi": hi, "relative_half_width": width})
     return rows
+
+
+# Law comparison ------------------------------------------------------------------------------------------
+
+
+def _number_label(score: Any) -> str:
+    return f"{score:.4g}" if isinstance(score, int | float) and not isinstance(score, bool) else "—"
+
+
+def _fit_url(fit_id: Any) -> str | None:
+    return reverse("admin:planner_fit_change", args=[fit_id]) if isinstance(fit_id, int) else None
+
+
+@dataclass(frozen=True)
+class LawComparison:
+    """The fit page's "Law comparison for this family": one row per law with a current succeeded fit, in ranking
+    order (planner.ranking), and how the page's own fit relates to them."""
+
+    rows: list[dict[str, Any]]
+    best: str | None
+    page_law_row: dict[str, Any] | None  # the row of the page's law; None when that law has no succeeded fit
+
+    @property
+    def page_is_current(self) -> bool:
+        return self.page_law_row is not None and self.page_law_row["is_page_fit"]
+
+
+def law_comparison(*, fit: Fit) -> LawComparison:
+    """The family's law ranking for the team that owns `fit` (planner.selectors.law_ranking: two queries, no
+    draws), as rows for the admin: rank, score, held-out runs, fitted parameters, runs covered, eligibility,
+    staleness and each law's fit page; the page's law and the best law are flagged."""
+    family_ranking = law_ranking(team=fit.team, family=fit.family)
+    best = family_ranking.ranking.best
+    rows = []
+    for entry in family_ranking.ranking.entries:
+        current = family_ranking.fits[entry.law]
+        rows.append(
+            {
+                "law": entry.law,
+                "rank": entry.rank,
+                "score": entry.score,
+                "score_label": _number_label(entry.score),
+                "n_held_out_runs": entry.n_held_out_runs,
+                "n_params_fitted": entry.n_params_fitted,
+                "params": [(name, _number_label(value)) for name, value in (current.params or {}).items()],
+                "n_runs": entry.n_runs,
+                "eligible": entry.eligible,
+                "reason": entry.reason,
+                "stale": entry.stale,
+                "version": entry.version,
+                "fit_id": entry.fit_id,
+                "url": _fit_url(entry.fit_id),
+                "is_page_law": entry.law == fit.law,
+                "is_page_fit": entry.fit_id == fit.pk,
+                "is_best": entry.law == best,
+            }
+        )
+    page_law_row = next((row for row in rows if row["is_page_law"]), None)
+    return LawComparison(rows=rows, best=best, page_law_row=page_law_row)
+
+
+def plan_law_selection(*, plan: Plan) -> dict[str, Any]:
+    """A plan's stored `law_selection` for its page: requested and used law, the reason and the compact ranking
+    the choice was made on (with links to those fit versions). A plan made before laws were compared has none:
+    it named its law explicitly."""
+    selection = plan.law_selection
+    if not selection:
+        return {"recorded": False, "requested": plan.requested_law, "used": plan.law}
+    ranking = [
+        {
+            "law": entry.get("law"),
+            "rank": entry.get("rank"),
+            "score_label": _number_label(entry.get("score")),
+            "version": entry.get("version"),
+            "url": _fit_url(entry.get("fit_id")),
+            "eligible": entry.get("eligible"),
+            "reason": entry.get("reason"),
+            "is_used": entry.get("law") == selection.get("used"),
+        }
+        for entry in selection.get("ranking") or []
+        if isinstance(entry, dict)
+    ]
+    requested = selection.get("requested", plan.requested_law)
+    return {
+        "recorded": True,
+        "requested": requested,
+        "requested_auto": requested == AUTO_LAW,
+        "used": selection.get("used", plan.law),
+        "reason": selection.get("reason", ""),
+        "ranking": ranking,
+    }

@@ -1,0 +1,187 @@
+"""Law comparison in the admin (issue 10): the fit page ranks the family's laws, the plan page shows its law choice."""
+
+import html
+import re
+from dataclasses import replace
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from planner.laws import FitResult, Observations, fit_law
+from planner.models import Fit, Plan
+from planner.review import law_comparison
+from planner.selectors import law_ranking
+from planner.services import plan_create
+from runs.models import Run, Team
+from tests.admin.conftest import N_BOOTSTRAP, runs_from_observations, store_fit
+
+
+def _fit_url(fit_id: int) -> str:
+    return f"/admin/planner/fit/{fit_id}/change/"
+
+
+def _plan_url(plan: Plan) -> str:
+    return f"/admin/planner/plan/{plan.pk}/change/"
+
+
+def _comparison_rows(page: str) -> list[dict[str, str]]:
+    """The law comparison table of a fit page: per row its law, classes, link and cells (text, unescaped)."""
+    table = re.search(r'<table id="law-comparison-table">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert table is not None, "no law comparison table on the page"
+    rows = []
+    for classes, law, body in re.findall(r'<tr class="([^"]*)" data-law="([^"]*)">(.*?)</tr>', table.group(1), re.S):
+        cells = [
+            html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)
+        ]
+        link = re.search(r'<a href="([^"]+)"', body)
+        rows.append(
+            {
+                "law": law,
+                "classes": classes,
+                "url": link.group(1) if link else "",
+                "rank": cells[0],
+                "score": cells[2],
+                "held_out": cells[3],
+                "runs": cells[5],
+                "eligible": cells[6],
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="session")
+def chinchilla_fit(kumar_data: Observations) -> FitResult:
+    return fit_law("chinchilla", kumar_data, n_bootstrap=N_BOOTSTRAP, seed=1)
+
+
+@pytest.fixture
+def alpha_laws(alpha: Team, alpha_fits: tuple[Fit, Fit], alpha_runs: list[Run], chinchilla_fit: FitResult) -> dict:
+    """Alpha's "kumar" family with three laws: precision (v1, v2), chinchilla, and an fp fit covering only part of
+    the runs with the lowest score (ranked, but not eligible to be the best)."""
+    chinchilla = store_fit(alpha, chinchilla_fit, family="kumar", version=1)
+    some = [run.pk for run in alpha_runs[:40]]
+    fp_like = replace(
+        chinchilla_fit,
+        law="fp",
+        metrics={**chinchilla_fit.metrics, "n_runs": len(some)},
+        backtest={"rmse_log_runs": 1e-6, "n_held_out_runs": 4},
+    )
+    fp = store_fit(alpha, fp_like, family="kumar", version=1, run_ids=some)
+    return {"precision_v1": alpha_fits[0], "precision": alpha_fits[1], "chinchilla": chinchilla, "fp": fp}
+
+
+@pytest.fixture
+def beta_kumar(beta: Team, kumar_data: Observations, chinchilla_fit: FitResult) -> Fit:
+    """Beta's own family also named "kumar", with a chinchilla fit whose score would rank first anywhere."""
+    runs_from_observations(beta, kumar_data, family="kumar", prefix="beta-kumar")
+    result = replace(chinchilla_fit, backtest={**chinchilla_fit.backtest, "rmse_log_runs": 1e-9})
+    return store_fit(beta, result, family="kumar", version=1)
+
+
+def test_fit_page_lists_every_law_of_the_family_in_ranking_order_with_scores(alpha_member, alpha, alpha_laws):
+    ranking = law_ranking(team=alpha, family="kumar").ranking
+
+    page = alpha_member.get(_fit_url(alpha_laws["precision"].pk)).content.decode()
+
+    rows = _comparison_rows(page)
+    assert len(rows) == 3
+    assert [r["law"] for r in rows] == [e.law for e in ranking.entries]
+    for row, entry in zip(rows, ranking.entries, strict=True):
+        assert row["score"] == f"{entry.score:.4g}"
+        assert row["rank"] == str(entry.rank)
+        assert row["held_out"] == str(entry.n_held_out_runs)
+        assert row["runs"] == str(entry.n_runs)
+        assert row["url"] == _fit_url(entry.fit_id)
+        assert row["eligible"].startswith("yes" if entry.eligible else "no")
+    assert rows[0]["law"] == "fp"  # the lowest score, on fewer runs: ranked first, not the best
+    assert "not eligible as the best law" in rows[0]["eligible"]
+    assert ranking.best not in (None, "fp")
+    assert [r["law"] for r in rows if "best-law" in r["classes"]] == [ranking.best]
+    assert [r["law"] for r in rows if "page-law" in r["classes"]] == ["precision"]
+    assert "Law comparison for this family" in page
+
+
+def test_an_older_version_says_the_comparison_uses_the_current_one(alpha_member, alpha_laws):
+    page = alpha_member.get(_fit_url(alpha_laws["precision_v1"].pk)).content.decode()
+
+    assert "the comparison uses the current version" in page
+    precision = next(r for r in _comparison_rows(page) if r["law"] == "precision")
+    assert precision["url"] == _fit_url(alpha_laws["precision"].pk)
+
+
+def test_the_comparison_reads_two_queries_and_no_draws(alpha_laws):
+    fit = Fit.objects.select_related("team").without_blobs().get(pk=alpha_laws["precision"].pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        comparison = law_comparison(fit=fit)
+
+    assert len(queries) == 2
+    assert not any('"draws"' in q["sql"] or '"snapshot"' in q["sql"] for q in queries.captured_queries)
+    assert len(comparison.rows) == 3
+
+
+def test_another_teams_same_named_family_never_appears(alpha_member, beta_member, alpha_laws, beta_kumar):
+    alpha_page = alpha_member.get(_fit_url(alpha_laws["precision"].pk)).content.decode()
+    beta_page = beta_member.get(_fit_url(beta_kumar.pk)).content.decode()
+
+    assert _fit_url(beta_kumar.pk) not in alpha_page
+    assert {r["url"] for r in _comparison_rows(alpha_page)} == {
+        _fit_url(alpha_laws[law].pk) for law in ("precision", "chinchilla", "fp")
+    }
+    assert [(r["law"], r["url"]) for r in _comparison_rows(beta_page)] == [("chinchilla", _fit_url(beta_kumar.pk))]
+    assert beta_member.get(_fit_url(alpha_laws["precision"].pk)).status_code == 302  # not beta's fit
+
+
+def test_plan_page_shows_the_law_selection_and_its_ranking(alpha_member, alpha, alpha_laws):
+    plan = plan_create(team=alpha, family="kumar", budget={"flops": 1e21})
+    selection = plan.law_selection
+
+    page = alpha_member.get(_plan_url(plan)).content.decode()
+
+    assert selection is not None
+    assert selection["requested"] == "auto"
+    assert 'id="plan-law-selection"' in page
+    assert html.escape(selection["reason"]) in page
+    assert "auto (the best-ranked law that can serve this request)" in page
+    ranking = re.search(r'<table id="plan-law-ranking">.*?<tbody>(.*?)</tbody>', page, re.S)
+    assert ranking is not None
+    assert re.findall(r'<a href="[^"]+">(\w+) v\d+</a>', ranking.group(1)) == [e["law"] for e in selection["ranking"]]
+    used = re.search(r'<tr class="used-law">.*?<a href="[^"]+">(\w+) v\d+</a> \(used\)', ranking.group(1), re.S)
+    assert used is not None
+    assert used.group(1) == selection["used"] == plan.law
+    assert 'id="plan-suggestions"' in page  # the next runs to train are still there
+
+
+def test_plan_without_a_law_selection_renders(alpha_member, alpha, alpha_laws):
+    plan = plan_create(team=alpha, family="kumar", law="precision", budget={"flops": 1e21})
+    Plan.objects.filter(pk=plan.pk).update(law_selection=None)  # as plans made before laws were compared
+
+    response = alpha_member.get(_plan_url(plan))
+
+    assert response.status_code == 200
+    assert "requested explicitly" in response.content.decode()
+    assert 'id="plan-law-ranking"' not in response.content.decode()
+
+
+def test_plan_list_shows_and_filters_by_requested_law(alpha_member, alpha, alpha_laws):
+    plan_create(team=alpha, family="kumar", law="precision", budget={"flops": 1e21})
+    auto = plan_create(team=alpha, family="kumar", budget={"flops": 1e21})
+
+    listing = alpha_member.get("/admin/planner/plan/?requested_law=auto").content.decode()
+
+    assert "requested_law" in listing
+    assert re.findall(r'name="_selected_action" value="(\d+)"', listing) == [str(auto.pk)]
+
+
+def test_a_failed_fits_page_shows_the_comparison_of_the_succeeded_ones(alpha_member, alpha, alpha_laws):
+    failed = Fit.objects.create(
+        team=alpha, family="kumar", law="chinchilla", version=2, status=Fit.Status.FAILED, error="did not converge"
+    )
+
+    page = alpha_member.get(_fit_url(failed.pk)).content.decode()
+
+    chinchilla = next(r for r in _comparison_rows(page) if r["law"] == "chinchilla")
+    assert chinchilla["url"] == _fit_url(alpha_laws["chinchilla"].pk)
+    assert "page-law" in chinchilla["classes"]
+    assert "the comparison uses the current version" in page
