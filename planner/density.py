@@ -6,10 +6,12 @@ family's own fitted law at 16 bits, trained on the run's own D, scored by the ru
 
     chinchilla:  L = E + A / N_hat^alpha + B / D^beta
     precision:   L = E + A / (N_hat * r16)^alpha + B / D^beta,   r16 = N_eff/N at 16/16/16 bits
+    fp:          L = E + (A + D^beta / (gamma 8.5^delta 7.5^nu)) / N_hat^alpha + B / D^beta   (bf16, E8M7)
 
 so, in closed form (no root find: the final loss has no PTQ term, and N enters only through N_eff):
 
-    N_hat = (A / (L - E - B / D^beta))^(1/alpha) / r16          (r16 = 1 for chinchilla)
+    N_hat = (A' / (L - E - B / D^beta))^(1/alpha) / r16        (r16 = 1 for chinchilla and fp; A' = A, or
+                                                               for fp A + D^beta / (gamma 8.5^delta 7.5^nu))
 
 N_hat is undefined (NaN) where L - E - B/D^beta <= 0: the run reaches the law's asymptote for its D or goes
 below it, so no finite 16-bit model explains it. Dividing by r16 (about 0.99 with Kumar's offsets) makes a run
@@ -31,7 +33,8 @@ import numpy.typing as npt
 from planner.laws import effective_params_ratio
 
 FloatArray = npt.NDArray[np.float64]
-DENSITY_LAWS = ("chinchilla", "precision")
+DENSITY_LAWS = ("chinchilla", "precision", "fp")
+BF16_FORMAT = (8.0, 7.0)  # the fp law's 16-bit reference: bf16's exponent and mantissa bits
 MIN_TREND_POINTS = 3
 
 
@@ -45,7 +48,7 @@ def reference_ratio(params: Mapping[str, Any], *, law: str) -> float:
     """N_eff/N of the 16-bit reference: 1 for chinchilla, Kumar's product of factors at 16/16/16 for precision."""
     if law not in DENSITY_LAWS:
         raise ValueError(f"unknown law {law!r}; expected one of {DENSITY_LAWS}")
-    if law == "chinchilla":
+    if law in ("chinchilla", "fp"):
         return 1.0
     return float(effective_params_ratio(params, 16.0, 16.0, 16.0))
 
@@ -69,8 +72,13 @@ def effective_params_16bit(
     alpha = _param(params, "alpha")
     beta = _param(params, "beta") if "beta" in params else alpha
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        amplitude = _param(params, "A") + 0.0 * d
+        if law == "fp":  # the interaction term also falls as N^-alpha: it joins the amplitude at bf16's format
+            e_bits, m_bits = BF16_FORMAT
+            fmt = (e_bits + 0.5) ** _param(params, "delta") * (m_bits + 0.5) ** _param(params, "nu")
+            amplitude = amplitude + d**beta / (_param(params, "gamma") * fmt)
         gap = loss - _param(params, "E") - _param(params, "B") * d ** (-beta)
-        n_hat = (_param(params, "A") / gap) ** (1.0 / alpha) / ratio
+        n_hat = (amplitude / gap) ** (1.0 / alpha) / ratio
     ok = (gap > 0) & np.isfinite(n_hat) & (n_hat > 0)
     return np.asarray(np.where(ok, n_hat, np.nan), dtype=np.float64)
 

@@ -305,6 +305,9 @@ def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
             others = [d for d in DIMS if d != dim]
             mask = np.ones(data.n_runs, dtype=bool)
             for other in others:
+                if result.law == "fp" and other == "a":  # the fp law's runs carry one format for w and a
+                    mask &= data.activation_bits == data.weight_bits
+                    continue
                 mask &= data.bits(other) == reference[other]
             # Sweeps on a grid share exact (N, D) cells; continuous sizes are grouped into narrow log bins.
             exact_n, exact_d = _cell_keys(data, binned=False)
@@ -327,8 +330,11 @@ def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
                 ax.plot(bits_grid, curve, color=colour, lw=1.4)
             ax.set_xlabel(f"training bits, {DIM_LABELS[dim]} (P_{dim})")
             held = ", ".join(f"P_{d}={reference[d]:g}" for d in others)
+            lines = "fitted law"
+            if result.law == "fp":
+                held, lines = f"P_a=P_w, P_kv={reference['kv']:g}", "fitted law at its best E/M split"
             ax.set_title(DIM_LABELS[dim].capitalize(), loc="left", pad=14)
-            _note(ax, f"others held: {held}; lines: fitted law" + ("; N, D in 0.1-decade bins" if binned else ""))
+            _note(ax, f"others held: {held}; lines: {lines}" + ("; N, D in 0.1-decade bins" if binned else ""))
             if ax is axes[0]:
                 ax.set_ylabel("final loss (nats)")
                 ax.legend(loc="upper right")

@@ -14,7 +14,7 @@ from planner.models import AUTO_LAW, Fit, Plan
 from planner.selectors import FitData, fit_data, law_ranking
 from runs.models import Run
 
-PLOTS_CACHE_VERSION = 1  # bump when the plots change: fits are immutable, so a plot is cached per fit
+PLOTS_CACHE_VERSION = 2  # bump when the plots change: fits are immutable, so a plot is cached per fit
 PLOTS_CACHE_SECONDS = 24 * 3600
 
 

@@ -9,12 +9,13 @@ from django.utils import timezone
 
 from planner.density import capacity_density, density_doubling_time, density_trend, effective_params_16bit
 from planner.density_selectors import current_reference_fits, run_densities
-from planner.laws import KUMAR_TABLE2, effective_params_ratio, kumar_synthetic
+from planner.laws import KUMAR_TABLE2, effective_params_ratio, fp_loss, kumar_synthetic
 from planner.laws.forms import chinchilla_loss, precision_loss
 from planner.models import Fit
 from planner.plots import density_over_time_svg
 from runs.models import Run
 from tests.factories import RunFactory
+from tests.published import SUN
 
 KUMAR = {**KUMAR_TABLE2, "n_post": 0.0}
 CHINCHILLA = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.3478, "beta": 0.3658}
@@ -59,6 +60,25 @@ def test_effective_params_16bit_inverts_the_16bit_law():
     )
 
 
+def test_fp_law_densities_are_one_in_bf16_and_fall_with_narrower_formats():
+    sun = {**SUN, "gamma": SUN["gamma"] / np.log2(128.0)}
+    n = np.full(4, 1.5e8)
+    d = np.full(4, 5e10)
+    e = np.array([8.0, 4.0, 2.0, 1.0])  # bf16 (the reference), E4M3, E2M1, E1M2
+    m = np.array([7.0, 3.0, 1.0, 2.0])
+    loss = fp_loss(sun, n_params=n, n_tokens=d, exponent_bits=e, mantissa_bits=m)
+
+    rho = capacity_density(sun, law="fp", n_params=n, n_tokens=d, final_loss=loss)
+
+    assert rho[0] == pytest.approx(1.0, rel=1e-9)
+    assert 1.0 > rho[1] > rho[2]  # fewer bits, lower density
+    assert rho[2] > rho[3]  # at 4 bits, E2M1 beats E1M2 (exponent bits are worth more, Sun et al.)
+    # N_hat is the bf16 model with the same loss: put it back into the law at E8M7.
+    n_hat = effective_params_16bit(sun, law="fp", n_tokens=d, final_loss=loss)
+    back = fp_loss(sun, n_params=n_hat, n_tokens=d, exponent_bits=8.0, mantissa_bits=7.0)
+    np.testing.assert_allclose(back, loss, rtol=1e-12)
+
+
 def test_density_is_undefined_at_or_below_the_asymptote():
     d = 1e10
     asymptote = CHINCHILLA["E"] + CHINCHILLA["B"] * d ** -CHINCHILLA["beta"]
@@ -78,7 +98,7 @@ def test_beta_defaults_to_alpha_and_unknown_laws_are_refused():
     loss = chinchilla_loss(tied, 1e8, 1e9)
     np.testing.assert_allclose(effective_params_16bit(tied, law="chinchilla", n_tokens=1e9, final_loss=loss), 1e8)
     with pytest.raises(ValueError, match="unknown law"):
-        effective_params_16bit(tied, law="fp", n_tokens=1e9, final_loss=loss)
+        effective_params_16bit(tied, law="sun", n_tokens=1e9, final_loss=loss)
     with pytest.raises(KeyError):
         effective_params_16bit({"E": 1.0}, law="chinchilla", n_tokens=1e9, final_loss=3.0)
 
