@@ -9,6 +9,8 @@ Run from the repository root, on one core:
    importable from --package-path, the `chinchilla` PyPI package (BFGS from the same grid, log-Huber 1e-3).
 2. Precision fit on 1,000 and 100,000 points (points = runs + PTQ evaluations), Kumar-style synthetic data.
 3. 200 bootstrap draws on 1,000 points.
+4. The floating-point law of Sun et al. (issue 10) on its synthetic sweep (240 runs, and 2,400 runs: ten noise
+   draws of the same grid): point fit with backtest, 200 bootstrap draws, and all three laws ranked.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from planner.laws import (  # noqa: E402
     Observations,
     bootstrap_chunk,
     fit_point,
+    fp_synthetic,
     huber_sum,
     load_chinchilla_epoch,
     predict_loss,
@@ -170,6 +173,7 @@ def timed_point(law: str, data: Observations, repeats: int = 1) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fp-only", action="store_true", help="only section 4 (the floating-point law)")
     parser.add_argument("--quick", action="store_true", help="subsample the baselines' start grids (not a result)")
     parser.add_argument("--package-path", default="", help="directory where `pip install --target` put chinchilla")
     parser.add_argument("--skip-100k", action="store_true")
@@ -177,6 +181,9 @@ def main() -> None:
     limit = 300 if args.quick else None
 
     print(f"# planner.laws fit benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    if args.fp_only:
+        fp_section()
+        return
     print(f"cpus: {os.cpu_count()}, threads: OMP={os.environ.get('OMP_NUM_THREADS')}, numpy {np.__version__}")
 
     epoch = load_chinchilla_epoch()
@@ -220,6 +227,34 @@ def main() -> None:
     t0 = time.perf_counter()
     bootstrap_chunk(ours, start=0, count=200)  # type: ignore[arg-type]
     print(f"200 draws, chinchilla law, Epoch's 240 points: {time.perf_counter() - t0:8.2f} s")
+
+    fp_section()
+
+
+def fp_section() -> None:
+    """Section 4: Sun et al.'s law and the law comparison on its synthetic sweep."""
+    print("\n## Floating-point law (Sun et al.) and the law comparison, fp_synthetic (0.2% noise)")
+    base = fp_synthetic(seed=0)
+    big = Observations(
+        **{
+            name: np.concatenate([getattr(fp_synthetic(seed=s), name) for s in range(10)])
+            for name in ("n_params", "n_tokens", "weight_bits", "activation_bits", "kv_bits", "final_loss")
+            + ("exponent_bits", "mantissa_bits")
+        }
+    )
+    for data in (base, big):
+        scores = []
+        for law in ("fp", "precision", "chinchilla"):
+            t, point = timed_point(law, data)
+            score = point.backtest.get("rmse_log_runs", float("nan"))  # type: ignore[attr-defined]
+            scores.append((score, law))
+            print(f"{data.n_runs:>5,} runs, {law:<10} fit+backtest {t:7.2f} s, backtest rmse_log_runs {score:.5f}")
+        print(f"   ranking: {' < '.join(law for _, law in sorted(scores))}")
+    point = fit_point("fp", base, seed=0)
+    t0 = time.perf_counter()
+    draws = bootstrap_chunk(point, start=0, count=200)
+    t = time.perf_counter() - t0
+    print(f"200 draws, fp law, 240 runs: {t:8.2f} s  ({int(np.sum(~np.all(np.isfinite(draws), 1)))} failed)")
 
 
 def fmt(params: dict[str, float]) -> str:
