@@ -16,6 +16,10 @@ from typing import Any
 # law name, so the order never depends on the order of the input.
 TIE_RELATIVE = 0.02
 
+# Below this many held-out runs behind the best law's score, the ranking says it rests on little: a backtest holds
+# out only the runs of the largest N, which for continuous sizes (Epoch's digitised runs) is a single run.
+MIN_HELD_OUT_RUNS = 5
+
 REASON_OLD_FIT = "fitted before law ranking; refit to rank"
 BACKTEST_NOT_COMPUTED = "backtest not computed"
 
@@ -80,6 +84,19 @@ class Ranking:
 
     def get(self, law: str) -> RankedLaw | None:
         return next((e for e in self.entries if e.law == law), None)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What weakens the choice of the best law: a score measured on fewer than MIN_HELD_OUT_RUNS runs."""
+        best = next((e for e in self.entries if e.eligible), None)
+        held = None if best is None else best.n_held_out_runs
+        if held is None or held >= MIN_HELD_OUT_RUNS:
+            return []
+        runs = "run" if held == 1 else "runs"
+        return [
+            f"the law ranking rests on {held} held-out {runs} (those of the largest N): a weak basis for choosing "
+            "a law; runs at several sizes near the largest would make it firmer"
+        ]
 
 
 def _unranked_reason(fit: LawFit) -> str | None:
@@ -168,4 +185,4 @@ def _entry(
     )
 
 
-__all__ = ["REASON_OLD_FIT", "TIE_RELATIVE", "LawFit", "RankedLaw", "Ranking", "rank_laws"]
+__all__ = ["MIN_HELD_OUT_RUNS", "REASON_OLD_FIT", "TIE_RELATIVE", "LawFit", "RankedLaw", "Ranking", "rank_laws"]

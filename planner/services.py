@@ -711,6 +711,7 @@ class LawSelection:
     used: str
     reason: str
     ranking: list[dict[str, Any]]  # compact: empty for an explicit law (no ranking is read)
+    warnings: tuple[str, ...] = ()  # the ranking's (planner.ranking.Ranking.warnings); added to the plan's warnings
 
     def as_json(self) -> dict[str, Any]:
         return {"requested": self.requested, "used": self.used, "reason": self.reason, "ranking": self.ranking}
@@ -782,7 +783,9 @@ def plan_law_resolve(
     compact = [{k: v for k, v in e.as_dict().items() if k in _COMPACT_RANKING_KEYS} for e in ranking.entries]
 
     def select(used: str, reason: str) -> LawSelection:
-        return LawSelection(requested=AUTO_LAW, used=used, reason=reason, ranking=compact)
+        return LawSelection(
+            requested=AUTO_LAW, used=used, reason=reason, ranking=compact, warnings=tuple(ranking.warnings)
+        )
 
     refused: dict[str, str] = {}
     preferred = [e for e in ranking.entries if e.eligible]
@@ -851,7 +854,7 @@ def plan_create(
     )
     planned = search.planned
     rec = planned.recommendation
-    warnings = [*planned.warnings, *_plan_fit_warnings(search.fit, search.result, rec)]
+    warnings = [*planned.warnings, *_plan_fit_warnings(search.fit, search.result, rec), *selection.warnings]
     return Plan.objects.create(
         team=team,
         family=family,

@@ -156,6 +156,7 @@ class LawRankingSerializer(serializers.Serializer[Any]):
     family = serializers.CharField()
     best = serializers.CharField(allow_null=True)
     ranking = RankedLawSerializer(many=True)
+    warnings = serializers.ListField(child=serializers.CharField(), help_text="What weakens the choice of `best`.")
 
 
 # Plans ---------------------------------------------------------------------------------------------------

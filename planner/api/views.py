@@ -114,7 +114,12 @@ class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
         ranking = law_ranking(team=self.team, family=family).ranking
         if not ranking.entries:
             raise NotFound("This family has no succeeded fit of any law yet.")
-        body = {"family": family, "best": ranking.best, "ranking": [e.as_dict() for e in ranking.entries]}
+        body = {
+            "family": family,
+            "best": ranking.best,
+            "ranking": [e.as_dict() for e in ranking.entries],
+            "warnings": ranking.warnings,
+        }
         return Response(LawRankingSerializer(body).data)
 
 
@@ -216,6 +221,7 @@ class SuggestionsApi(TeamScopedMixin, APIView):
             team=self.team, family=inputs["family"], law=inputs.pop("law"), constraints=inputs.get("constraints")
         )
         body = suggestions_create(team=self.team, law=selection.used, **inputs)
+        body["warnings"] = [*body["warnings"], *selection.warnings]
         return Response(
             SuggestionsSerializer({**body, "law_selection": selection.as_json()}).data, status=status.HTTP_200_OK
         )

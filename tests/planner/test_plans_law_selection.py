@@ -214,3 +214,14 @@ def test_suggestions_default_to_auto_as_well(client_rw, team, chinchilla_ranks_f
     explicit = client_rw.post("/api/v1/suggestions/", {**body, "law": "precision"}, format="json").json()
     assert explicit["law"] == "precision"
     assert explicit["law_selection"]["reason"] == "requested explicitly"
+
+
+def test_an_auto_plan_warns_when_the_ranking_rests_on_few_held_out_runs(client_rw, team, chinchilla_ranks_first):
+    # The scored fits held out 4 runs (below planner.ranking.MIN_HELD_OUT_RUNS): the choice of law is weak.
+    auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+    assert any("rests on 4 held-out runs" in w for w in auto["warnings"]), auto["warnings"]
+    ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "main"}).json()
+    assert any("rests on 4 held-out runs" in w for w in ranking["warnings"])
+
+    explicit = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})
+    assert not any("held-out run" in w for w in explicit["warnings"])  # no ranking was read

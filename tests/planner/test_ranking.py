@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from planner.ranking import REASON_OLD_FIT, TIE_RELATIVE, LawFit, rank_laws
+from planner.ranking import MIN_HELD_OUT_RUNS, REASON_OLD_FIT, TIE_RELATIVE, LawFit, rank_laws
 
 
 def law_fit(law, score=None, *, n_params=5, n_runs=40, fit_id=None, backtest=None, warnings=()):
@@ -144,3 +144,14 @@ def test_entries_serialise_to_the_api_fields():
         "rank": 1,
         "stale": False,
     }
+
+
+def test_a_best_law_scored_on_few_held_out_runs_is_flagged():
+    few = rank_laws([law_fit("chinchilla", 0.010, backtest={"rmse_log_runs": 0.010, "n_held_out_runs": 1.0})])
+    assert few.best == "chinchilla"
+    assert len(few.warnings) == 1
+    assert "rests on 1 held-out run " in few.warnings[0]
+
+    enough = {"rmse_log_runs": 0.010, "n_held_out_runs": float(MIN_HELD_OUT_RUNS)}
+    assert rank_laws([law_fit("chinchilla", 0.010, backtest=enough)]).warnings == []
+    assert rank_laws([law_fit("precision")]).warnings == []  # no best law, nothing to weaken
