@@ -57,6 +57,11 @@ PLAN_ROWS: list[tuple[str, Callable[[PlanConfig], str]]] = [
 ]
 
 
+def _format(config: PlanConfig) -> str:
+    e, m = config.raw.get("exponent_bits"), config.raw.get("mantissa_bits")
+    return "-" if e is None or m is None else f"E{e:g}M{m:g}"
+
+
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """Left-aligned columns separated by two spaces, with a rule under the header."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
@@ -82,6 +87,8 @@ def render_plan(plan: Plan) -> str:
     out = [title, f"Budget: {_budget(plan.budget)}", ""]
     baseline = plan.baseline or PlanConfig.from_json({})
     rows = [[label, show(plan.recommendation), show(baseline)] for label, show in PLAN_ROWS]
+    if "exponent_bits" in plan.recommendation.raw:  # a plan on the fp law names the floating-point format
+        rows.insert(6, ["fp format", _format(plan.recommendation), _format(baseline)])
     out.append(table(["", "recommendation", "16-bit baseline"], rows))
     rec, base = plan.recommendation.predicted_loss, baseline.predicted_loss
     if rec is not None and base is not None:

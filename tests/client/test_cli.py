@@ -262,3 +262,21 @@ def test_export_csv_passes_filters(api, run_cli, tmp_path):
     assert code == 0
     assert dict(api.requests[0].url.params) == {"family": "f", "n_params__gte": "10"}
     assert out.startswith("wrote ")
+
+
+def test_a_plan_on_the_fp_law_prints_its_format(api, run_cli):
+    fp_plan = {
+        **PLAN,
+        "law": "fp",
+        "fit": {"id": 5, "law": "fp", "version": 1},
+        "recommendation": {**PLAN["recommendation"], "weight_bits": 8, "exponent_bits": 4, "mantissa_bits": 3},
+        "baseline": {**PLAN["baseline"], "exponent_bits": 8, "mantissa_bits": 7},
+    }
+    api.responses["/api/v1/plans/"] = (201, fp_plan)
+
+    _, out, _ = run_cli("plan", "--flops", "1e22", "--family", "sweep", "--law", "fp")
+
+    assert next(line for line in out.splitlines() if line.startswith("fp format")).split()[-2:] == ["E4M3", "E8M7"]
+    api.responses["/api/v1/plans/"] = (201, PLAN)
+    _, precision_out, _ = run_cli("plan", "--flops", "1e22", "--family", "sweep")
+    assert "fp format" not in precision_out
