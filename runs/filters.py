@@ -15,6 +15,11 @@ class RunFilter(django_filters.FilterSet):
     activation_bits = django_filters.NumberFilter(label="Training activation bits")
     kv_bits = django_filters.NumberFilter(label="Training KV-cache bits")
     number_format = django_filters.ChoiceFilter(choices=Run.NumberFormat.choices, label="Number format")
+    exponent_bits = django_filters.NumberFilter(label="Floating-point exponent bits")
+    mantissa_bits = django_filters.NumberFilter(label="Floating-point mantissa bits")
+    has_fp_format = django_filters.BooleanFilter(
+        field_name="exponent_bits", lookup_expr="isnull", exclude=True, label="Reports a floating-point format"
+    )
     n_params__gte = django_filters.NumberFilter(field_name="n_params", lookup_expr="gte", label="N at least")
     n_params__lte = django_filters.NumberFilter(field_name="n_params", lookup_expr="lte", label="N at most")
     n_tokens__gte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="gte", label="D at least")

@@ -168,3 +168,22 @@ def test_the_database_refuses_an_inconsistent_format(team, fields):
 def test_the_database_accepts_a_complete_fp_format(team):
     run = RunFactory.create(team=team, number_format="fp", exponent_bits=2, mantissa_bits=1)
     assert Run.objects.values_list("exponent_bits", "mantissa_bits").get(pk=run.pk) == (2, 1)
+
+
+def test_runs_filter_by_format(client_rw):
+    for i, (e, m) in enumerate([(4, 3), (5, 2), (2, 1)]):
+        body = payload(external_id=f"fmt-{i}", weight_bits=e + m + 1, exponent_bits=e, mantissa_bits=m)
+        assert client_rw.post(RUNS, {**body, "number_format": "fp"}, format="json").status_code == 201
+    assert client_rw.post(RUNS, payload(external_id="plain"), format="json").status_code == 201
+
+    def ids(query):
+        response = client_rw.get(RUNS, query)
+        assert response.status_code == 200, response.json()
+        return sorted(r["external_id"] for r in response.json()["results"])
+
+    assert ids({"exponent_bits": 4}) == ["fmt-0"]
+    assert ids({"mantissa_bits": 1}) == ["fmt-2"]
+    assert ids({"has_fp_format": "true"}) == ["fmt-0", "fmt-1", "fmt-2"]
+    assert ids({"has_fp_format": "false"}) == ["plain"]
+    assert "fmt-1" in _export(client_rw, "?exponent_bits=5")
+    assert "fmt-0" not in _export(client_rw, "?exponent_bits=5")
