@@ -230,21 +230,16 @@ def _screen(spec: FpSpec, inp: _FpInputs, objective: str, keep: int) -> list[Flo
     alpha = mesh[:, :1]
     beta = alpha if spec.tie else mesh[:, 1:2]
     delta, nu = mesh[:, -2:-1], mesh[:, -1:]
-    loss = np.exp(inp.target)
-    with np.errstate(over="ignore", under="ignore"):
-        u = np.exp(-alpha * inp.log_n)
-        v = np.exp(-beta * inp.log_d)
-        x = np.exp(beta * inp.log_d - alpha * inp.log_n - delta * inp.log_e - nu * inp.log_m)
-    ones = np.ones_like(u)
-    # Scale every column to a maximum of 1 so the Gram matrices stay well conditioned, then undo it.
-    cols = [ones, u, v, x]
-    scales = [np.maximum(np.max(c, axis=1, keepdims=True), 1e-300) for c in cols]
-    coef, _ = project_nonnegative([c / s for c, s in zip(cols, scales, strict=True)], 1.0 / loss)
-    coef = coef / np.column_stack([s[:, 0] for s in scales])
-    coef = np.maximum(coef, [np.exp(_LOG_E[0]), 1e-8, 1e-8, 1e-20])  # log-space amplitudes need positive starts
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pred = np.log(coef[:, :1] + coef[:, 1:2] * u + coef[:, 2:3] * v + coef[:, 3:4] * x)
-        values = np.sum(_rho(pred - inp.target[None, :], objective)[0], axis=1)
+    inv_loss = np.exp(-inp.target)
+    n = inp.log_n.shape[0]
+    chunk = max(1, 2_000_000 // max(n, 1))  # bounded memory: (chunk x n) arrays, whatever the family's size
+    coef = np.empty((mesh.shape[0], 4))
+    values = np.empty(mesh.shape[0])
+    for start in range(0, mesh.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        coef[rows], values[rows] = _project_block(
+            alpha[rows], beta[rows], delta[rows], nu[rows], inp, inv_loss, objective
+        )
     values = np.where(np.isfinite(values), values, np.inf)
     lo = np.array([b[0] for b in spec.bounds()])
     hi = np.array([b[1] for b in spec.bounds()])
@@ -259,6 +254,32 @@ def _screen(spec: FpSpec, inp: _FpInputs, objective: str, keep: int) -> list[Flo
             theta.append(float(nu[i, 0]))
         starts.append(np.clip(np.array(theta), lo, hi))
     return starts
+
+
+def _project_block(
+    alpha: FloatArray,
+    beta: FloatArray,
+    delta: FloatArray,
+    nu: FloatArray,
+    inp: _FpInputs,
+    inv_loss: FloatArray,
+    objective: str,
+) -> tuple[FloatArray, FloatArray]:
+    """(E, A, B, 1/gamma) solved exactly for each candidate row, and the objective at that solution."""
+    with np.errstate(over="ignore", under="ignore"):
+        u = np.exp(-alpha * inp.log_n)
+        v = np.exp(-beta * inp.log_d)
+        x = np.exp(beta * inp.log_d - alpha * inp.log_n - delta * inp.log_e - nu * inp.log_m)
+    # Scale every column to a maximum of 1 so the Gram matrices stay well conditioned, then undo it.
+    cols = [np.ones_like(u), u, v, x]
+    scales = [np.maximum(np.max(c, axis=1, keepdims=True), 1e-300) for c in cols]
+    coef, _ = project_nonnegative([c / s for c, s in zip(cols, scales, strict=True)], inv_loss)
+    coef = coef / np.column_stack([s[:, 0] for s in scales])
+    coef = np.maximum(coef, [np.exp(_LOG_E[0]), 1e-8, 1e-8, 1e-20])  # log-space amplitudes need positive starts
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pred = np.log(coef[:, :1] + coef[:, 1:2] * u + coef[:, 2:3] * v + coef[:, 3:4] * x)
+        values = np.sum(_rho(pred - inp.target[None, :], objective)[0], axis=1)
+    return coef, values
 
 
 def _groups(data: Observations) -> npt.NDArray[np.intp]:
