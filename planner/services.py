@@ -615,7 +615,9 @@ def _plan_fit_warnings(fit: Fit, result: FitResult, rec: PlanConfig) -> list[str
                 f"({largest:.3g})"
             )
     if result.law != Law.CHINCHILLA:
-        for key in (*_BIT_KEYS, "post_train_bits"):
+        # The fp law reads one format (the weights' width); the KV cache's width is not part of it.
+        keys = ("weight_bits",) if result.law == Law.FP else (*_BIT_KEYS, "post_train_bits")
+        for key in keys:
             value = getattr(rec, key)
             lo, hi = rng.get(f"{key}_min"), rng.get(f"{key}_max")
             if value is None or lo is None or hi is None:

@@ -141,3 +141,11 @@ def test_suggestions_on_the_fp_law_say_which_format_to_train_in(client_rw, fp_fi
     for run in body["suggestions"]:
         assert run["weight_bits"] == run["activation_bits"] == run["kv_bits"]
         assert (run["exponent_bits"], run["mantissa_bits"]) == best_split(int(run["weight_bits"]))
+
+
+def test_a_plan_on_the_fp_law_does_not_warn_about_the_kv_width(client_rw, fp_fit):
+    # The fp runs trained their KV cache at 16 bits; the fp law does not read it, so a 5-bit plan is no
+    # extrapolation in KV bits (the weights' width is the format, and is inside the data).
+    body = post_plan(client_rw, {"family": "main", "law": "fp", "budget": {"flops": 1e22}})
+    assert body["recommendation"]["kv_bits"] < 16
+    assert not any("kv_bits" in w or "activation_bits" in w for w in body["warnings"]), body["warnings"]
