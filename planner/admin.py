@@ -168,6 +168,10 @@ PLAN_CONFIG_ROWS = (
 )
 
 
+# A plan on the fp law (Sun et al.) also names the floating-point format of its width.
+FP_FORMAT_ROWS = (("exponent_bits", "exponent bits (fp format)"), ("mantissa_bits", "mantissa bits (fp format)"))
+
+
 def _format(value: Any) -> str:
     if value is None:
         return "—"
@@ -475,14 +479,15 @@ class PlanAdmin(TeamScopedAdmin):
         context = dict(extra_context or {})
         if plan is not None:
             rec, base = plan.recommendation, plan.baseline or {}
+            config_rows = PLAN_CONFIG_ROWS + (FP_FORMAT_ROWS if "exponent_bits" in rec else ())
             context.update(
                 plan_review=True,
-                rows=[(label, _format(rec.get(key)), _format(base.get(key))) for key, label in PLAN_CONFIG_ROWS],
+                rows=[(label, _format(rec.get(key)), _format(base.get(key))) for key, label in config_rows],
                 has_baseline=plan.baseline is not None,
                 alternatives=[
-                    {label: _format(alt.get(key)) for key, label in PLAN_CONFIG_ROWS} for alt in plan.alternatives
+                    {label: _format(alt.get(key)) for key, label in config_rows} for alt in plan.alternatives
                 ],
-                alternative_columns=[label for _, label in PLAN_CONFIG_ROWS],
+                alternative_columns=[label for _, label in config_rows],
                 spread=[(k, _format(v)) for k, v in sorted((plan.optimum_spread or {}).items())],
                 plan_warnings=plan.warnings,
                 contour=plan_contour(plan),

@@ -41,7 +41,13 @@ def runs_from_observations(team: Team, data: Observations, *, family: str, prefi
             weight_bits=float(data.weight_bits[i]),
             activation_bits=float(data.activation_bits[i]),
             kv_bits=float(data.kv_bits[i]),
-            number_format="fp" if min(data.weight_bits[i], data.activation_bits[i], data.kv_bits[i]) >= 16 else "int",
+            number_format=(
+                "fp"
+                if np.isfinite(data.exponent_bits[i]) or min(data.weight_bits[i], data.activation_bits[i]) >= 16
+                else "int"
+            ),
+            exponent_bits=int(data.exponent_bits[i]) if np.isfinite(data.exponent_bits[i]) else None,
+            mantissa_bits=int(data.mantissa_bits[i]) if np.isfinite(data.mantissa_bits[i]) else None,
             final_loss=float(data.final_loss[i]),
         )
         for i in range(data.n_runs)

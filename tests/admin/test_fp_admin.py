@@ -1,0 +1,39 @@
+"""Fits and plans of the floating-point law (Sun et al., law "fp") in the admin (issue 10)."""
+
+import re
+
+import pytest
+
+from planner.laws import FitResult, fit_law, fp_synthetic
+from planner.services import plan_create
+from runs.models import Team
+from tests.admin.conftest import N_BOOTSTRAP, runs_from_observations, store_fit
+
+
+@pytest.fixture(scope="session")
+def fp_fit() -> FitResult:
+    return fit_law("fp", fp_synthetic(seed=2), n_bootstrap=N_BOOTSTRAP, seed=1)
+
+
+@pytest.fixture
+def alpha_fp(alpha: Team, fp_fit: FitResult):
+    runs_from_observations(alpha, fp_synthetic(seed=2), family="fp-sweep", prefix="fp")
+    return store_fit(alpha, fp_fit, family="fp-sweep", version=1)
+
+
+def test_the_fit_page_of_an_fp_fit_renders_its_plots(alpha_member, alpha_fp):
+    page = alpha_member.get(f"/admin/planner/fit/{alpha_fp.pk}/change/").content.decode()
+    assert "The fp law has no N_eff" in page
+    assert "best E/M split" in page  # the loss-vs-bits plot of the weights' width, at the law's best layout
+    assert "No run with a defined density" not in page  # density against bf16 (E8M7)
+
+
+def test_a_plan_on_the_fp_law_shows_its_format(alpha_member, alpha, alpha_fp):
+    plan = plan_create(team=alpha, family="fp-sweep", law="fp", budget={"flops": 1e22})
+    page = alpha_member.get(f"/admin/planner/plan/{plan.pk}/change/").content.decode()
+
+    rows = dict(re.findall(r"<td>([^<]+ \(fp format\))</td><td class=\"num\">([^<]+)</td>", page))
+    assert rows == {
+        "exponent bits (fp format)": str(plan.recommendation["exponent_bits"]),
+        "mantissa bits (fp format)": str(plan.recommendation["mantissa_bits"]),
+    }
