@@ -487,6 +487,33 @@ def _distinct(x: FloatArray) -> int:
     return int(np.unique(x).shape[0])
 
 
+def check_design(data: Observations, *, n_free: int, tie: bool, runs: str) -> None:
+    """FitFailed unless there are n_free + 2 runs and enough distinct N and D (2 with tied exponents, else 3)."""
+    need = 2 if tie else 3
+    if data.n_runs < n_free + 2:
+        raise FitFailed(
+            f"too few points: {data.n_runs} {runs} for {n_free} free parameters (need at least {n_free + 2})"
+        )
+    if _distinct(data.n_params) < need:
+        raise FitFailed(f"no spread in N: {_distinct(data.n_params)} distinct model sizes (need at least {need})")
+    if _distinct(data.n_tokens) < need:
+        raise FitFailed(f"no spread in D: {_distinct(data.n_tokens)} distinct token counts (need at least {need})")
+
+
+def fit_metrics(observed: FloatArray, residuals: FloatArray, *, n_runs: int) -> dict[str, float]:
+    """In-sample metrics from observed losses and their log residuals log L_hat - log L."""
+    pred = observed * np.exp(residuals)
+    ss_res = float(np.sum((observed - pred) ** 2))
+    ss_tot = float(np.sum((observed - observed.mean()) ** 2))
+    return {
+        "n_runs": float(n_runs),
+        "n_points": float(residuals.shape[0]),
+        "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
+        "rmse_log": float(np.sqrt(np.mean(residuals * residuals))),
+        "huber_objective": huber_sum(residuals),
+    }
+
+
 def _configuration_groups(data: Observations) -> npt.NDArray[np.intp]:
     keys = np.column_stack([data.n_params, data.n_tokens, data.weight_bits, data.activation_bits, data.kv_bits])
     _, inverse = np.unique(keys, axis=0, return_inverse=True)
@@ -563,16 +590,7 @@ class _EffectiveParamsLaw:
         return BaseSpec(tie=tie, dims=tuple(specs)), notes
 
     def _check_base(self, data: Observations, spec: BaseSpec) -> None:
-        n_free = len(spec.theta_names)
-        need = 2 if spec.tie else 3
-        if data.n_runs < n_free + 2:
-            raise FitFailed(
-                f"too few points: {data.n_runs} runs for {n_free} free parameters (need at least {n_free + 2})"
-            )
-        if _distinct(data.n_params) < need:
-            raise FitFailed(f"no spread in N: {_distinct(data.n_params)} distinct model sizes (need at least {need})")
-        if _distinct(data.n_tokens) < need:
-            raise FitFailed(f"no spread in D: {_distinct(data.n_tokens)} distinct token counts (need at least {need})")
+        check_design(data, n_free=len(spec.theta_names), tie=spec.tie, runs="runs")
 
     def _ptq_plan(self, data: Observations) -> tuple[bool, BoolArray, list[str]]:
         if not self.with_ptq or data.n_evals == 0:
@@ -719,16 +737,7 @@ class _EffectiveParamsLaw:
         data = point.data
         r = self._residuals(point, point.params, data)
         observed = np.concatenate([data.final_loss] + ([data.eval_loss[point.eval_mask]] if point.ptq else []))
-        pred = observed * np.exp(r)
-        ss_res = float(np.sum((observed - pred) ** 2))
-        ss_tot = float(np.sum((observed - observed.mean()) ** 2))
-        return {
-            "n_runs": float(data.n_runs),
-            "n_points": float(r.shape[0]),
-            "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-            "rmse_log": float(np.sqrt(np.mean(r * r))),
-            "huber_objective": huber_sum(r),
-        }
+        return fit_metrics(observed, r, n_runs=data.n_runs)
 
     def _backtest(self, point: PointFit) -> tuple[dict[str, float], list[str]]:
         data = point.data

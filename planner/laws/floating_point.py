@@ -39,7 +39,8 @@ from planner.laws.fitting import (
     _distinct,
     _polish,
     _rho,
-    huber_sum,
+    check_design,
+    fit_metrics,
     project_nonnegative,
 )
 from planner.laws.observations import FitFailed, FloatArray, Observations
@@ -324,7 +325,7 @@ class FloatingPointLaw:
                     f"{bits} bits never vary ({_distinct_list(data, bits)}): {name} held at Sun et al.'s "
                     f"{SUN_TABLE2[name]}"
                 )
-        self._check(data, spec)
+        check_design(data, n_free=len(spec.theta_names), tie=spec.tie, runs="runs with a floating-point format")
         inp = _inputs(data)
         model = _model(spec, inp)
         bounds = spec.bounds()
@@ -372,35 +373,12 @@ class FloatingPointLaw:
                 "block_size": "absorbed into gamma (gamma = Sun's gamma / log2(block size))",
             },
         )
-        r = self._residuals(point.params | point.fixed, data)
-        pred = data.final_loss * np.exp(r)
-        ss_res = float(np.sum((data.final_loss - pred) ** 2))
-        ss_tot = float(np.sum((data.final_loss - data.final_loss.mean()) ** 2))
-        metrics = {
-            "n_runs": float(data.n_runs),
-            "n_points": float(r.shape[0]),
-            "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
-            "rmse_log": float(np.sqrt(np.mean(r * r))),
-            "huber_objective": huber_sum(r),
-        }
+        metrics = fit_metrics(data.final_loss, self._residuals(point.params | point.fixed, data), n_runs=data.n_runs)
         bt: dict[str, float] = {}
         if backtest:
             bt, bt_warn = self._backtest(point)
             warnings += bt_warn
         return PointFit(**{**point.__dict__, "metrics": metrics, "backtest": bt, "warnings": warnings})
-
-    def _check(self, data: Observations, spec: FpSpec) -> None:
-        n_free = len(spec.theta_names)
-        need = 2 if spec.tie else 3
-        if data.n_runs < n_free + 2:
-            raise FitFailed(
-                f"too few points: {data.n_runs} runs with a floating-point format for {n_free} free parameters "
-                f"(need at least {n_free + 2})"
-            )
-        if _distinct(data.n_params) < need:
-            raise FitFailed(f"no spread in N: {_distinct(data.n_params)} distinct model sizes (need at least {need})")
-        if _distinct(data.n_tokens) < need:
-            raise FitFailed(f"no spread in D: {_distinct(data.n_tokens)} distinct token counts (need at least {need})")
 
     def _residuals(self, params: Mapping[str, float], data: Observations) -> FloatArray:
         pred = fp_loss(
