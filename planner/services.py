@@ -289,8 +289,21 @@ def fit_finish(*, fit_id: int) -> bool:
     )
 
 
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as None: JSON has no NaN, and PostgreSQL's json columns refuse it
+    (an undefined figure, such as R^2 when every run has the same loss, is stored as null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def _publish(fit: Fit, *, status: str, **fields: Any) -> bool:
     """Finish a fit, conditional on it still running: a second publisher changes nothing."""
+    fields = {k: v if isinstance(v, bytes) else _json_safe(v) for k, v in fields.items()}
     published = Fit.objects.filter(pk=fit.pk, status=Fit.Status.RUNNING).update(
         status=status, finished_at=timezone.now(), point_state=None, **fields
     )

@@ -259,3 +259,24 @@ def test_the_fp_law_fits_only_families_whose_runs_report_a_format(epoch_runs, cl
     assert {"delta", "nu", "gamma"} <= set(fits["fp"].params)
     ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "fp-sweep"}).json()
     assert ranking["best"] == "fp", ranking
+
+
+def test_a_fit_whose_metrics_are_not_finite_is_still_published(client_rw, team):
+    # Every run has the same loss: R^2 is undefined (NaN), which JSON columns on PostgreSQL refuse. The fit must
+    # still be published, with the undefined figure as null, not left running.
+    bodies = [
+        {"family": "flat", "external_id": f"flat-{n}-{d}", "n_params": n, "n_tokens": d, "final_loss": 3.0}
+        for n in (10**8, 2 * 10**8, 4 * 10**8, 8 * 10**8)
+        for d in (2 * 10**9, 4 * 10**9, 8 * 10**9)
+    ]
+    _post(client_rw, bodies)
+
+    _refresh_all(team)
+
+    fits = Fit.objects.filter(team=team, family="flat")
+    assert fits.filter(status="succeeded").exists()  # chinchilla fits a flat surface (A = B = 0)
+    for fit in fits:
+        assert fit.status in {"succeeded", "failed"}, (fit.law, fit.status)
+        if fit.status == "succeeded":
+            assert fit.metrics["r2"] is None
+            assert client_rw.get(f"/api/v1/fits/{fit.pk}/").status_code == 200
