@@ -487,6 +487,14 @@ def _distinct(x: FloatArray) -> int:
     return int(np.unique(x).shape[0])
 
 
+def check_request(data: Observations, objective: str) -> None:
+    """ValueError for an unknown objective; FitFailed when there is nothing to fit. Every law's fit starts here."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
+    if data.n_runs == 0:
+        raise FitFailed("no runs to fit")
+
+
 def check_design(data: Observations, *, n_free: int, tie: bool, runs: str) -> None:
     """FitFailed unless there are n_free + 2 runs and enough distinct N and D (2 with tied exponents, else 3)."""
     need = 2 if tie else 3
@@ -629,10 +637,7 @@ class _EffectiveParamsLaw:
         return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=True)
 
     def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool, backtest: bool) -> PointFit:
-        if objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
-        if data.n_runs == 0:
-            raise FitFailed("no runs to fit")
+        check_request(data, objective)
         warnings: list[str] = []
         if not self.with_ptq and data.n_evals:
             warnings.append(f"{data.n_evals} PTQ evaluations ignored: the {self.name} law has no PTQ term")

@@ -31,7 +31,6 @@ from planner.laws.fitting import (
     _LOG_AMP,
     _LOG_E,
     HUBER_DELTA,
-    OBJECTIVES,
     ModelFn,
     PointFit,
     _bound_warnings,
@@ -40,6 +39,7 @@ from planner.laws.fitting import (
     _polish,
     _rho,
     check_design,
+    check_request,
     fit_metrics,
     project_nonnegative,
 )
@@ -299,10 +299,7 @@ class FloatingPointLaw:
         return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=True)
 
     def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool, backtest: bool) -> PointFit:
-        if objective not in OBJECTIVES:
-            raise ValueError(f"unknown objective {objective!r}; expected one of {OBJECTIVES}")
-        if data.n_runs == 0:
-            raise FitFailed("no runs to fit")
+        check_request(data, objective)
         warnings: list[str] = []
         known = np.isfinite(data.exponent_bits) & np.isfinite(data.mantissa_bits)
         if not np.any(known):
