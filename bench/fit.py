@@ -1,4 +1,4 @@
-"""Benchmark of planner.laws fits (issue 4, "Speed"): prints figures for docs/benchmarks.md.
+"""Benchmark of fits.laws fits: prints figures for docs/benchmarks.md.
 
 Run from the repository root, on one core:
 
@@ -9,7 +9,7 @@ Run from the repository root, on one core:
    importable from --package-path, the `chinchilla` PyPI package (BFGS from the same grid, log-Huber 1e-3).
 2. Precision fit on 1,000 and 100,000 points (points = runs + PTQ evaluations), Kumar-style synthetic data.
 3. 200 bootstrap draws on 1,000 points.
-4. The floating-point law of Sun et al. (issue 10) on its synthetic sweep (240 runs, and 2,400 runs: ten noise
+4. The floating-point law of Sun et al. on its synthetic sweep (240 runs, and 2,400 runs: ten noise
    draws of the same grid): point fit with backtest, 200 bootstrap draws, and all three laws ranked.
 """
 
@@ -30,7 +30,7 @@ from scipy.special import huber, logsumexp  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.laws import (  # noqa: E402
+from fits.laws import (  # noqa: E402
     KUMAR_TABLE2,
     Observations,
     bootstrap_chunk,
@@ -40,7 +40,7 @@ from planner.laws import (  # noqa: E402
     load_chinchilla_epoch,
     predict_loss,
 )
-from planner.laws.datasets import KUMAR_POST_BITS, kumar_precision_configs  # noqa: E402
+from fits.laws.datasets import KUMAR_POST_BITS, kumar_precision_configs  # noqa: E402
 
 EPOCH_PUBLISHED_HUBER = 1.0183e-3
 
@@ -180,7 +180,7 @@ def main() -> None:
     args = parser.parse_args()
     limit = 300 if args.quick else None
 
-    print(f"# planner.laws fit benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
+    print(f"# fits.laws fit benchmark, {time.strftime('%Y-%m-%d %H:%M %Z')}")
     if args.fp_only:
         fp_section()
         return

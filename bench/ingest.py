@@ -7,7 +7,7 @@ gunicorn on 127.0.0.1 with production-like settings, then measures:
   1. 10,000 runs with 3 evaluations each through POST /api/v1/runs/bulk/ (1,000 per request): runs/s;
   2. 2,000 single-run posts from 8 concurrent clients: p50/p99 latency and runs/s;
   3. a filtered page of 100 runs out of 100,000 (90,000 more runs are bulk-loaded first): p50/p99.
-Targets (issue 3, 2-core machine): bulk >= 2,000 runs/s; single p50 <= 15 ms, p99 <= 60 ms; list p50 <= 50 ms.
+Targets (2-core machine): bulk >= 2,000 runs/s; single p50 <= 15 ms, p99 <= 60 ms; list p50 <= 50 ms.
 Only loopback traffic; every loop is bounded.
 """
 

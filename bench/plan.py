@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python bench/plan.py [--repeat 50]
 
-The loss model is the law engine's `precision` law (`planner.laws.predict_loss`, the one the API uses) at
-Kumar et al.'s Table 2 constants (`planner.laws.KUMAR_TABLE2`); 200 bootstrap draws perturb every constant by
+The loss model is the law engine's `precision` law (`fits.laws.predict_loss`, the one the API uses) at
+Kumar et al.'s Table 2 constants (`fits.laws.KUMAR_TABLE2`); 200 bootstrap draws perturb every constant by
 2% (log-normal, seed 0) and are evaluated in one `predict_loss_draws` call of shape (200, K, J).
 """
 
@@ -21,8 +21,8 @@ from stack import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fits.laws import KUMAR_TABLE2, predict_loss, predict_loss_draws  # noqa: E402
 from planner.allocation import PlanConstraints, plan_search  # noqa: E402 (after the path tweak)
-from planner.laws import KUMAR_TABLE2, predict_loss, predict_loss_draws  # noqa: E402
 
 
 def engine_losses(draws: int) -> tuple[Callable[..., Any], Callable[..., Any]]:

@@ -1,9 +1,9 @@
 """Times `POST /api/v1/plans/` end to end in-process: authentication, validation, the fit read, the search with a
-200-draw `precision` fit, the plan insert and the JSON rendering (issue 6, "Speed").
+200-draw `precision` fit, the plan insert and the JSON rendering.
 
 Run: .venv/bin/python bench/plan_api.py [--repeat 200] [--draws 200]
 
-A throwaway SQLite database (or DATABASE_URL, when set) is migrated; the fit is a real one: `planner.laws.fit_law`
+A throwaway SQLite database (or DATABASE_URL, when set) is migrated; the fit is a real one: `fits.laws.fit_law`
 on Kumar's synthetic sweep (`kumar_synthetic`, 0.5% noise) with `--draws` bootstrap draws, stored as the fit
 pipeline stores it. Requests go through Django's test client (the full middleware, DRF and URL stack, no
 sockets). Each case: 3 warm-up requests, then `--repeat` timed ones; every response must be a 201.
@@ -42,8 +42,8 @@ def main() -> None:
     from django.test.utils import setup_test_environment
     from rest_framework.test import APIClient
 
-    from planner.laws import fit_law, kumar_synthetic
-    from planner.models import Fit
+    from fits.laws import fit_law, kumar_synthetic
+    from fits.models import Fit
     from runs.models import Team
     from runs.services import api_key_create
 

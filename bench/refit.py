@@ -6,7 +6,7 @@ For each worker count: a fresh PostgreSQL database, gunicorn on 127.0.0.1, one `
 processes on Redis, 500 runs (Kumar's synthetic sweep, with PTQ evaluations) posted one at a time, then the
 API is polled until the current `precision` fit covers all 500 runs. Prints the time and how it divides:
 debounce (last post -> snapshot), queue (snapshot -> claimed), compute (claimed -> published).
-Target (issue 5): under 20 s with one worker on a 2-core machine. Loopback only; every loop is bounded.
+Target: under 20 s with one worker on a 2-core machine. Loopback only; every loop is bounded.
 """
 
 import argparse
@@ -17,11 +17,11 @@ from datetime import UTC, datetime
 import httpx
 from stack import ROOT, Stack, machine_line
 
-sys.path.insert(0, str(ROOT))  # planner.laws, for the synthetic sweep
+sys.path.insert(0, str(ROOT))  # fits.laws, for the synthetic sweep
 
 
 def payloads(count: int) -> list[dict[str, object]]:
-    from planner.laws import kumar_synthetic
+    from fits.laws import kumar_synthetic
 
     noisy, _ = kumar_synthetic(seed=11)
     rng_order = sorted(range(noisy.n_runs), key=lambda i: (i * 7919) % noisy.n_runs)[:count]

@@ -17,6 +17,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/v1/", include("runs.api.urls")),
+    path("api/v1/", include("fits.api.urls")),
     path("api/v1/", include("planner.api.urls")),
 ]
 

@@ -1,7 +1,8 @@
-"""Admin for fits (read-only: a fit is an immutable version) with parameters, diff and plots; and plans."""
+"""Admin for plans: the stored answers with their iso-loss plot and law selection, a "Plan a run" form, and the
+next runs to train."""
 
 import json
-from typing import Any, cast
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,146 +13,16 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from fits.models import Fit
+from fits.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION
 from planner.allocation import HARDWARE_PROFILES
-from planner.density import capacity_density
-from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Fit, FitQuerySet, Plan
-from planner.plots import PlanPoint, Plot, density_over_time_svg, plan_contour_svg
-from planner.review import (
-    PLOTS_CACHE_SECONDS,
-    PLOTS_CACHE_VERSION,
-    fit_diff,
-    fit_plots,
-    fit_previous,
-    interval_rows,
-    law_comparison,
-    plan_law_selection,
-)
+from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
+from planner.plots import PlanPoint, plan_contour_svg
+from planner.review import plan_law_selection
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
-from runs.models import Run, Team
-
-FIT_FIELDS = (
-    "team",
-    "family",
-    "law",
-    "version",
-    "status",
-    "objective",
-    "n_bootstrap",
-    "code_version",
-    "data_fingerprint",
-    "error",
-    "created_at",
-    "started_at",
-    "finished_at",
-)
-
-
-DENSITY_PLOT_VERSION = 1  # bump when the density plot changes
-
-
-def fit_density_plot(fit: Fit) -> Plot:
-    """Capacity density of the fit's runs (those still stored, with a final loss) against their registration
-    time, relative to this fit's 16-bit curve; cached per fit like the other plots (a fit never changes)."""
-    key = f"fit-density:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{DENSITY_PLOT_VERSION}"
-    cached: Plot | None = cache.get(key)
-    if cached is not None:
-        return cached
-    fitted = set(fit.run_ids)
-    rows = [
-        row
-        for row in Run.objects.filter(team_id=fit.team_id, family=fit.family, final_loss__isnull=False)
-        .order_by("created_at", "id")
-        .values_list(
-            "id", "n_params", "n_tokens", "final_loss", "weight_bits", "activation_bits", "kv_bits", "created_at"
-        )
-        if row[0] in fitted
-    ]
-    params = {**fit.fixed, **fit.params}
-    try:
-        density = capacity_density(
-            params,
-            law=fit.law,
-            n_params=[r[1] for r in rows],
-            n_tokens=[r[2] for r in rows],
-            final_loss=[float(r[3] or "nan") for r in rows],
-        )
-    except (KeyError, ValueError):
-        density = None
-    if density is None:
-        svg = density_over_time_svg([], [])
-    else:
-        svg = density_over_time_svg(
-            [r[7] for r in rows],
-            density,
-            bits=[min(r[4], r[5], r[6]) for r in rows],
-            reference=f"{fit.law} v{fit.version} at 16 bits",
-        )
-    plot = Plot("density", "Capacity density over time", svg)
-    cache.set(key, plot, PLOTS_CACHE_SECONDS)
-    return plot
-
-
-@admin.register(Fit)
-class FitAdmin(TeamScopedAdmin):
-    """Fits of the user's teams: list, and a review page with intervals, diff from the last version and plots."""
-
-    change_form_template = "admin/planner/fit/change_form.html"
-    list_display = ["__str__", "team", "family", "law", "version", "status", "n_runs", "r2", "created_at"]
-    list_filter = ["law", "status", "family", TEAM_FILTER]
-    search_fields = ["family"]
-    list_select_related = ["team"]
-    fields = readonly_fields = FIT_FIELDS
-    list_per_page = 50
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Fit]:
-        return cast(FitQuerySet, super().get_queryset(request)).without_blobs()  # Fit's manager makes a FitQuerySet
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # fits are computed by the refit pipeline
-
-    def has_change_permission(self, request: HttpRequest, obj: Fit | None = None) -> bool:
-        return False  # immutable versions
-
-    def has_delete_permission(self, request: HttpRequest, obj: Fit | None = None) -> bool:
-        return is_superuser(request)
-
-    @admin.display(description="runs")
-    def n_runs(self, fit: Fit) -> int | None:
-        value = fit.metrics.get("n_runs")
-        return int(value) if value is not None else None
-
-    @admin.display(description="R²")
-    def r2(self, fit: Fit) -> str:
-        value = fit.metrics.get("r2")
-        return "" if value is None else f"{value:.4f}"
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
-    ) -> HttpResponse:
-        fit = self.get_object(request, object_id)
-        context = dict(extra_context or {})
-        if fit is not None:
-            context["law_comparison"] = law_comparison(fit=fit)  # the fit's team: the page is already team-scoped
-        if fit is not None and fit.status == Fit.Status.SUCCEEDED:
-            previous = fit_previous(fit=fit)
-            context.update(
-                review=True,
-                param_rows=interval_rows(fit=fit),
-                fixed=sorted(fit.fixed.items()),
-                metrics=sorted(fit.metrics.items()),
-                backtest=sorted(fit.backtest.items()),
-                warnings=fit.warnings,
-                previous=previous,
-                diff=fit_diff(fit=fit, previous=previous) if previous is not None else None,
-                plots=[*fit_plots(fit=fit), fit_density_plot(fit)],
-            )
-        return super().change_view(request, object_id, form_url, extra_context=context)
-
-
-# Plans ---------------------------------------------------------------------------------------------------
-
+from runs.models import Team
 
 PLAN_CONFIG_ROWS = (
     ("n_params", "N, parameters"),
@@ -341,7 +212,7 @@ def plan_suggestions_context(plan: Plan, query: Any) -> dict[str, Any]:
         **context,
         "suggestions": rows,
         "suggestion_fit": f"{plan.family}/{body['law']} v{body['fit']['version']}",
-        "suggestion_fit_url": reverse("admin:planner_fit_change", args=[body["fit"]["id"]]),
+        "suggestion_fit_url": reverse("admin:fits_fit_change", args=[body["fit"]["id"]]),
         "suggestion_fit_differs": body["fit"]["id"] != plan.fit_id,
         "suggestion_target": (
             f"N={_format(target['n_params'])}, D={_format(target['n_tokens'])}, bits {_bits_label(target)}"
@@ -491,7 +362,7 @@ class PlanAdmin(TeamScopedAdmin):
                 spread=[(k, _format(v)) for k, v in sorted((plan.optimum_spread or {}).items())],
                 plan_warnings=plan.warnings,
                 contour=plan_contour(plan),
-                fit_url=reverse("admin:planner_fit_change", args=[plan.fit_id]),
+                fit_url=reverse("admin:fits_fit_change", args=[plan.fit_id]),
                 fit_label=str(plan.fit),
                 law_selection=plan_law_selection(plan=plan),
                 **plan_suggestions_context(plan, request.GET),

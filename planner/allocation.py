@@ -28,7 +28,7 @@ The loss model: `LossFn`
     the predicted validation loss (nats) of the broadcast shape, NaN where a configuration lies
     outside the law's domain; NaN configurations are never recommended. The planner only passes
     post_train_bits for configurations with post_train_bits < weight_bits; the others are
-    evaluated with None. ``planner.laws.predict_loss`` fits it as
+    evaluated with None. ``fits.laws.predict_loss`` fits it as
     ``lambda n, d, w, a, kv, post: predict_loss(law, params, n_params=n, n_tokens=d, weight_bits=w,
     activation_bits=a, kv_bits=kv, post_train_bits=post)``.
 

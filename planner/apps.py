@@ -1,4 +1,4 @@
-"""The planner app: fit versions per (team, family, law), predictions and plans."""
+"""The planner app: answer a compute budget (plans, allocation, next-run suggestions)."""
 
 from django.apps import AppConfig
 
@@ -6,4 +6,4 @@ from django.apps import AppConfig
 class PlannerConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "planner"
-    verbose_name = "Fits and plans"
+    verbose_name = "Plans"

@@ -1,4 +1,4 @@
-"""Next-run suggestions (docs/api.md, Suggestions; issue 10): which cheap runs would narrow the plan's interval.
+"""Next-run suggestions (docs/api.md, Suggestions): which cheap runs would narrow the plan's interval.
 
 The maths is planner.suggestions (pure); this module reuses the plans section of planner.services to turn the
 family's current fit into loss functions, validate the budgets and constraints and find the plan's optimum,
@@ -11,16 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fits.json_numbers import finite_or_none
+from fits.models import Law
 from planner.allocation import FloatArray, cost_factor
-from planner.models import Law, Plan
+from planner.models import Plan
 from planner.services import (
     NoSucceededFit,
     PlanInvalid,
-    _config_json,
-    _finite_or_none,
-    _format_json,
-    _plan_budget,
-    _plan_fit_warnings,
+    config_json,
+    format_json,
+    plan_budget_validate,
+    plan_fit_warnings,
     plan_search_on_current_fit,
 )
 from planner.suggestions import (
@@ -45,7 +46,7 @@ DEFAULT_EXPERIMENT_BUDGET_SHARE = 0.01
 
 def _experiment_budget(experiment_budget: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
     try:
-        normal, flops, _, _ = _plan_budget(experiment_budget)
+        normal, flops, _, _ = plan_budget_validate(experiment_budget)
     except PlanInvalid as exc:
         raise PlanInvalid({"experiment_budget": exc.errors.get("budget", exc.errors)}) from exc
     return normal, flops
@@ -81,7 +82,7 @@ def _bit_configs(
     return sorted(configs)
 
 
-def suggestions_create(
+def suggestions_compute(
     *,
     team: Team,
     family: str,
@@ -162,10 +163,10 @@ def suggestions_create(
         "hardware": planned.hardware or "",
         "experiment_budget": experiment_json,
         "experiment_budget_flops": experiment_flops,
-        "target": _config_json(rec, result),
-        "target_loss_interval": [_finite_or_none(v) for v in before],
-        "expected_target_loss_interval": [_finite_or_none(v) for v in after],
-        "expected_narrowing": _finite_or_none(1.0 - width_after / width_before) if width_before > 0 else 0.0,
+        "target": config_json(rec, result),
+        "target_loss_interval": [finite_or_none(v) for v in before],
+        "expected_target_loss_interval": [finite_or_none(v) for v in after],
+        "expected_narrowing": finite_or_none(1.0 - width_after / width_before) if width_before > 0 else 0.0,
         "total_cost_flops": ranked.total_cost_flops,
         "noise_rel": ranked.noise_rel,
         "n_draws": ranked.n_draws,
@@ -180,29 +181,29 @@ def suggestions_create(
                 "weight_bits": s.weight_bits,
                 "activation_bits": s.activation_bits,
                 "kv_bits": s.kv_bits,
-                **_format_json(result, s.weight_bits),
+                **format_json(result, s.weight_bits),
                 "cost_flops": s.cost_flops,
-                "predicted_loss": _finite_or_none(s.predicted_loss),
-                "predicted_loss_interval": [_finite_or_none(v) for v in s.predicted_loss_interval],
-                "target_variance_reduction": _finite_or_none(s.variance_reduction),
-                "expected_target_interval_width": _finite_or_none(s.target_interval_width_after),
+                "predicted_loss": finite_or_none(s.predicted_loss),
+                "predicted_loss_interval": [finite_or_none(v) for v in s.predicted_loss_interval],
+                "target_variance_reduction": finite_or_none(s.variance_reduction),
+                "expected_target_interval_width": finite_or_none(s.target_interval_width_after),
             }
             for i, s in enumerate(ranked.suggestions)
         ],
-        "warnings": [*planned.warnings, *_plan_fit_warnings(fit, result, rec)],
+        "warnings": [*planned.warnings, *plan_fit_warnings(fit, result, rec)],
     }
 
 
 def suggestions_for_plan(
     *, plan: Plan, experiment_budget: Mapping[str, Any] | None = None, max_suggestions: int = 3
 ) -> dict[str, Any]:
-    """suggestions_create for a stored plan's team, family, law, budget, constraints and cost model, on the
+    """suggestions_compute for a stored plan's team, family, law, budget, constraints and cost model, on the
     family's current fit (which may be newer than the plan's); `experiment_budget` defaults to
-    DEFAULT_EXPERIMENT_BUDGET_SHARE of the plan's budget in FLOPs. Raises as suggestions_create does.
+    DEFAULT_EXPERIMENT_BUDGET_SHARE of the plan's budget in FLOPs. Raises as suggestions_compute does.
     """
     if experiment_budget is None:
         experiment_budget = {"flops": plan.budget_flops * DEFAULT_EXPERIMENT_BUDGET_SHARE}
-    return suggestions_create(
+    return suggestions_compute(
         team=plan.team,
         family=plan.family,
         law=plan.law,
@@ -214,4 +215,4 @@ def suggestions_for_plan(
     )
 
 
-__all__ = ["DEFAULT_EXPERIMENT_BUDGET_SHARE", "MAX_SUGGESTIONS", "suggestions_create", "suggestions_for_plan"]
+__all__ = ["DEFAULT_EXPERIMENT_BUDGET_SHARE", "MAX_SUGGESTIONS", "suggestions_compute", "suggestions_for_plan"]

@@ -21,8 +21,8 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from planner.density_selectors import run_densities
 from runs.csvio import csv_lines
+from runs.hooks import run_densities
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
 from runs.selectors import run_export_rows
 from runs.services import api_key_create, api_key_revoke, run_delete, run_update, team_get_or_create
@@ -413,7 +413,7 @@ class RunAdmin(TeamScopedAdmin):
         return [*fields, "effective_params_16bit", "density"]
 
     def _density(self, run: Run) -> tuple[float | None, float | None]:
-        """(N_hat, density) from the family's current fit, read once per page (planner.density)."""
+        """(N_hat, density) from the family's current fit, read once per page (fits.density)."""
         cached: tuple[float | None, float | None] | None = getattr(run, "_density_cache", None)
         if cached is None:
             cached = run_densities(runs=[run]).get(run.pk, (None, None))

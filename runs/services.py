@@ -11,7 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from planner.services import fit_scopes_mark_dirty
+from apikit.exceptions import DomainError
+from runs.hooks import families_changed
 from runs.models import ApiKey, Evaluation, Run, Team
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
@@ -20,12 +21,11 @@ API_KEY_PREFIX = "bsk_"
 ErrorMap = dict[str, Any]
 
 
-class BatchInvalid(Exception):
+class BatchInvalid(DomainError):
     """Some items of a batch are invalid; `errors` maps each failing position ("0", "1", ...) to its field errors."""
 
     def __init__(self, errors: Mapping[str, Any]) -> None:
-        super().__init__(f"{len(errors)} invalid item(s)")
-        self.errors = dict(errors)
+        super().__init__(dict(errors))
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         if old_runs:
             Run.objects.bulk_update(old_runs, fields=changed_fields)
         _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
-        fit_scopes_mark_dirty(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
+        families_changed(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
     return UpsertResult(runs=[run for run, _, _, _ in plan], created=len(new_runs), updated=len(old_runs))
 
 
@@ -245,7 +245,7 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
         if problems:
             raise ValidationError(problems)
         run.save(update_fields=[*fields, "updated_at"])
-        fit_scopes_mark_dirty(team_id=run.team_id, families={old_family, run.family})
+        families_changed(team_id=run.team_id, families={old_family, run.family})
     return run
 
 
@@ -253,7 +253,7 @@ def run_delete(*, run: Run) -> None:
     """Delete a run and its evaluations."""
     with transaction.atomic():
         run.delete()
-        fit_scopes_mark_dirty(team_id=run.team_id, families=[run.family])
+        families_changed(team_id=run.team_id, families=[run.family])
 
 
 def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: str = "rtn") -> tuple[Evaluation, bool]:
@@ -266,5 +266,5 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
             run=run, post_train_bits=post_train_bits, method=method, defaults={"loss": loss}
         )
         Run.objects.filter(pk=run.pk).update(updated_at=timezone.now())
-        fit_scopes_mark_dirty(team_id=run.team_id, families=[run.family])
+        families_changed(team_id=run.team_id, families=[run.family])
     return evaluation, created

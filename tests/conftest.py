@@ -1,11 +1,15 @@
-"""Shared fixtures: two teams and API clients holding read-write and read-only keys."""
+"""Shared fixtures: two teams, API clients holding read-write and read-only keys, and a Kumar-style sweep with
+its precision fit."""
 
 import pytest
 from rest_framework.test import APIClient
 
+from fits.laws import FitResult, Observations, fit_law, kumar_synthetic
 from runs.models import Team
 from runs.services import api_key_create
 from tests.factories import TeamFactory
+
+N_BOOTSTRAP = 8  # enough draws for intervals and bands in tests that only read them
 
 
 def _client(team: Team, *, read_only: bool = False) -> APIClient:
@@ -43,3 +47,14 @@ def other_client(other_team: Team) -> APIClient:
 @pytest.fixture
 def anonymous() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture(scope="session")
+def kumar_data() -> Observations:
+    noisy, _ = kumar_synthetic(seed=3)
+    return noisy
+
+
+@pytest.fixture(scope="session")
+def kumar_fit(kumar_data: Observations) -> FitResult:
+    return fit_law("precision", kumar_data, n_bootstrap=N_BOOTSTRAP, seed=1)

@@ -56,7 +56,7 @@ def payload(**overrides: Any) -> dict[str, Any]:
 
 
 def payloads_from_observations(observations: Any, *, family: str, prefix: str = "run") -> list[dict[str, Any]]:
-    """Run bodies for POST /api/v1/runs/ from a planner.laws.Observations (evaluations nested)."""
+    """Run bodies for POST /api/v1/runs/ from a fits.laws.Observations (evaluations nested)."""
     o = observations
     evaluations: dict[int, list[dict[str, Any]]] = {}
     for run, bits, loss in zip(o.eval_run.tolist(), o.eval_post_bits.tolist(), o.eval_loss.tolist(), strict=True):

@@ -1,4 +1,4 @@
-"""The workers app: Celery entry points only; the logic they call lives in planner.services."""
+"""The workers app: Celery entry points only; the logic they call lives in fits.pipeline."""
 
 from django.apps import AppConfig
 

@@ -1,16 +1,15 @@
-"""Celery tasks: thin, explicitly named, ids as arguments; each calls one planner service."""
+"""Celery tasks: thin, explicitly named, ids as arguments; each calls one fits.pipeline step.
 
-from celery import group, shared_task
+A task that starts the next step sends it itself; the names are the ones fits.dispatch uses.
+"""
+
+from collections.abc import Iterable
+
+from celery import Task, group, shared_task
 from django.db import InterfaceError, OperationalError
 
-from planner.services import (
-    fit_compute_chunk,
-    fit_execute,
-    fit_finish,
-    fit_scope_refresh,
-    fits_sweep,
-    send_all,
-)
+from fits import dispatch
+from fits.pipeline import fit_compute_chunk, fit_execute, fit_finish, fit_scope_refresh, fits_sweep
 from workers.queues import Queue
 
 # Transient database trouble only: bad data is an outcome (a failed fit), never a retry.
@@ -18,7 +17,7 @@ INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
 RETRY = {"autoretry_for": INFRASTRUCTURE_ERRORS, "retry_backoff": True, "retry_backoff_max": 60, "max_retries": 8}
 
 
-@shared_task(name="workers.refit_scope", queue=Queue.DEFAULT, acks_late=True, ignore_result=True, **RETRY)
+@shared_task(name=dispatch.REFIT_SCOPE, queue=Queue.DEFAULT, acks_late=True, ignore_result=True, **RETRY)
 def refit_scope(*, scope_id: int) -> None:
     """Debounced refit request of one (team, family, law): queue a new fit version when the data changed."""
     outcome = fit_scope_refresh(scope_id=scope_id)
@@ -26,7 +25,7 @@ def refit_scope(*, scope_id: int) -> None:
         refit_scope.apply_async(kwargs={"scope_id": scope_id}, countdown=outcome.retry_in)
 
 
-@shared_task(name="workers.run_fit", queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
+@shared_task(name=dispatch.RUN_FIT, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
 def run_fit(*, fit_id: int) -> None:
     """Point fit of a queued fit, then its bootstrap chunks spread over every worker of the fits queue."""
     missing = fit_execute(fit_id=fit_id)
@@ -34,22 +33,27 @@ def run_fit(*, fit_id: int) -> None:
         group(run_fit_chunk.s(fit_id=fit_id, index=index) for index in missing).apply_async()
 
 
-@shared_task(name="workers.run_fit_chunk", queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
+@shared_task(name=dispatch.RUN_FIT_CHUNK, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
 def run_fit_chunk(*, fit_id: int, index: int) -> None:
     """One chunk of bootstrap draws; the chunk that completes the set sends the assembly."""
     if fit_compute_chunk(fit_id=fit_id, index=index):
         finish_fit.apply_async(kwargs={"fit_id": fit_id})
 
 
-@shared_task(name="workers.finish_fit", queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
+@shared_task(name=dispatch.FINISH_FIT, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
 def finish_fit(*, fit_id: int) -> None:
     """Assemble the draws into intervals and publish the fit (once, however often it is delivered)."""
     fit_finish(fit_id=fit_id)
 
 
-@shared_task(name="workers.sweep_fits", queue=Queue.DEFAULT, ignore_result=True)
+@shared_task(name=dispatch.SWEEP_FITS, queue=Queue.DEFAULT, ignore_result=True)
 def sweep_fits() -> None:
     """Re-send refits whose message was lost (e.g. the broker was down) and fits whose worker died."""
     found = fits_sweep()
-    send_all(refit_scope, found.scope_ids, "scope_id")
-    send_all(run_fit, found.fit_ids, "fit_id")
+    _send_each(refit_scope, "scope_id", found.scope_ids)
+    _send_each(run_fit, "fit_id", found.fit_ids)
+
+
+def _send_each(task: Task, key: str, ids: Iterable[int]) -> None:
+    for value in ids:
+        dispatch.send(task.name, **{key: value})

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: the docs page works offline
     "runs",
+    "fits",
     "planner",
     "workers",
 ]
@@ -112,15 +113,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
-        "runs.api.pagination.StableOrderingFilter",
+        "apikit.pagination.StableOrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "runs.api.pagination.CreatedCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "apikit.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 100,
-    "DEFAULT_PARSER_CLASSES": ["runs.api.parsers.StrictJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["apikit.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "runs.api.errors.api_exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["runs.api.throttling.ApiKeyRateThrottle"],
-    "DEFAULT_SCHEMA_CLASS": "runs.api.schema.BitscaleAutoSchema",
+    "EXCEPTION_HANDLER": "apikit.errors.api_exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["apikit.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_SCHEMA_CLASS": "apikit.schema.BitscaleAutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
 if DEBUG:
@@ -146,7 +147,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "runs.models.Run.Status",
-        "FitStatusEnum": "planner.models.Fit.Status",
+        "FitStatusEnum": "fits.models.Fit.Status",
     },
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }

@@ -1,16 +1,11 @@
-"""Routes of the fits, predict, plans and suggestions API, included under /api/v1/."""
+"""Routes of the plans and suggestions API, included under /api/v1/."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from planner.api.views import FitViewSet, PlanViewSet, PredictApi, SuggestionsApi
+from planner.api.views import PlanViewSet, SuggestionsApi
 
 router = SimpleRouter()
-router.register("fits", FitViewSet, basename="fit")
 router.register("plans", PlanViewSet, basename="plan")
 
-urlpatterns = [
-    path("predict/", PredictApi.as_view(), name="predict"),
-    path("suggestions/", SuggestionsApi.as_view(), name="suggestions"),
-    *router.urls,
-]
+urlpatterns = [path("suggestions/", SuggestionsApi.as_view(), name="suggestions"), *router.urls]

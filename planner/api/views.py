@@ -1,165 +1,24 @@
-"""Views of /api/v1/fits/ (with the law ranking), /predict/, /plans/ and /suggestions/: thin and team-scoped."""
+"""Views of /api/v1/plans/ and /suggestions/: thin and team-scoped."""
 
-import math
-from typing import Any
-
-from django.http import QueryDict
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
-from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apikit.scoping import TeamScopedMixin
+from fits.models import Law
 from planner.api.serializers import (
-    CurrentFitSerializer,
-    FitScopeQuerySerializer,
-    FitSerializer,
-    LawRankingQuerySerializer,
-    LawRankingSerializer,
     PlanCreateInputSerializer,
     PlanSerializer,
-    PredictionSerializer,
-    PredictQuerySerializer,
     SuggestionsInputSerializer,
     SuggestionsSerializer,
 )
-from planner.laws import predict_with_interval
-from planner.models import Fit, Law, Plan
-from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending, law_ranking
-from planner.services import fit_request, plan_create, plan_law_resolve
-from planner.suggestion_services import suggestions_create
-from runs.api.views import TeamScopedMixin
-from runs.models import Run, Team
-
-
-class FitFilter(filters.FilterSet):
-    """Filters of GET /api/v1/fits/."""
-
-    family = filters.CharFilter(label="Family (exact)")
-    law = filters.ChoiceFilter(choices=Law.choices, label="Law")
-    status = filters.ChoiceFilter(choices=Fit.Status.choices, label="Status")
-
-    class Meta:
-        model = Fit
-        fields: list[str] = []
-
-
-def _query(request: Request) -> dict[str, Any]:
-    data: QueryDict = request.query_params
-    return {key: data.get(key) for key in data}
-
-
-def _current_or_404(team: Team, query: dict[str, Any]) -> Fit:
-    serializer = FitScopeQuerySerializer(data={k: v for k, v in query.items() if k in {"family", "law"}})
-    serializer.is_valid(raise_exception=True)
-    fit = fit_current(team=team, **serializer.validated_data)
-    if fit is None:
-        raise NotFound("No succeeded fit of this family and law yet.")
-    return fit
-
-
-class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Fit]):
-    """Fit versions of the key's team: list, detail, the current one, and asking for a refit."""
-
-    queryset = Fit.objects.without_blobs()
-    serializer_class = FitSerializer
-    filterset_class = FitFilter
-    ordering_fields = ["created_at", "version"]
-
-    @extend_schema(request=FitScopeQuerySerializer, responses={202: FitSerializer})
-    def create(self, request: Request) -> Response:
-        """Ask for a refit now: 202 with the queued (or in-flight, or unchanged latest) fit."""
-        serializer = FitScopeQuerySerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        family = serializer.validated_data["family"]
-        if not Run.objects.filter(team=self.team, family=family).exists():
-            raise NotFound("This team has no runs in that family.")
-        fit = fit_request(team=self.team, **serializer.validated_data)
-        if fit is None:
-            raise NotFound("This family has no finished, non-excluded runs to fit.")
-        return Response(FitSerializer(fit).data, status=status.HTTP_202_ACCEPTED)
-
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("family", str, required=True),
-            OpenApiParameter("law", str, enum=list(Law.values)),
-        ],
-        responses=CurrentFitSerializer,
-    )
-    @action(detail=False, methods=["get"])
-    def current(self, request: Request) -> Response:
-        """The newest succeeded fit, whether runs changed since (`stale`) and any newer fit in flight."""
-        fit = _current_or_404(self.team, _query(request))
-        pending = fit_pending(team=self.team, family=fit.family, law=fit.law)
-        fit.stale = fit_is_stale(fit=fit)  # type: ignore[attr-defined]
-        return Response(CurrentFitSerializer(fit, context={"pending": pending}).data)
-
-    @extend_schema(
-        parameters=[LawRankingQuerySerializer],
-        responses={
-            200: LawRankingSerializer,
-            400: OpenApiResponse(description="Bad query, naming the parameter"),
-            404: OpenApiResponse(description="The family has no succeeded fit of any law"),
-        },
-    )
-    @action(detail=False, methods=["get"])
-    def ranking(self, request: Request) -> Response:
-        """The family's current fits, one per law, ranked by backtest error (docs/laws-engine.md, Law comparison)."""
-        query = LawRankingQuerySerializer(data=_query(request))
-        query.is_valid(raise_exception=True)
-        family = query.validated_data["family"]
-        ranking = law_ranking(team=self.team, family=family).ranking
-        if not ranking.entries:
-            raise NotFound("This family has no succeeded fit of any law yet.")
-        body = {
-            "family": family,
-            "best": ranking.best,
-            "ranking": [e.as_dict() for e in ranking.entries],
-            "warnings": ranking.warnings,
-        }
-        return Response(LawRankingSerializer(body).data)
-
-
-def _number_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-class PredictApi(TeamScopedMixin, APIView):
-    """Predicted loss, with its 95% interval over the bootstrap draws, from the current fit (GET /predict/)."""
-
-    @extend_schema(parameters=[PredictQuerySerializer], responses=PredictionSerializer)
-    def get(self, request: Request) -> Response:
-        query = PredictQuerySerializer(data=_query(request))
-        query.is_valid(raise_exception=True)
-        inputs = dict(query.validated_data)
-        fit = _current_or_404(self.team, {"family": inputs.pop("family"), "law": inputs.pop("law")})
-        result = fit.as_result()
-        if inputs.get("post_train_bits") is not None and "C_T" not in result.all_params:
-            why = "The fp law has no PTQ term." if fit.law == "fp" else "The family has no evaluations."
-            return Response(
-                {"errors": {"post_train_bits": [f"This fit has no PTQ term ({why})"]}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        prediction = predict_with_interval(result, **inputs)
-        loss = float(prediction.loss)
-        if not math.isfinite(loss):
-            return Response(
-                {"errors": {"non_field_errors": ["This configuration lies outside the law's domain."]}},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        body = {
-            "loss": loss,
-            "interval": [
-                _number_or_none(float(prediction.interval[0])),
-                _number_or_none(float(prediction.interval[1])),
-            ],
-            "fit_id": fit.pk,
-            "extrapolation": prediction.extrapolation,
-        }
-        return Response(body)
+from planner.models import Plan
+from planner.selectors import PLAN_FIELDS
+from planner.services import plan_create, plan_law_resolve
+from planner.suggestion_services import suggestions_compute
 
 
 class PlanFilter(filters.FilterSet):
@@ -220,7 +79,7 @@ class SuggestionsApi(TeamScopedMixin, APIView):
         selection = plan_law_resolve(  # "auto" (the default) as for plans; errors as for plans
             team=self.team, family=inputs["family"], law=inputs.pop("law"), constraints=inputs.get("constraints")
         )
-        body = suggestions_create(team=self.team, law=selection.used, **inputs)
+        body = suggestions_compute(team=self.team, law=selection.used, **inputs)
         body["warnings"] = [*body["warnings"], *selection.warnings]
         return Response(
             SuggestionsSerializer({**body, "law_selection": selection.as_json()}).data, status=status.HTTP_200_OK

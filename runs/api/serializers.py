@@ -5,11 +5,19 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.core.validators import MinValueValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
+from apikit.fields import (
+    FiniteFloatField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    bounded_float_field,
+    slug_validator,
+)
+from apikit.serializers import StrictFieldsMixin
 from runs.models import (
     MAX_BITS,
     MAX_EXPONENT_BITS,
@@ -27,31 +35,10 @@ from runs.models import (
 
 METADATA_MAX_BYTES = 64 * 1024
 BULK_MAX_RUNS = 1000
-slug_validator = RegexValidator(r"^[-a-zA-Z0-9_]+$", "Use letters, digits, hyphens and underscores only.")
-
-
-class StrictFieldsMixin:
-    """Refuse keys the serializer does not write, so a typo in a training script is a 400, not a silent no-op."""
-
-    read_only_hints: ClassVar[dict[str, str]] = {}
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            fields = self.fields  # type: ignore[attr-defined]
-            errors: dict[str, list[str]] = {}
-            for key in data:
-                field = fields.get(key)
-                if field is None:
-                    errors[str(key)] = ["Unknown field."]
-                elif field.read_only:
-                    errors[str(key)] = [self.read_only_hints.get(key, "This field is read-only.")]
-            if errors:
-                raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)  # type: ignore[misc]
 
 
 def bits_field(**kwargs: Any) -> FiniteFloatField:
-    return FiniteFloatField(validators=[MinValueValidator(MIN_BITS), MaxValueValidator(MAX_BITS)], **kwargs)
+    return bounded_float_field(MIN_BITS, MAX_BITS, **kwargs)
 
 
 def loss_field(**kwargs: Any) -> FiniteFloatField:
@@ -135,7 +122,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
 
     def _density(self, instance: Run) -> tuple[float | None, float | None]:
-        """From the context's "densities" (run id -> pair, planner.density_selectors.run_densities), computed
+        """From the context's "densities" (run id -> pair, runs.hooks.run_densities), computed
         per page by the view; (None, None) when the run or its family has none."""
         densities: Mapping[int, tuple[float | None, float | None]] = self.context.get("densities") or {}
         return densities.get(instance.pk, (None, None))

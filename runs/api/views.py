@@ -1,24 +1,20 @@
 """Views of /api/v1/runs/ and /api/v1/families/: thin, team-scoped, writes through runs.services."""
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 if TYPE_CHECKING:
-    from rest_framework.permissions import _PermissionClass
+    pass
 
-from planner.density_selectors import run_densities
-from runs.api.authentication import TeamPrincipal
-from runs.api.permissions import KeyMayWrite
+from apikit.scoping import TeamScopedMixin
 from runs.api.serializers import (
     BulkRunsSerializer,
     EvaluationSerializer,
@@ -29,35 +25,10 @@ from runs.api.serializers import (
 )
 from runs.csvio import csv_lines
 from runs.filters import RunFilter
-from runs.models import Run, Team
+from runs.hooks import run_densities
+from runs.models import Run
 from runs.selectors import family_list, run_export_rows, run_list
 from runs.services import BatchInvalid, evaluation_upsert, run_delete, run_update, runs_upsert
-
-
-class TeamScopedMixin:
-    """Base of every /api/v1/ endpoint over team data; rows of other teams do not exist for it (404).
-
-    Subclasses narrow the team's rows with `narrow_queryset()`; overriding get_queryset() is refused at
-    class creation, so the scoping cannot be bypassed by accident.
-    """
-
-    permission_classes: "Sequence[_PermissionClass]" = (IsAuthenticated, KeyMayWrite)
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "get_queryset" in vars(cls):  # scoping is a security boundary: extend narrow_queryset()
-            raise TypeError(f"{cls.__name__} must not override get_queryset()")
-
-    @property
-    def team(self) -> Team:
-        principal: TeamPrincipal = self.request.user  # type: ignore[attr-defined]
-        return principal.team
-
-    def get_queryset(self) -> QuerySet[Any]:
-        return self.narrow_queryset(super().get_queryset().filter(team=self.team))  # type: ignore[misc]
-
-    def narrow_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset
 
 
 class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):

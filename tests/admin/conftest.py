@@ -7,25 +7,14 @@ import numpy as np
 import pytest
 from django.test import Client
 
-from planner.laws import FitResult, Observations, fit_law, kumar_synthetic
-from planner.models import Fit
-from planner.selectors import fit_data
+from fits.laws import FitResult, Observations, kumar_synthetic
+from fits.models import Fit
+from fits.selectors import fit_data
 from runs.models import Evaluation, Membership, Run, Team
+from tests.conftest import N_BOOTSTRAP  # noqa: F401  (the admin tests import it from here)
 from tests.factories import TeamFactory
 
 PASSWORD = "correct horse battery staple"
-N_BOOTSTRAP = 8  # enough for intervals and bands; the admin only reads them
-
-
-@pytest.fixture(scope="session")
-def kumar_data() -> Observations:
-    noisy, _ = kumar_synthetic(seed=3)
-    return noisy
-
-
-@pytest.fixture(scope="session")
-def kumar_fit(kumar_data: Observations) -> FitResult:
-    return fit_law("precision", kumar_data, n_bootstrap=N_BOOTSTRAP, seed=1)
 
 
 def runs_from_observations(team: Team, data: Observations, *, family: str, prefix: str) -> list[Run]:

@@ -92,7 +92,7 @@ def test_review_in_a_real_browser(browser, live_server, transactional_db, django
 
     # the fit page: six inline SVG plots (the sixth: capacity density over time) and the diff
     v2 = alpha_fits[1]
-    driver.get(f"{live_server.url}/admin/planner/fit/{v2.pk}/change/")
+    driver.get(f"{live_server.url}/admin/fits/fit/{v2.pk}/change/")
     plots = driver.find_elements(By.CSS_SELECTOR, "figure.fit-plot svg")
     assert len(plots) == 6
     assert all(plot.size["width"] > 200 and plot.size["height"] > 100 for plot in plots)

@@ -1,10 +1,10 @@
-"""Fits and plans of the floating-point law (Sun et al., law "fp") in the admin (issue 10)."""
+"""Fits and plans of the floating-point law (Sun et al., law "fp") in the admin."""
 
 import re
 
 import pytest
 
-from planner.laws import FitResult, fit_law, fp_synthetic
+from fits.laws import FitResult, fit_law, fp_synthetic
 from planner.services import plan_create
 from runs.models import Team
 from tests.admin.conftest import N_BOOTSTRAP, runs_from_observations, store_fit
@@ -22,7 +22,7 @@ def alpha_fp(alpha: Team, fp_fit: FitResult):
 
 
 def test_the_fit_page_of_an_fp_fit_renders_its_plots(alpha_member, alpha_fp):
-    page = alpha_member.get(f"/admin/planner/fit/{alpha_fp.pk}/change/").content.decode()
+    page = alpha_member.get(f"/admin/fits/fit/{alpha_fp.pk}/change/").content.decode()
     assert "The fp law has no N_eff" in page
     assert "best E/M split" in page  # the loss-vs-bits plot of the weights' width, at the law's best layout
     assert "No run with a defined density" not in page  # density against bf16 (E8M7)

@@ -1,4 +1,4 @@
-"""Law comparison in the admin (issue 10): the fit page ranks the family's laws, the plan page shows its law choice."""
+"""Law comparison in the admin: the fit page ranks the family's laws, the plan page shows its law choice."""
 
 import html
 import re
@@ -8,17 +8,18 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from planner.laws import FitResult, Observations, fit_law
-from planner.models import Fit, Plan
-from planner.review import law_comparison
-from planner.selectors import law_ranking
+from fits.laws import FitResult, Observations, fit_law
+from fits.models import Fit
+from fits.review import law_comparison
+from fits.selectors import law_ranking
+from planner.models import Plan
 from planner.services import plan_create
 from runs.models import Run, Team
 from tests.admin.conftest import N_BOOTSTRAP, runs_from_observations, store_fit
 
 
 def _fit_url(fit_id: int) -> str:
-    return f"/admin/planner/fit/{fit_id}/change/"
+    return f"/admin/fits/fit/{fit_id}/change/"
 
 
 def _plan_url(plan: Plan) -> str:

@@ -1,12 +1,13 @@
-"""The plan page's "Next runs to train" section (issue 10): suggestions_for_plan on the plan's request, in the admin."""
+"""The plan page's "Next runs to train" section: suggestions_for_plan on the plan's request, in the admin."""
 
 import html
 import re
 
 import pytest
 
+from fits.models import Fit
 from planner import admin as planner_admin
-from planner.models import Fit, Plan
+from planner.models import Plan
 from planner.services import plan_create
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, suggestions_for_plan
 
@@ -169,7 +170,7 @@ def test_suggestions_follow_the_current_fit_and_say_so(alpha_member, alpha, alph
 
     page = alpha_member.get(_url(plan)).content.decode()
 
-    assert f"/admin/planner/fit/{v2.pk}/change/" in page
+    assert f"/admin/fits/fit/{v2.pk}/change/" in page
     assert "the current fit; this plan was made on" in page
 
 

@@ -1,6 +1,6 @@
 """Runs (exclude with a reason, re-include, CSV export), API keys and the fit review page in the admin."""
 
-from planner.models import FitScope
+from fits.models import FitScope
 from runs.models import ApiKey, Run
 from runs.services import api_key_digest
 
@@ -101,7 +101,7 @@ def test_api_key_is_shown_once_then_revoked(alpha_member, alpha):
 
 def test_fit_page_shows_intervals_fixed_metrics_diff_and_plots(alpha_member, alpha_fits):
     _, v2 = alpha_fits
-    page = alpha_member.get(f"/admin/planner/fit/{v2.pk}/change/")
+    page = alpha_member.get(f"/admin/fits/fit/{v2.pk}/change/")
     body = page.content.decode()
     assert page.status_code == 200
     assert 'id="fit-params"' in body
@@ -125,6 +125,6 @@ def test_fit_page_shows_intervals_fixed_metrics_diff_and_plots(alpha_member, alp
 
 def test_fit_page_first_version_has_no_diff(alpha_member, alpha_fits):
     v1, _ = alpha_fits
-    page = alpha_member.get(f"/admin/planner/fit/{v1.pk}/change/")
+    page = alpha_member.get(f"/admin/fits/fit/{v1.pk}/change/")
     assert page.context["diff"] is None
     assert "First succeeded version" in page.content.decode()

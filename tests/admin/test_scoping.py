@@ -2,12 +2,12 @@
 
 import pytest
 
-from planner.models import Fit
+from fits.models import Fit
 from runs.models import ApiKey, Membership, Run
 from runs.services import api_key_create
 
 RUNS = "/admin/runs/run/"
-FITS = "/admin/planner/fit/"
+FITS = "/admin/fits/fit/"
 
 
 def _post_action(client, url, action, ids, **extra):

@@ -7,7 +7,8 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from planner.models import Fit, Plan
+from fits.models import Fit
+from planner.models import Plan
 from runs.models import Run
 from runs.services import api_key_create, api_key_revoke
 from tests.factories import EvaluationFactory, RunFactory, TeamFactory

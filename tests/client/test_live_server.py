@@ -9,7 +9,7 @@ import httpx
 import pytest
 from bitscale_client import Client, NotFound, Run, Spooled, ValidationFailed, cli
 
-from planner.models import Fit
+from fits.models import Fit
 from runs.models import Run as RunRow
 from runs.models import Team
 from runs.services import api_key_create

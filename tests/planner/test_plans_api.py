@@ -9,9 +9,10 @@ import math
 import numpy as np
 import pytest
 
+from fits.laws import predict_loss
+from fits.models import Fit, FitScope
 from planner.api.serializers import PlanSerializer
-from planner.laws import predict_loss
-from planner.models import Fit, FitScope, Plan
+from planner.models import Plan
 from planner.selectors import plan_list
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
 from runs.models import Team

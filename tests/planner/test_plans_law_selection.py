@@ -6,7 +6,8 @@ which law wins is set by the test, not by a fit.
 
 import pytest
 
-from planner.models import Fit, Plan
+from fits.models import Fit
+from planner.models import Plan
 from planner.services import NoSucceededFit, plan_create, plan_law_resolve, plan_rerun
 from tests.planner.test_plans_api import post_plan, store_fit
 from tests.published import EPOCH, KUMAR
@@ -217,7 +218,7 @@ def test_suggestions_default_to_auto_as_well(client_rw, team, chinchilla_ranks_f
 
 
 def test_an_auto_plan_warns_when_the_ranking_rests_on_few_held_out_runs(client_rw, team, chinchilla_ranks_first):
-    # The scored fits held out 4 runs (below planner.ranking.MIN_HELD_OUT_RUNS): the choice of law is weak.
+    # The scored fits held out 4 runs (below fits.ranking.MIN_HELD_OUT_RUNS): the choice of law is weak.
     auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})
     assert any("rests on 4 held-out runs" in w for w in auto["warnings"]), auto["warnings"]
     ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "main"}).json()

@@ -1,4 +1,4 @@
-"""POST /api/v1/suggestions/, planner.suggestion_services and planner.suggestions (issue 10, next-run suggestions).
+"""POST /api/v1/suggestions/, planner.suggestion_services and planner.suggestions (next-run suggestions).
 
 The issue's test: on synthetic data from Kumar's law (a small grid, so the target budget extrapolates 500x), the
 suggested runs, simulated from the same law with 0.5% noise and added to the data, narrow the refit's 95%
@@ -8,11 +8,11 @@ interval of the loss at the plan's optimum - more than the same number of random
 import numpy as np
 import pytest
 
+from fits.laws import KUMAR_TABLE2, FitResult, Observations, fit_law, in_domain, predict_loss_draws
+from fits.laws.equations import precision_loss
+from fits.models import Fit
 from planner.allocation import cost_factor
-from planner.laws import KUMAR_TABLE2, FitResult, Observations, fit_law, in_domain, predict_loss_draws
-from planner.laws.forms import precision_loss
-from planner.models import Fit
-from planner.suggestion_services import suggestions_create
+from planner.suggestion_services import suggestions_compute
 from planner.suggestions import Candidates, SuggestionError, Target, candidate_grid, suggest_runs
 from tests.planner.test_plans_api import KUMAR, store_fit
 from tests.published import EPOCH
@@ -222,7 +222,7 @@ def test_an_experiment_budget_too_small_for_any_run_is_400(client_rw, team):
 def test_service_caps_suggestions_and_stores_nothing(team):
     store_fit(team, KUMAR)
     before = Fit.objects.count()
-    out = suggestions_create(
+    out = suggestions_compute(
         team=team, family="main", budget={"flops": 1e21}, experiment_budget={"flops": 1e19}, max_suggestions=50
     )
     assert len(out["suggestions"]) <= 10

@@ -1,4 +1,4 @@
-"""Rate limits per key and the 503 a lost database gives (docs/api.md, Conventions; issue 9)."""
+"""Rate limits per key and the 503 a lost database gives (docs/api.md, Conventions)."""
 
 from unittest import mock
 

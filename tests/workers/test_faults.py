@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from planner.models import Fit, FitScope
+from fits.models import Fit, FitScope
 from runs.models import Run, Team
 from runs.services import api_key_create
 from tests.factories import payload, payloads_from_observations
@@ -82,7 +82,7 @@ def _api(team: Team) -> APIClient:
 
 
 def test_redis_stopped_during_ingest_loses_nothing(start_worker, settings):
-    from planner.laws import load_chinchilla_epoch
+    from fits.laws import load_chinchilla_epoch
 
     if shutil.which("redis-server") is None:
         pytest.fail("redis-server is needed to restart Redis")

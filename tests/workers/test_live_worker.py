@@ -3,10 +3,10 @@
 import pytest
 from rest_framework.test import APIClient
 
-from planner.laws import fit_law, kumar_synthetic, load_chinchilla_epoch
-from planner.models import Fit, FitScope
-from planner.selectors import fit_data
-from planner.services import fits_sweep
+from fits.laws import fit_law, kumar_synthetic, load_chinchilla_epoch
+from fits.models import Fit, FitScope
+from fits.pipeline import fits_sweep
+from fits.selectors import fit_data
 from runs.models import Run, Team
 from runs.services import api_key_create
 from tests.factories import payloads_from_observations

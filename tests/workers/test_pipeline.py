@@ -6,16 +6,10 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from planner.laws import fit_law, fp_synthetic, kumar_synthetic, load_chinchilla_epoch
-from planner.models import Fit, FitChunk, FitScope
-from planner.selectors import fit_data
-from planner.services import (
-    fit_compute_chunk,
-    fit_execute,
-    fit_finish,
-    fit_scope_refresh,
-    fits_sweep,
-)
+from fits.laws import fit_law, fp_synthetic, kumar_synthetic, load_chinchilla_epoch
+from fits.models import Fit, FitChunk, FitScope
+from fits.pipeline import fit_compute_chunk, fit_execute, fit_finish, fit_scope_refresh, fits_sweep
+from fits.selectors import fit_data
 from runs.models import Run
 from tests.factories import payloads_from_observations
 

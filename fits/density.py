@@ -1,0 +1,136 @@
+"""Capacity density of runs against a family's 16-bit reference (docs/laws.md section 11): pure NumPy, no Django.
+
+The densing law [Xiao et al. 2024, arXiv:2412.04315] measures a model by the parameter count N_hat that a
+reference model would need for the same result, and its density rho = N_hat / N. Bitscale's reference is the
+family's own fitted law at 16 bits, trained on the run's own D, scored by the run's final loss (before PTQ):
+
+    chinchilla:  L = E + A / N_hat^alpha + B / D^beta
+    precision:   L = E + A / (N_hat * r16)^alpha + B / D^beta,   r16 = N_eff/N at 16/16/16 bits
+    fp:          L = E + (A + D^beta / (gamma 8.5^delta 7.5^nu)) / N_hat^alpha + B / D^beta   (bf16, E8M7)
+
+so, in closed form (no root find: the final loss has no PTQ term, and N enters only through N_eff):
+
+    N_hat = (A' / (L - E - B / D^beta))^(1/alpha) / r16        (r16 = 1 for chinchilla and fp; A' = A, or
+                                                               for fp A + D^beta / (gamma 8.5^delta 7.5^nu))
+
+N_hat is undefined (NaN) where L - E - B/D^beta <= 0: the run reaches the law's asymptote for its D or goes
+below it, so no finite 16-bit model explains it. Dividing by r16 (about 0.99 with Kumar's offsets) makes a run
+on the fitted 16-bit curve exactly dense 1; a low-precision run on the curve is then N_eff(bits)/N_eff(16),
+Kumar's discount for precision. Density counts parameters, not bits (docs/laws.md section 11.4).
+
+The trend: ln(rho) = A*t + B fitted by least squares over time t in days; doubling time ln 2 / A (eq. 5).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from fits.laws import effective_params_ratio
+
+FloatArray = npt.NDArray[np.float64]
+DENSITY_LAWS = ("chinchilla", "precision", "fp")
+BF16_FORMAT = (8.0, 7.0)  # the fp law's 16-bit reference: bf16's exponent and mantissa bits
+MIN_TREND_POINTS = 3
+
+
+def _param(params: Mapping[str, Any], name: str) -> float:
+    if name not in params:
+        raise KeyError(f"parameter {name!r} is required")
+    return float(params[name])
+
+
+def reference_ratio(params: Mapping[str, Any], *, law: str) -> float:
+    """N_eff/N of the 16-bit reference: 1 for chinchilla, Kumar's product of factors at 16/16/16 for precision."""
+    if law not in DENSITY_LAWS:
+        raise ValueError(f"unknown law {law!r}; expected one of {DENSITY_LAWS}")
+    if law in ("chinchilla", "fp"):
+        return 1.0
+    return float(effective_params_ratio(params, 16.0, 16.0, 16.0))
+
+
+def effective_params_16bit(
+    params: Mapping[str, Any],
+    *,
+    law: str,
+    n_tokens: npt.ArrayLike,
+    final_loss: npt.ArrayLike,
+) -> FloatArray:
+    """N_hat: the N a 16-bit model of the fitted law trained on the same D needs for the same final loss.
+
+    `params` are the fit's parameters, fitted and held fixed together (E, A, B, alpha, beta; for the
+    precision law also gamma_x and n_x). Broadcasts over n_tokens and final_loss; NaN where undefined
+    (L - E - B/D^beta <= 0, a non-finite input, or a 16-bit reference outside the law's domain).
+    """
+    ratio = reference_ratio(params, law=law)
+    d = np.asarray(n_tokens, dtype=np.float64)
+    loss = np.asarray(final_loss, dtype=np.float64)
+    alpha = _param(params, "alpha")
+    beta = _param(params, "beta") if "beta" in params else alpha
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        amplitude = _param(params, "A") + 0.0 * d
+        if law == "fp":  # the interaction term also falls as N^-alpha: it joins the amplitude at bf16's format
+            e_bits, m_bits = BF16_FORMAT
+            fmt = (e_bits + 0.5) ** _param(params, "delta") * (m_bits + 0.5) ** _param(params, "nu")
+            amplitude = amplitude + d**beta / (_param(params, "gamma") * fmt)
+        gap = loss - _param(params, "E") - _param(params, "B") * d ** (-beta)
+        n_hat = (amplitude / gap) ** (1.0 / alpha) / ratio
+    ok = (gap > 0) & np.isfinite(n_hat) & (n_hat > 0)
+    return np.asarray(np.where(ok, n_hat, np.nan), dtype=np.float64)
+
+
+def capacity_density(
+    params: Mapping[str, Any],
+    *,
+    law: str,
+    n_params: npt.ArrayLike,
+    n_tokens: npt.ArrayLike,
+    final_loss: npt.ArrayLike,
+) -> FloatArray:
+    """rho = N_hat / N per run (eq. 1 of the densing law); NaN where N_hat is undefined or N is not positive."""
+    n = np.asarray(n_params, dtype=np.float64)
+    n_hat = effective_params_16bit(params, law=law, n_tokens=n_tokens, final_loss=final_loss)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = n_hat / n
+    return np.asarray(np.where((n > 0) & np.isfinite(rho), rho, np.nan), dtype=np.float64)
+
+
+class DensityTrend(NamedTuple):
+    """ln(rho) = slope * t + intercept over t in days; doubling_days = ln 2 / slope (None unless slope > 0)."""
+
+    doubling_days: float | None
+    slope: float  # per day; NaN with fewer than MIN_TREND_POINTS usable points or a single time
+    r2: float  # of the fit in log space; NaN where undefined
+    intercept: float
+    n_points: int
+
+
+def density_trend(times_days: npt.ArrayLike, densities: npt.ArrayLike) -> DensityTrend:
+    """Least-squares fit of ln(density) against time; points with a non-finite or non-positive density are dropped."""
+    t = np.asarray(times_days, dtype=np.float64).ravel()
+    rho = np.asarray(densities, dtype=np.float64).ravel()
+    if t.shape != rho.shape:
+        raise ValueError(f"times_days and densities differ in length ({t.size} vs {rho.size})")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        keep = np.isfinite(t) & np.isfinite(rho) & (rho > 0)
+    t, y = t[keep], np.log(rho[keep])
+    n = int(t.size)
+    if n < MIN_TREND_POINTS or float(np.ptp(t)) == 0.0:
+        return DensityTrend(None, math.nan, math.nan, math.nan, n)
+    slope, intercept = (float(v) for v in np.polyfit(t, y, 1))
+    residual = float(np.sum((y - (slope * t + intercept)) ** 2))
+    total = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else math.nan)
+    doubling = math.log(2.0) / slope if slope > 0 else None
+    return DensityTrend(doubling, slope, r2, intercept, n)
+
+
+def density_doubling_time(times_days: npt.ArrayLike, densities: npt.ArrayLike) -> tuple[float | None, float, float]:
+    """(doubling time in days, slope A per day, R^2) of ln(density) = A t + B; doubling None when A <= 0 or
+    fewer than 3 usable points (slope and R^2 then NaN when they cannot be fitted)."""
+    trend = density_trend(times_days, densities)
+    return trend.doubling_days, trend.slope, trend.r2

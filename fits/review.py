@@ -1,0 +1,204 @@
+"""Reads for the admin's fit pages: the data a fit was made on, the diff from its previous version, its plots
+and the family's law comparison."""
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.cache import cache
+from django.urls import reverse
+
+from fits import plots
+from fits.laws import Observations
+from fits.models import Fit
+from fits.selectors import FitData, fit_data, law_ranking
+from runs.models import Run
+
+PLOTS_CACHE_VERSION = 2  # bump when the plots change: fits are immutable, so a plot is cached per fit
+PLOTS_CACHE_SECONDS = 24 * 3600
+
+
+def fit_observations(*, fit: Fit) -> Observations:
+    """The exact arrays the fit was computed on (its snapshot), or the family's current runs for an old fit."""
+    if fit.snapshot:
+        return FitData.from_bytes(bytes(fit.snapshot), fingerprint=fit.data_fingerprint).observations
+    return fit_data(team_id=fit.team_id, family=fit.family).observations
+
+
+def fit_previous(*, fit: Fit) -> Fit | None:
+    """The newest succeeded fit of the same team, family and law with a lower version."""
+    return (
+        Fit.objects.filter(
+            team_id=fit.team_id,
+            family=fit.family,
+            law=fit.law,
+            status=Fit.Status.SUCCEEDED,
+            version__lt=fit.version,
+        )
+        .without_blobs()
+        .order_by("-version")
+        .first()
+    )
+
+
+@dataclass(frozen=True)
+class ParamChange:
+    """One parameter's value in the previous and this version (None where it was absent or held fixed)."""
+
+    name: str
+    before: float | None
+    after: float | None
+
+    @property
+    def relative(self) -> float | None:
+        if self.before is None or self.after is None or self.before == 0:
+            return None
+        return (self.after - self.before) / abs(self.before)
+
+    def __str__(self) -> str:
+        def fmt(value: float | None) -> str:
+            return "—" if value is None else f"{value:.3g}"
+
+        return f"{self.name} {fmt(self.before)} → {fmt(self.after)}"
+
+
+@dataclass(frozen=True)
+class FitDiff:
+    """What changed between two versions of one law: parameters, and which runs entered or left."""
+
+    previous_version: int
+    params: list[ParamChange]
+    runs_added: int
+    runs_removed: int
+    removed_excluded: int  # of the removed runs, those now excluded
+    removed_deleted: int  # of the removed runs, those deleted since
+    removed_other: int  # the rest: no longer finished, or moved to another family
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line, e.g. "alpha 0.31 → 0.35; +24 runs, −1 excluded"."""
+        moved = [c for c in self.params if c.relative is None or abs(c.relative) >= 0.005]
+        parts = [str(c) for c in moved[:6]]
+        if len(moved) > 6:
+            parts.append(f"{len(moved) - 6} more parameter(s) changed")
+        if not moved:
+            parts.append("parameters unchanged (within 0.5%)")
+        runs = [f"+{self.runs_added} runs"] if self.runs_added else []
+        for count, what in (
+            (self.removed_excluded, "excluded"),
+            (self.removed_deleted, "deleted"),
+            (self.removed_other, "no longer in the fit set"),
+        ):
+            if count:
+                runs.append(f"−{count} {what}")
+        return "; ".join(["; ".join(parts), ", ".join(runs) or "same runs"])
+
+
+def fit_diff(*, fit: Fit, previous: Fit) -> FitDiff:
+    """Parameter changes (fitted values; a parameter fixed on one side shows its held value) and run churn."""
+    names = list(dict.fromkeys([*previous.params, *fit.params]))
+
+    def value(f: Fit, name: str) -> float | None:
+        raw = f.params.get(name, f.fixed.get(name))
+        return float(raw) if isinstance(raw, int | float) and math.isfinite(raw) else None
+
+    changes = [ParamChange(name, value(previous, name), value(fit, name)) for name in names]
+    before, after = set(previous.run_ids), set(fit.run_ids)
+    removed = before - after
+    excluded = deleted = 0
+    if removed:
+        states = dict(Run.objects.filter(pk__in=removed).values_list("pk", "excluded"))
+        excluded = sum(1 for pk in removed if states.get(pk) is True)
+        deleted = sum(1 for pk in removed if pk not in states)
+    return FitDiff(
+        previous_version=previous.version,
+        params=changes,
+        runs_added=len(after - before),
+        runs_removed=len(removed),
+        removed_excluded=excluded,
+        removed_deleted=deleted,
+        removed_other=len(removed) - excluded - deleted,
+    )
+
+
+def fit_plots(*, fit: Fit) -> list[plots.Plot]:
+    """The fit page's plots, rendered once per fit and cached (a finished fit never changes)."""
+    key = f"fit-plots:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}"
+    cached: list[plots.Plot] | None = cache.get(key)
+    if cached is not None:
+        return cached
+    rendered = plots.fit_plots(fit.as_result(), fit_observations(fit=fit))
+    cache.set(key, rendered, PLOTS_CACHE_SECONDS)
+    return rendered
+
+
+def interval_rows(*, fit: Fit) -> list[dict[str, Any]]:
+    """One row per fitted parameter: value, 95% interval and its relative half-width."""
+    rows = []
+    for name, value in fit.params.items():
+        interval = fit.intervals.get(name)
+        lo, hi = (interval[0], interval[1]) if interval else (None, None)
+        width = None
+        if lo is not None and hi is not None and value:
+            width = (hi - lo) / 2 / abs(value)
+        rows.append({"name": name, "value": value, "lo": lo, "hi": hi, "relative_half_width": width})
+    return rows
+
+
+# Law comparison ------------------------------------------------------------------------------------------
+
+
+def number_label(score: Any) -> str:
+    return f"{score:.4g}" if isinstance(score, int | float) and not isinstance(score, bool) else "—"
+
+
+def fit_admin_url(fit_id: Any) -> str | None:
+    return reverse("admin:fits_fit_change", args=[fit_id]) if isinstance(fit_id, int) else None
+
+
+@dataclass(frozen=True)
+class LawComparison:
+    """The fit page's "Law comparison for this family": one row per law with a current succeeded fit, in ranking
+    order (fits.ranking), and how the page's own fit relates to them."""
+
+    rows: list[dict[str, Any]]
+    best: str | None
+    page_law_row: dict[str, Any] | None  # the row of the page's law; None when that law has no succeeded fit
+
+    @property
+    def page_is_current(self) -> bool:
+        return self.page_law_row is not None and self.page_law_row["is_page_fit"]
+
+
+def law_comparison(*, fit: Fit) -> LawComparison:
+    """The family's law ranking for the team that owns `fit` (planner.selectors.law_ranking: two queries, no
+    draws), as rows for the admin: rank, score, held-out runs, fitted parameters, runs covered, eligibility,
+    staleness and each law's fit page; the page's law and the best law are flagged."""
+    family_ranking = law_ranking(team=fit.team, family=fit.family)
+    best = family_ranking.ranking.best
+    rows = []
+    for entry in family_ranking.ranking.entries:
+        current = family_ranking.fits[entry.law]
+        rows.append(
+            {
+                "law": entry.law,
+                "rank": entry.rank,
+                "score": entry.score,
+                "score_label": number_label(entry.score),
+                "n_held_out_runs": entry.n_held_out_runs,
+                "n_params_fitted": entry.n_params_fitted,
+                "params": [(name, number_label(value)) for name, value in (current.params or {}).items()],
+                "n_runs": entry.n_runs,
+                "eligible": entry.eligible,
+                "reason": entry.reason,
+                "stale": entry.stale,
+                "version": entry.version,
+                "fit_id": entry.fit_id,
+                "url": fit_admin_url(entry.fit_id),
+                "is_page_law": entry.law == fit.law,
+                "is_page_fit": entry.fit_id == fit.pk,
+                "is_best": entry.law == best,
+            }
+        )
+    page_law_row = next((row for row in rows if row["is_page_law"]), None)
+    return LawComparison(rows=rows, best=best, page_law_row=page_law_row)

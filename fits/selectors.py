@@ -1,0 +1,216 @@
+"""Reads of fits and of the data they are fitted on; every selector over team data takes the acting team."""
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from django.db.models import OuterRef, Subquery
+
+from fits.laws import Observations
+from fits.models import Fit, FitScope
+from fits.ranking import LawFit, Ranking, rank_laws
+from runs.models import Evaluation, Run, Team
+
+RUN_COLUMNS = (
+    "id",
+    "n_params",
+    "n_tokens",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "final_loss",
+    "exponent_bits",  # NULL (NaN in the arrays) unless the run reported its floating-point format
+    "mantissa_bits",
+)
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The finished, non-excluded runs of a family as the law engine takes them, with their identity."""
+
+    observations: Observations
+    run_ids: list[int]
+    fingerprint: str  # sha256 of every value the fit reads: equal fingerprints give equal fits
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.run_ids)
+
+    def law_applies(self, law: str) -> bool:
+        """Whether `law` has anything to fit: the fp law needs runs that report their floating-point format."""
+        if law == "fp":
+            return bool(np.any(np.isfinite(self.observations.exponent_bits)))
+        return self.n_runs > 0
+
+    def to_bytes(self) -> bytes:
+        """A compact, exact copy of the snapshot for the fit record (npz)."""
+        buffer = io.BytesIO()
+        o = self.observations
+        np.savez_compressed(
+            buffer,
+            run_ids=np.asarray(self.run_ids, dtype=np.int64),
+            n_params=o.n_params,
+            n_tokens=o.n_tokens,
+            weight_bits=o.weight_bits,
+            activation_bits=o.activation_bits,
+            kv_bits=o.kv_bits,
+            final_loss=o.final_loss,
+            eval_run=o.eval_run,
+            eval_post_bits=o.eval_post_bits,
+            eval_loss=o.eval_loss,
+            exponent_bits=o.exponent_bits,
+            mantissa_bits=o.mantissa_bits,
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, blob: bytes, *, fingerprint: str) -> "FitData":
+        arrays = np.load(io.BytesIO(blob))
+        observations = Observations(**{name: arrays[name] for name in arrays.files if name != "run_ids"})
+        return cls(observations=observations, run_ids=arrays["run_ids"].tolist(), fingerprint=fingerprint)
+
+
+def fit_data(*, team_id: int, family: str) -> FitData:
+    """Snapshot of a family's finished, non-excluded runs and their evaluations, in run-id order."""
+    runs = list(
+        Run.objects.filter(team_id=team_id, family=family, status=Run.Status.FINISHED, excluded=False)
+        .order_by("id")
+        .values_list(*RUN_COLUMNS)
+    )
+    run_ids = [row[0] for row in runs]
+    position = {run_id: i for i, run_id in enumerate(run_ids)}
+    evaluations = list(
+        Evaluation.objects.filter(run_id__in=run_ids)
+        .order_by("run_id", "post_train_bits", "method")
+        .values_list("run_id", "post_train_bits", "method", "loss")
+        if run_ids
+        else []
+    )
+    table = np.asarray([[np.nan if v is None else v for v in row[1:]] for row in runs], dtype=np.float64).reshape(
+        -1, len(RUN_COLUMNS) - 1
+    )
+    digest = hashlib.sha256()
+    digest.update(repr(runs).encode())
+    digest.update(repr(evaluations).encode())
+    observations = Observations(
+        n_params=table[:, 0],
+        n_tokens=table[:, 1],
+        weight_bits=table[:, 2],
+        activation_bits=table[:, 3],
+        kv_bits=table[:, 4],
+        final_loss=table[:, 5],
+        exponent_bits=table[:, 6],
+        mantissa_bits=table[:, 7],
+        eval_run=np.asarray([position[e[0]] for e in evaluations], dtype=np.intp),
+        eval_post_bits=np.asarray([e[1] for e in evaluations], dtype=np.float64),
+        eval_loss=np.asarray([e[3] for e in evaluations], dtype=np.float64),
+    )
+    return FitData(observations=observations, run_ids=run_ids, fingerprint=digest.hexdigest())
+
+
+def fit_latest(*, team_id: int, family: str, law: str) -> Fit | None:
+    """The newest version of (family, law) whatever its status, without the binary columns."""
+    return Fit.objects.filter(team_id=team_id, family=family, law=law).without_blobs().order_by("-version").first()
+
+
+def fit_current(*, team: Team, family: str, law: str) -> Fit | None:
+    """The newest succeeded fit of (family, law), with its draws; None when there is none yet."""
+    return (
+        Fit.objects.filter(team=team, family=family, law=law, status=Fit.Status.SUCCEEDED)
+        .defer("point_state", "snapshot")
+        .order_by("-version")
+        .first()
+    )
+
+
+def fit_pending(*, team: Team, family: str, law: str) -> Fit | None:
+    """The fit of (family, law) that is queued or running, if any."""
+    return Fit.objects.filter(team=team, family=family, law=law).in_flight().without_blobs().first()
+
+
+def fit_is_stale(*, fit: Fit) -> bool:
+    """Have the family's runs changed since this fit took its snapshot? (Changes not yet refreshed count.)"""
+    return fit_is_stale_by_scope(
+        fit=fit, scope=FitScope.objects.filter(team_id=fit.team_id, family=fit.family, law=fit.law).first()
+    )
+
+
+def fit_is_stale_by_scope(*, fit: Fit, scope: FitScope | None) -> bool:
+    """The staleness rule: the scope has unfitted changes, or its last snapshot differs from the fit's data."""
+    if scope is None:
+        return False
+    return scope.dirty_since is not None or (bool(scope.fingerprint) and scope.fingerprint != fit.data_fingerprint)
+
+
+# Law comparison ------------------------------------------------------------------------------------------
+
+# What ranking and law choice read of a fit: never the draws, snapshot or point state.
+LAW_RANKING_FIT_FIELDS = (
+    "id",
+    "team_id",
+    "family",
+    "law",
+    "version",
+    "status",
+    "objective",
+    "params",
+    "intervals",
+    "fixed",
+    "metrics",
+    "backtest",
+    "warnings",
+    "data_range",
+    "draw_names",
+    "data_fingerprint",
+)
+
+
+@dataclass(frozen=True)
+class FamilyLawRanking:
+    """The current succeeded fit of every law of a family (without blobs) and their ranking (fits.ranking)."""
+
+    family: str
+    fits: dict[str, Fit]
+    ranking: Ranking
+
+
+def fits_current_by_law(*, team: Team, family: str) -> dict[str, Fit]:
+    """The newest succeeded fit of each law of `family`, keyed by law, without the binary columns: one query."""
+    newest = (
+        Fit.objects.filter(team=team, family=family, law=OuterRef("law"), status=Fit.Status.SUCCEEDED)
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    fits = (
+        Fit.objects.filter(team=team, family=family, status=Fit.Status.SUCCEEDED, version=Subquery(newest))
+        .only(*LAW_RANKING_FIT_FIELDS)
+        .order_by("law")
+    )
+    return {fit.law: fit for fit in fits}
+
+
+def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
+    """Rank the current succeeded fits of every law of `family` by backtest error (two queries).
+
+    `ranking.entries` is empty when the family has no succeeded fit of any law.
+    """
+    fits = fits_current_by_law(team=team, family=family)
+    scopes = {s.law: s for s in FitScope.objects.filter(team=team, family=family)} if fits else {}
+    law_fits = []
+    for law, fit in fits.items():
+        n_runs = fit.metrics.get("n_runs")
+        law_fits.append(
+            LawFit(
+                law=law,
+                fit_id=fit.pk,
+                version=fit.version,
+                backtest=fit.backtest or {},
+                n_params_fitted=len(fit.params or {}),
+                n_runs=int(n_runs) if isinstance(n_runs, int | float) and math.isfinite(n_runs) else None,
+                warnings=[str(w) for w in fit.warnings or []],
+                stale=fit_is_stale_by_scope(fit=fit, scope=scopes.get(law)),
+            )
+        )
+    return FamilyLawRanking(family=family, fits=fits, ranking=rank_laws(law_fits))

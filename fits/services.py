@@ -1,0 +1,87 @@
+"""Fit services the API calls: ask for a refit now, and predict a loss from the current fit.
+
+The refit steps themselves are fits.pipeline; these functions validate a request against the stored fits and
+raise domain errors (apikit.errors.DomainError) that the API answers with their own status code.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework import status
+
+from apikit.exceptions import DomainError
+from fits.json_numbers import finite_or_none
+from fits.laws import predict_with_interval
+from fits.models import Fit, FitScope
+from fits.pipeline import fit_scope_refresh
+from fits.selectors import fit_current, fit_latest
+from runs.models import Run, Team
+
+
+class FitNotFound(DomainError):
+    """No fit (or nothing to fit) for the request: 404."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+
+
+class PredictionInvalid(DomainError):
+    """The fit cannot answer this query; `errors` names the field: 400."""
+
+
+def fit_current_or_404(*, team: Team, family: str, law: str) -> Fit:
+    """The newest succeeded fit of (family, law); FitNotFound when there is none yet."""
+    fit = fit_current(team=team, family=family, law=law)
+    if fit is None:
+        raise FitNotFound("No succeeded fit of this family and law yet.")
+    return fit
+
+
+def fit_request(*, team: Team, family: str, law: str) -> Fit:
+    """Ask for a refit now (POST /fits/): the fit in flight, a new queued version, or the latest if unchanged.
+
+    FitNotFound when the team has no runs in the family, or none that a fit could use.
+    """
+    if not Run.objects.filter(team=team, family=family).exists():
+        raise FitNotFound("This team has no runs in that family.")
+    scope, _ = FitScope.objects.get_or_create(team=team, family=family, law=law)
+    if not Fit.objects.filter(team=team, family=family, law=law).in_flight().exists():
+        fit_scope_refresh(scope_id=scope.pk, force=True)
+    fit = fit_latest(team_id=team.pk, family=family, law=law)
+    if fit is None:
+        raise FitNotFound("This family has no finished, non-excluded runs to fit.")
+    return fit
+
+
+@dataclass(frozen=True)
+class PredictionAnswer:
+    """A predicted final loss with its 95% interval over the draws, from one fit (GET /predict/)."""
+
+    loss: float
+    interval: tuple[float | None, float | None]
+    fit_id: int
+    extrapolation: dict[str, Any]
+
+
+def prediction_make(*, team: Team, family: str, law: str, **inputs: Any) -> PredictionAnswer:
+    """Predict the loss of one configuration from the family's current fit of `law`.
+
+    FitNotFound without a succeeded fit; PredictionInvalid for a PTQ width the fit has no term for, or a
+    configuration outside the law's domain.
+    """
+    fit = fit_current_or_404(team=team, family=family, law=law)
+    result = fit.as_result()
+    if inputs.get("post_train_bits") is not None and "C_T" not in result.all_params:
+        why = "The fp law has no PTQ term." if fit.law == "fp" else "The family has no evaluations."
+        raise PredictionInvalid({"post_train_bits": [f"This fit has no PTQ term ({why})"]})
+    prediction = predict_with_interval(result, **inputs)
+    loss = float(prediction.loss)
+    if not math.isfinite(loss):
+        raise PredictionInvalid({"non_field_errors": ["This configuration lies outside the law's domain."]})
+    low, high = prediction.interval
+    return PredictionAnswer(
+        loss=loss,
+        interval=(finite_or_none(low), finite_or_none(high)),
+        fit_id=fit.pk,
+        extrapolation=prediction.extrapolation,
+    )
