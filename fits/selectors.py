@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
-from fits.laws import Observations
+from fits.laws import FitResult, Observations
 from fits.models import Fit, FitScope
 from fits.ranking import LawFit, Ranking, rank_laws
 from runs.models import Evaluation, Run, Team
@@ -108,6 +108,21 @@ def fit_data(*, team_id: int, family: str) -> FitData:
         eval_loss=np.asarray([e[3] for e in evaluations], dtype=np.float64),
     )
     return FitData(observations=observations, run_ids=run_ids, fingerprint=digest.hexdigest())
+
+
+def fit_families(*, teams: QuerySet[Team]) -> list[str]:
+    """The families of `teams` with at least one succeeded fit, in name order."""
+    return list(
+        Fit.objects.filter(team__in=teams, status=Fit.Status.SUCCEEDED)
+        .order_by("family")
+        .values_list("family", flat=True)
+        .distinct()
+    )
+
+
+def fit_result(*, fit_id: int) -> FitResult:
+    """A stored fit, by id, as the law engine's FitResult with its draws (callers have checked the team)."""
+    return Fit.objects.defer("point_state", "snapshot").get(pk=fit_id).as_result()
 
 
 def fit_latest(*, team_id: int, family: str, law: str) -> Fit | None:

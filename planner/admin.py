@@ -13,13 +13,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from fits.models import Fit
 from fits.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION
+from fits.selectors import fit_families, fit_result
 from planner.allocation import HARDWARE_PROFILES
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
 from planner.plots import PlanPoint, plan_contour_svg
 from planner.review import plan_law_selection
-from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
+from planner.services import NoSucceededFit, PlanInvalid, plan_budget_validate, plan_create, plan_rerun
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
 from runs.models import Team
@@ -75,10 +75,22 @@ class PlanForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        if (data.get("flops") is None) == (data.get("gpu_hours") is None):
-            raise forms.ValidationError("Give a budget in FLOPs or in GPU-hours (one of them).")
-        if data.get("gpu_hours") is not None and not data.get("hardware"):
-            self.add_error("hardware", "Required with GPU-hours.")
+        if self.errors:
+            return data
+        try:  # the budget rules have one home, the plan service
+            plan_budget_validate(
+                {k: data[k] for k in ("flops", "gpu_hours") if data.get(k) is not None} | self.budget()
+            )
+        except PlanInvalid as exc:
+            budget_errors = exc.errors.get("budget", exc.errors)
+            if not isinstance(budget_errors, dict):
+                raise forms.ValidationError(_flatten_errors(budget_errors)) from exc
+            for field, messages_ in budget_errors.items():
+                text = _flatten_errors(messages_)
+                if field in self.fields:
+                    self.add_error(field, text)
+                else:
+                    self.add_error(None, text)
         return data
 
     def clean_constraints(self) -> dict[str, Any] | None:
@@ -97,7 +109,7 @@ class PlanForm(forms.Form):
         data = self.cleaned_data
         if data.get("flops") is not None:
             return {"flops": data["flops"]}
-        return {"gpu_hours": data["gpu_hours"], "hardware": data["hardware"]}
+        return {"gpu_hours": data["gpu_hours"], "hardware": data["hardware"] or None}
 
 
 def plan_contour(plan: Plan) -> str:
@@ -107,7 +119,7 @@ def plan_contour(plan: Plan) -> str:
     if svg is not None:
         return svg
     rec, base = plan.recommendation, plan.baseline
-    result = Fit.objects.get(pk=plan.fit_id).as_result()
+    result = fit_result(fit_id=plan.fit_id)
     optimum = PlanPoint(
         "recommendation", rec["n_params"], max(rec["weight_bits"], rec["activation_bits"]), rec.get("predicted_loss")
     )
@@ -312,9 +324,7 @@ class PlanAdmin(TeamScopedAdmin):
         form.fields["team"].queryset = teams  # type: ignore[attr-defined]
         if len(teams) == 1:
             form.fields["team"].initial = teams[0]
-        families = (
-            Fit.objects.filter(team__in=teams, status=Fit.Status.SUCCEEDED).values_list("family", flat=True).distinct()
-        )
+        families = fit_families(teams=teams)
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:

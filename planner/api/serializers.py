@@ -9,8 +9,8 @@ from apikit.fields import FiniteFloatField, StrictBooleanField, StrictCharField,
 from apikit.serializers import StrictFieldsMixin
 from fits.api.serializers import bits_field
 from fits.models import Fit
-from planner.allocation import HARDWARE_PROFILES, get_hardware
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
+from planner.services import PlanInvalid, plan_budget_validate
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
 MAX_BUDGET_FLOPS = 1e35  # far above any plan the laws can speak to; keeps the arithmetic finite
@@ -25,22 +25,14 @@ class PlanBudgetSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     hardware = StrictCharField(required=False, max_length=20)
     mfu = FiniteFloatField(required=False, above=0.0, max_value=1.0)
 
-    def validate_hardware(self, value: str) -> str:
-        try:
-            return get_hardware(value).name
-        except ValueError:
-            raise serializers.ValidationError(
-                f"Unknown hardware {value!r}; known: {', '.join(sorted(HARDWARE_PROFILES))}."
-            ) from None
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if ("flops" in attrs) == ("gpu_hours" in attrs):
-            raise serializers.ValidationError("Give exactly one of flops or gpu_hours.")
-        if "gpu_hours" in attrs and "hardware" not in attrs:
-            raise serializers.ValidationError({"hardware": ["Required with gpu_hours."]})
-        if "mfu" in attrs and "gpu_hours" not in attrs:
-            raise serializers.ValidationError({"mfu": ["Only applies to a gpu_hours budget."]})
-        return attrs
+        # The budget rules (one of flops or gpu_hours, hardware with gpu_hours, mfu only with it) have one home,
+        # the plan service; here they only answer in the serializer's error shape.
+        try:
+            normal, _, _, _ = plan_budget_validate(attrs)
+        except PlanInvalid as exc:
+            raise serializers.ValidationError(exc.errors.get("budget", exc.errors)) from exc
+        return {**attrs, **normal}
 
 
 class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):

@@ -32,13 +32,13 @@ def test_plan_form_reports_a_family_without_fit_and_a_missing_budget(alpha_membe
     no_fit = _plan(alpha_member, alpha, family="nothing-here")
     assert b"has no succeeded precision fit" in no_fit.content
     no_budget = _plan(alpha_member, alpha, flops="")
-    assert b"Give a budget" in no_budget.content
+    assert b"Give exactly one of flops or gpu_hours" in no_budget.content
     assert not Plan.objects.exists()
 
 
 def test_gpu_hours_need_hardware(alpha_member, alpha, alpha_fits):
     response = _plan(alpha_member, alpha, flops="", gpu_hours="1000")
-    assert b"Required with GPU-hours" in response.content
+    assert b"Required with gpu_hours" in response.content
     assert _plan(alpha_member, alpha, flops="", gpu_hours="1000", hardware="h100").status_code == 302
 
 
