@@ -44,6 +44,7 @@ EXPORT_COLUMNS = (
     "post_train_bits",
     "method",
     "eval_loss",
+    "trained_at",  # added later: last, so files read by position keep their meaning
 )
 SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
 INT_COLUMNS = frozenset(

@@ -2,10 +2,11 @@
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -21,11 +22,14 @@ from runs.models import (
     MIN_EXPONENT_BITS,
     MIN_MANTISSA_BITS,
     RUN_FIELDS,
+    TRAINED_AT_MAX_SKEW_SECONDS,
     Evaluation,
     Run,
 )
 
 METADATA_MAX_BYTES = 64 * 1024
+# The earliest trained_at taken: older dates are typos (a year 0025), not language models.
+TRAINED_AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 BULK_MAX_RUNS = 1000
 slug_validator = RegexValidator(r"^[-a-zA-Z0-9_]+$", "Use letters, digits, hyphens and underscores only.")
 
@@ -124,6 +128,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     metadata = serializers.JSONField(required=False)
     excluded = StrictBooleanField(required=False)
     exclusion_reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
+    trained_at = serializers.DateTimeField(required=False)
     evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
     effective_params_16bit = serializers.SerializerMethodField()
     density = serializers.SerializerMethodField()
@@ -155,6 +160,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         return {
             "id": instance.pk,
             **{name: getattr(instance, name) for name in RUN_FIELDS},
+            "trained_at": iso_utc(instance.trained_at),
             "evaluations": [evaluation_representation(e) for e in instance.evaluations.all()],
             "effective_params_16bit": n_hat,
             "density": density,
@@ -171,6 +177,18 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
             raise serializers.ValidationError("Must not contain NaN or Infinity.") from None
         if size > METADATA_MAX_BYTES:
             raise serializers.ValidationError(f"Is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}.")
+        return value
+
+    def validate_trained_at(self, value: datetime) -> datetime:
+        """When training finished: not before 2000, and not later than now plus a small clock-skew allowance."""
+        if value < TRAINED_AT_EARLIEST:
+            raise serializers.ValidationError(f"Must be on or after {iso_utc(TRAINED_AT_EARLIEST)}.")
+        latest = timezone.now() + timedelta(seconds=TRAINED_AT_MAX_SKEW_SECONDS)
+        if value > latest:
+            raise serializers.ValidationError(
+                f"Must not be in the future (the server's time is {iso_utc(timezone.now())}; "
+                f"{TRAINED_AT_MAX_SKEW_SECONDS} s of clock skew are allowed)."
+            )
         return value
 
     def validate_evaluations(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
