@@ -28,7 +28,7 @@ from planner.api.serializers import (
 )
 from planner.laws import predict_with_interval
 from planner.models import Fit, Law, Plan
-from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_pending, law_ranking
+from planner.selectors import PLAN_FIELDS, fit_current, fit_is_stale, fit_newest_failed, fit_pending, law_ranking
 from planner.services import fit_request, plan_create, plan_law_resolve
 from planner.suggestion_services import suggestions_create
 from runs.api.views import TeamScopedMixin
@@ -57,8 +57,21 @@ def _current_or_404(team: Team, query: dict[str, Any]) -> Fit:
     serializer.is_valid(raise_exception=True)
     fit = fit_current(team=team, **serializer.validated_data)
     if fit is None:
-        raise NotFound("No succeeded fit of this family and law yet.")
+        raise NotFound(_no_current_fit(team, **serializer.validated_data))
     return fit
+
+
+def _no_current_fit(team: Team, *, family: str, law: str) -> str:
+    """Why there is no current fit: none succeeded yet; a failed fit is named with its reason, one in flight too."""
+    message = "No succeeded fit of this family and law yet."
+    failed = fit_newest_failed(team=team, family=family, law=law)
+    if failed is not None:
+        reason = (failed.error or "no reason was recorded").strip().rstrip(".")
+        message += f" The newest failed fit is fit {failed.pk} (version {failed.version}): {reason}."
+    pending = fit_pending(team=team, family=family, law=law)
+    if pending is not None:
+        message += f" Fit {pending.pk} (version {pending.version}) is {pending.status}."
+    return message
 
 
 class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Fit]):
