@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from planner.api.density import DensityTrendApi
 from planner.api.views import FitViewSet, PlanViewSet, PredictApi, SuggestionsApi
 
 router = SimpleRouter()
@@ -12,5 +13,6 @@ router.register("plans", PlanViewSet, basename="plan")
 urlpatterns = [
     path("predict/", PredictApi.as_view(), name="predict"),
     path("suggestions/", SuggestionsApi.as_view(), name="suggestions"),
+    path("density/trend/", DensityTrendApi.as_view(), name="density-trend"),
     *router.urls,
 ]
