@@ -35,20 +35,13 @@ def family_list(*, team: Team) -> list[dict[str, Any]]:
     return [{**row, "evaluations": row.pop("n_evaluations")} for row in rows]
 
 
-# Run columns added after the format was published go last, so files read by position keep their meaning.
-EXPORT_LATER_COLUMNS = ["trained_at"]
-EXPORT_RUN_COLUMNS = [
-    "id",
-    *(name for name in RUN_FIELDS if name not in EXPORT_LATER_COLUMNS),
-    "created_at",
-    "updated_at",
-]
+EXPORT_RUN_COLUMNS = ["id", *RUN_FIELDS, "created_at", "updated_at"]
 EXPORT_EVALUATION_COLUMNS = {
     "post_train_bits": "evaluations__post_train_bits",
     "method": "evaluations__method",
     "eval_loss": "evaluations__loss",
 }
-EXPORT_COLUMNS = [*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS, *EXPORT_LATER_COLUMNS]
+EXPORT_COLUMNS = [*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS]
 
 
 def run_export_rows(*, runs: QuerySet[Run], chunk_size: int = 2000) -> Any:
@@ -58,6 +51,6 @@ def run_export_rows(*, runs: QuerySet[Run], chunk_size: int = 2000) -> Any:
     """
     return (
         runs.order_by("id", "evaluations__post_train_bits", "evaluations__method")
-        .values_list(*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS.values(), *EXPORT_LATER_COLUMNS)
+        .values_list(*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS.values())
         .iterator(chunk_size=chunk_size)
     )

@@ -39,12 +39,12 @@ EXPORT_COLUMNS = (
     "metadata",
     "excluded",
     "exclusion_reason",
+    "trained_at",
     "created_at",
     "updated_at",
     "post_train_bits",
     "method",
     "eval_loss",
-    "trained_at",  # added later: last, so files read by position keep their meaning
 )
 SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "'")
 INT_COLUMNS = frozenset(

@@ -128,7 +128,7 @@ def test_runs_filter_and_order_by_trained_at(client_rw):
 
 
 @pytest.mark.django_db
-def test_csv_export_puts_trained_at_last_and_import_round_trips_it(client_rw, tmp_path):
+def test_csv_export_carries_trained_at_and_import_round_trips_it(client_rw, tmp_path):
     runs = [
         payload(external_id="old", trained_at="2024-05-06T07:08:09.123456Z", evaluations=[{"post_train_bits": 4, "loss": 4}]),
         payload(external_id="new", trained_at="2025-01-02T03:04:05Z"),
@@ -138,8 +138,8 @@ def test_csv_export_puts_trained_at_last_and_import_round_trips_it(client_rw, tm
     text = _export(client_rw, "?trained_before=2025-01-01T00:00:00Z")
     header, *rows = list(csv.reader(io.StringIO(text)))
     assert header == EXPORT_COLUMNS
-    assert header[-4:] == ["post_train_bits", "method", "eval_loss", "trained_at"]
-    assert [row[-1] for row in rows] == ["2024-05-06T07:08:09.123456Z"]
+    assert header[header.index("exclusion_reason") + 1 : header.index("updated_at")] == ["trained_at", "created_at"]
+    assert [row[header.index("trained_at")] for row in rows] == ["2024-05-06T07:08:09.123456Z"]
 
     path = tmp_path / "runs.csv"
     path.write_text(_export(client_rw))
