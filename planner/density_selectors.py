@@ -119,7 +119,7 @@ def family_density_trend(*, team: Team, family: str) -> FamilyDensityTrend | Non
             law=fit.law,
             n_params=[r[1] for r in rows],
             n_tokens=[r[2] for r in rows],
-            final_loss=[r[3] for r in rows],
+            final_loss=[float(r[3] or "nan") for r in rows],
         )
     except (KeyError, ValueError, TypeError):  # a fit row without the law's parameters: no density
         rho = np.full(len(rows), np.nan)

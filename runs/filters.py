@@ -31,9 +31,7 @@ class RunFilter(django_filters.FilterSet):
     trained_after = django_filters.IsoDateTimeFilter(
         field_name="trained_at", lookup_expr="gte", label="Trained at or after"
     )
-    trained_before = django_filters.IsoDateTimeFilter(
-        field_name="trained_at", lookup_expr="lt", label="Trained before"
-    )
+    trained_before = django_filters.IsoDateTimeFilter(field_name="trained_at", lookup_expr="lt", label="Trained before")
 
     class Meta:
         model = Run

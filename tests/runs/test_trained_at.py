@@ -87,9 +87,7 @@ def test_a_bad_trained_at_is_a_400_naming_it_and_nothing_is_written(client_rw, v
     assert list(response.json()["errors"]) == ["trained_at"]
     assert message in response.json()["errors"]["trained_at"][0]
 
-    bulk = client_rw.post(
-        f"{RUNS}bulk/", {"runs": [payload(), payload(trained_at=value)]}, format="json"
-    )
+    bulk = client_rw.post(f"{RUNS}bulk/", {"runs": [payload(), payload(trained_at=value)]}, format="json")
     assert bulk.status_code == 400
     assert list(bulk.json()["errors"]["1"]) == ["trained_at"]
     assert not Run.objects.exists()
@@ -130,7 +128,9 @@ def test_runs_filter_and_order_by_trained_at(client_rw):
 @pytest.mark.django_db
 def test_csv_export_carries_trained_at_and_import_round_trips_it(client_rw, tmp_path):
     runs = [
-        payload(external_id="old", trained_at="2024-05-06T07:08:09.123456Z", evaluations=[{"post_train_bits": 4, "loss": 4}]),
+        payload(
+            external_id="old", trained_at="2024-05-06T07:08:09.123456Z", evaluations=[{"post_train_bits": 4, "loss": 4}]
+        ),
         payload(external_id="new", trained_at="2025-01-02T03:04:05Z"),
     ]
     assert client_rw.post(f"{RUNS}bulk/", {"runs": runs}, format="json").status_code == 200
@@ -149,10 +149,14 @@ def test_csv_export_carries_trained_at_and_import_round_trips_it(client_rw, tmp_
     def dates(slug):
         return sorted(Run.objects.filter(team__slug=slug).values_list("external_id", "trained_at"))
 
-    assert dates("copy") == dates("alpha") == [
-        ("new", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
-        ("old", datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)),
-    ]
+    assert (
+        dates("copy")
+        == dates("alpha")
+        == [
+            ("new", datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)),
+            ("old", datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)),
+        ]
+    )
     read = {run["external_id"]: run for run in read_runs(io.StringIO(_export(client_rw)))}
     assert read["old"]["trained_at"] == "2024-05-06T07:08:09.123456Z"
 
