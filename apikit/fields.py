@@ -1,6 +1,7 @@
 """Strict JSON fields: numbers that are numbers (no strings, booleans, NaN or Infinity), slugs, bounded floats."""
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -84,3 +85,9 @@ class StrictCharField(serializers.CharField):
 def bounded_float_field(low: float, high: float, **kwargs: Any) -> "FiniteFloatField":
     """A finite JSON number in [low, high] (bit widths: runs.models.MIN_BITS..MAX_BITS)."""
     return FiniteFloatField(validators=[MinValueValidator(low), MaxValueValidator(high)], **kwargs)
+
+
+def iso_utc(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z, as DRF renders datetimes with USE_TZ."""
+    text = value.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text

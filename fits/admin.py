@@ -1,6 +1,7 @@
 """Admin for fits: read-only (a fit is an immutable version), with intervals, the diff from the last version,
 the family's law comparison and plots."""
 
+import hashlib
 from typing import Any, cast
 
 from django.contrib import admin
@@ -14,6 +15,7 @@ from fits.plots import Plot, density_over_time_svg
 from fits.review import (
     PLOTS_CACHE_SECONDS,
     PLOTS_CACHE_VERSION,
+    fit_density_rows,
     fit_diff,
     fit_plots,
     fit_previous,
@@ -21,7 +23,6 @@ from fits.review import (
     law_comparison,
 )
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
-from runs.models import Run
 
 FIT_FIELDS = (
     "team",
@@ -40,26 +41,19 @@ FIT_FIELDS = (
 )
 
 
-DENSITY_PLOT_VERSION = 1  # bump when the density plot changes
+DENSITY_PLOT_VERSION = 2  # bump when the density plot changes
 
 
 def fit_density_plot(fit: Fit) -> Plot:
-    """Capacity density of the fit's runs (those still stored, with a final loss) against their registration
-    time, relative to this fit's 16-bit curve; cached per fit like the other plots (a fit never changes)."""
-    key = f"fit-density:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{DENSITY_PLOT_VERSION}"
+    """Capacity density of the fit's runs (those still stored, with a final loss) against when they were
+    trained, relative to this fit's 16-bit curve; cached per fit and training dates (a fit never changes, but a
+    run's trained_at may be corrected without changing what the fit reads)."""
+    rows = fit_density_rows(fit=fit)
+    dates = hashlib.sha256(repr([(r[0], r[7].isoformat()) for r in rows]).encode()).hexdigest()[:16]
+    key = f"fit-density:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{DENSITY_PLOT_VERSION}:{dates}"
     cached: Plot | None = cache.get(key)
     if cached is not None:
         return cached
-    fitted = set(fit.run_ids)
-    rows = [
-        row
-        for row in Run.objects.filter(team_id=fit.team_id, family=fit.family, final_loss__isnull=False)
-        .order_by("created_at", "id")
-        .values_list(
-            "id", "n_params", "n_tokens", "final_loss", "weight_bits", "activation_bits", "kv_bits", "created_at"
-        )
-        if row[0] in fitted
-    ]
     params = {**fit.fixed, **fit.params}
     try:
         density = capacity_density(

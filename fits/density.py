@@ -19,6 +19,11 @@ on the fitted 16-bit curve exactly dense 1; a low-precision run on the curve is 
 Kumar's discount for precision. Density counts parameters, not bits (docs/laws.md section 11.4).
 
 The trend: ln(rho) = A*t + B fitted by least squares over time t in days; doubling time ln 2 / A (eq. 5).
+t is when each run was trained (Run.trained_at), never when it was registered: a sweep imported in one batch
+was trained over months. The trend is fitted only from MIN_TREND_POINTS runs with a defined density whose
+training dates span at least MIN_TREND_SPAN_DAYS days: the densing law's doubling time is about 100 days
+(3.3 months), so over a shorter span the slope measures the scatter of one sweep, not progress. Otherwise
+`reason` says why there is none.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ FloatArray = npt.NDArray[np.float64]
 DENSITY_LAWS = ("chinchilla", "precision", "fp")
 BF16_FORMAT = (8.0, 7.0)  # the fp law's 16-bit reference: bf16's exponent and mantissa bits
 MIN_TREND_POINTS = 3
+MIN_TREND_SPAN_DAYS = 30.0  # between the first and the last training date of the points fitted
 
 
 def _param(params: Mapping[str, Any], name: str) -> float:
@@ -103,10 +109,12 @@ class DensityTrend(NamedTuple):
     """ln(rho) = slope * t + intercept over t in days; doubling_days = ln 2 / slope (None unless slope > 0)."""
 
     doubling_days: float | None
-    slope: float  # per day; NaN with fewer than MIN_TREND_POINTS usable points or a single time
+    slope: float  # per day; NaN with fewer than MIN_TREND_POINTS usable points or under MIN_TREND_SPAN_DAYS
     r2: float  # of the fit in log space; NaN where undefined
     intercept: float
     n_points: int
+    span_days: float = math.nan  # between the first and the last usable point; NaN without points
+    reason: str | None = None  # why there is no trend (slope NaN); None when there is one
 
 
 def density_trend(times_days: npt.ArrayLike, densities: npt.ArrayLike) -> DensityTrend:
@@ -119,18 +127,26 @@ def density_trend(times_days: npt.ArrayLike, densities: npt.ArrayLike) -> Densit
         keep = np.isfinite(t) & np.isfinite(rho) & (rho > 0)
     t, y = t[keep], np.log(rho[keep])
     n = int(t.size)
-    if n < MIN_TREND_POINTS or float(np.ptp(t)) == 0.0:
-        return DensityTrend(None, math.nan, math.nan, math.nan, n)
+    span = float(np.ptp(t)) if n else math.nan
+    if n < MIN_TREND_POINTS:
+        reason = f"needs at least {MIN_TREND_POINTS} runs with a defined density; {n} usable"
+        return DensityTrend(None, math.nan, math.nan, math.nan, n, span, reason)
+    if not span >= MIN_TREND_SPAN_DAYS:
+        reason = (
+            f"the training dates span {span:.3g} days; a trend needs at least {MIN_TREND_SPAN_DAYS:g} days "
+            "between the first and the last"
+        )
+        return DensityTrend(None, math.nan, math.nan, math.nan, n, span, reason)
     slope, intercept = (float(v) for v in np.polyfit(t, y, 1))
     residual = float(np.sum((y - (slope * t + intercept)) ** 2))
     total = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - residual / total if total > 0 else (1.0 if residual == 0 else math.nan)
     doubling = math.log(2.0) / slope if slope > 0 else None
-    return DensityTrend(doubling, slope, r2, intercept, n)
+    return DensityTrend(doubling, slope, r2, intercept, n, span)
 
 
 def density_doubling_time(times_days: npt.ArrayLike, densities: npt.ArrayLike) -> tuple[float | None, float, float]:
     """(doubling time in days, slope A per day, R^2) of ln(density) = A t + B; doubling None when A <= 0 or
-    fewer than 3 usable points (slope and R^2 then NaN when they cannot be fitted)."""
+    there is no trend (fewer than 3 usable points, or under MIN_TREND_SPAN_DAYS: slope and R^2 then NaN)."""
     trend = density_trend(times_days, densities)
     return trend.doubling_days, trend.slope, trend.r2

@@ -5,14 +5,16 @@ A run's density uses its family's current fit: the newest succeeded `precision` 
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from django.db.models import OuterRef, Subquery
 
-from fits.density import capacity_density, effective_params_16bit
+from fits.density import DensityTrend, capacity_density, density_trend, effective_params_16bit
 from fits.json_numbers import finite_or_none
 from fits.models import Fit, Law
-from runs.models import Run
+from runs.models import Run, Team
 
 LAW_PREFERENCE = (Law.PRECISION, Law.CHINCHILLA)  # the first with a succeeded fit is the family's reference
 
@@ -80,3 +82,49 @@ def run_densities(*, runs: Sequence[Run]) -> dict[int, Density]:
         for run, a, b in zip(members, n_hat, rho, strict=True):
             out[run.pk] = (finite_or_none(a), finite_or_none(b))
     return out
+
+
+@dataclass(frozen=True)
+class FamilyDensityTrend:
+    """The capacity density trend of a family's runs over their training dates (fits.density.density_trend)."""
+
+    fit: Fit  # the 16-bit reference: the family's current precision fit, else its chinchilla fit
+    n_runs: int  # the fit's runs still stored with a final loss
+    first_trained_at: datetime | None  # of the runs with a defined density
+    last_trained_at: datetime | None
+    trend: DensityTrend
+
+
+def family_density_trend(*, team: Team, family: str) -> FamilyDensityTrend | None:
+    """The trend of ln(density) against trained_at over the runs the reference fit read; None without a fit."""
+    fit = current_reference_fits(scopes=[(team.pk, family)]).get((team.pk, family))
+    if fit is None:
+        return None
+    fitted = set(fit.run_ids)
+    rows = [
+        row
+        for row in Run.objects.filter(team=team, family=family, final_loss__isnull=False)
+        .order_by("trained_at", "id")
+        .values_list("id", "n_params", "n_tokens", "final_loss", "trained_at")
+        if row[0] in fitted
+    ]
+    try:
+        rho = capacity_density(
+            {**fit.fixed, **fit.params},
+            law=fit.law,
+            n_params=[r[1] for r in rows],
+            n_tokens=[r[2] for r in rows],
+            final_loss=[float(r[3] or "nan") for r in rows],
+        )
+    except (KeyError, ValueError, TypeError):  # a fit row without the law's parameters: no density
+        rho = np.full(len(rows), np.nan)
+    defined = [r[4] for r, value in zip(rows, rho, strict=True) if np.isfinite(value) and value > 0]
+    origin = rows[0][4] if rows else None
+    days = [(r[4] - origin).total_seconds() / 86400.0 for r in rows] if origin is not None else []
+    return FamilyDensityTrend(
+        fit=fit,
+        n_runs=len(rows),
+        first_trained_at=min(defined, default=None),
+        last_trained_at=max(defined, default=None),
+        trend=density_trend(days, rho),
+    )

@@ -28,7 +28,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from fits.density import MIN_TREND_POINTS, density_trend
+from fits.density import MIN_TREND_POINTS, MIN_TREND_SPAN_DAYS, density_trend
 from fits.laws import DIMS, FitResult, Observations, effective_params_ratio, predict_loss
 
 FloatArray = npt.NDArray[np.float64]
@@ -480,8 +480,9 @@ def density_over_time_svg(
     bits: npt.ArrayLike | None = None,
     reference: str = "",
 ) -> str:
-    """Capacity density of each run (fits.density) against its registration time, log scale, with the
-    least-squares trend ln(rho) = A t + B and its doubling time ln 2 / A (docs/laws.md section 11.3)."""
+    """Capacity density of each run (fits.density) against when it was trained, log scale, with the
+    least-squares trend ln(rho) = A t + B and its doubling time ln 2 / A (docs/laws.md section 11.3), or
+    the reason there is none (too few runs, or training dates spanning too short a time)."""
     title = "Capacity density over time"
     rho = np.asarray(densities, dtype=np.float64).ravel()
     if len(times) != rho.size:
@@ -525,14 +526,17 @@ def density_over_time_svg(
             ax.plot(mdates.date2num(line_times), fitted, color="#d62728", lw=1.4, label=label)  # type: ignore[no-untyped-call]
         ax.set_yscale("log")
         ax.xaxis_date()
-        ax.set_xlabel("registered (created_at)")
+        ax.set_xlabel("trained (trained_at)")
         ax.set_ylabel("density N_hat / N")
         ax.set_title(title, loc="left", pad=14)
         note = _sample_note(keep.size, int(defined.sum()), "runs")
         if (~defined).any():
             note += f"; {int((~defined).sum())} at or below the asymptote not shown"
         if not math.isfinite(trend.slope):
-            note += f"; no trend: needs {MIN_TREND_POINTS} runs at 2+ times"
+            if trend.n_points < MIN_TREND_POINTS:
+                note += f"; no trend: needs {MIN_TREND_POINTS} runs with a density"
+            else:  # the reason in short, so the note stays one line
+                note += f"; no trend: trained over {trend.span_days:.2g} days, needs {MIN_TREND_SPAN_DAYS:g}"
         if reference:
             note += f"; reference: {reference}"
         add_note(ax, note)

@@ -145,6 +145,16 @@ def fit_pending(*, team: Team, family: str, law: str) -> Fit | None:
     return Fit.objects.filter(team=team, family=family, law=law).in_flight().without_blobs().first()
 
 
+def fit_newest_failed(*, team: Team, family: str, law: str) -> Fit | None:
+    """The newest failed fit of (family, law), without its blobs; None when none failed."""
+    return (
+        Fit.objects.filter(team=team, family=family, law=law, status=Fit.Status.FAILED)
+        .without_blobs()
+        .order_by("-version")
+        .first()
+    )
+
+
 def fit_is_stale(*, fit: Fit) -> bool:
     """Have the family's runs changed since this fit took its snapshot? (Changes not yet refreshed count.)"""
     return fit_is_stale_by_scope(

@@ -15,7 +15,7 @@ from fits.json_numbers import finite_or_none
 from fits.laws import predict_with_interval
 from fits.models import Fit, FitScope
 from fits.pipeline import fit_scope_refresh
-from fits.selectors import fit_current, fit_latest
+from fits.selectors import fit_current, fit_latest, fit_newest_failed, fit_pending
 from runs.models import Run, Team
 
 
@@ -30,11 +30,24 @@ class PredictionInvalid(DomainError):
 
 
 def fit_current_or_404(*, team: Team, family: str, law: str) -> Fit:
-    """The newest succeeded fit of (family, law); FitNotFound when there is none yet."""
+    """The newest succeeded fit of (family, law); FitNotFound, saying why, when there is none yet."""
     fit = fit_current(team=team, family=family, law=law)
     if fit is None:
-        raise FitNotFound("No succeeded fit of this family and law yet.")
+        raise FitNotFound(_no_current_fit(team=team, family=family, law=law))
     return fit
+
+
+def _no_current_fit(*, team: Team, family: str, law: str) -> str:
+    """Why there is no current fit: none succeeded yet; a failed fit is named with its reason, one in flight too."""
+    message = "No succeeded fit of this family and law yet."
+    failed = fit_newest_failed(team=team, family=family, law=law)
+    if failed is not None:
+        reason = (failed.error or "no reason was recorded").strip().rstrip(".")
+        message += f" The newest failed fit is fit {failed.pk} (version {failed.version}): {reason}."
+    pending = fit_pending(team=team, family=family, law=law)
+    if pending is not None:
+        message += f" Fit {pending.pk} (version {pending.version}) is {pending.status}."
+    return message
 
 
 def fit_request(*, team: Team, family: str, law: str) -> Fit:

@@ -385,6 +385,7 @@ class RunAdmin(TeamScopedAdmin):
         "final_loss",
         "status",
         "excluded",
+        "trained_at",
         "created_at",
     ]
     list_filter = [

@@ -28,6 +28,10 @@ class RunFilter(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", label="Created at or after"
     )
+    trained_after = django_filters.IsoDateTimeFilter(
+        field_name="trained_at", lookup_expr="gte", label="Trained at or after"
+    )
+    trained_before = django_filters.IsoDateTimeFilter(field_name="trained_at", lookup_expr="lt", label="Trained before")
 
     class Meta:
         model = Run

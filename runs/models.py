@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 MAX_N_PARAMS = 10**14
 MAX_N_TOKENS = 10**16
@@ -38,7 +39,10 @@ RUN_FIELDS = (
     "metadata",
     "excluded",
     "exclusion_reason",
+    "trained_at",
 )
+# A run's trained_at may lie this far after the server's clock (a training node's clock may run ahead).
+TRAINED_AT_MAX_SKEW_SECONDS = 300
 
 
 class Team(models.Model):
@@ -160,6 +164,8 @@ class Run(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     excluded = models.BooleanField(default=False)
     exclusion_reason = models.TextField(blank=True)
+    # When training finished, as the client reports it (default: registration); capacity density's trend uses it.
+    trained_at = models.DateTimeField(default=timezone.now)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -236,6 +242,7 @@ class Run(models.Model):
         indexes = [
             models.Index(fields=["team", "-created_at", "-id"], name="run_team_created"),
             models.Index(fields=["team", "family", "-created_at", "-id"], name="run_team_family_created"),
+            models.Index(fields=["team", "-trained_at", "-id"], name="run_team_trained"),
             models.Index(fields=["team", "family", "status", "excluded"], name="run_team_family_fit_set"),
             models.Index(fields=["team", "n_params"], name="run_team_n_params"),
             models.Index(fields=["team", "n_tokens"], name="run_team_n_tokens"),

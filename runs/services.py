@@ -176,6 +176,8 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
             existing = known.get(external_id) if external_id else None
             if existing is None:
                 run = Run(team=team, **fields)
+                if "trained_at" not in fields:  # the contract's default: trained when registered
+                    run.trained_at = now
                 if "number_format" not in fields:
                     run.number_format = default_number_format(
                         weight_bits=run.weight_bits,

@@ -24,7 +24,17 @@ from bitscale_client.models import BulkResult, Spooled
 from bitscale_client.progress import ProgressBar
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_SPOOLED = 0, 1, 2, 75
-RUN_FILTERS = ("family", "status", "excluded", "weight_bits", "activation_bits", "kv_bits", "number_format")
+RUN_FILTERS = (
+    "family",
+    "status",
+    "excluded",
+    "weight_bits",
+    "activation_bits",
+    "kv_bits",
+    "number_format",
+    "trained_after",
+    "trained_before",
+)
 
 
 class UsageError(Exception):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -26,10 +27,23 @@ def new_external_id() -> str:
     return f"bsc-{uuid.uuid4().hex}"
 
 
+def iso_time(value: datetime | date | str) -> str:
+    """A time as the API reads it (ISO 8601): an aware datetime in UTC with a Z, a naive one taken as the local
+    time (what `datetime.now()` gives a training script), a date as midnight; a string is sent as it is."""
+    if isinstance(value, datetime):
+        text = value.astimezone(UTC).isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
 def _with_external_id(fields: Mapping[str, Any]) -> dict[str, Any]:
     payload = dict(fields)
     if not payload.get("external_id"):
         payload["external_id"] = new_external_id()
+    if isinstance(payload.get("trained_at"), date):  # datetime too: JSON has no time type
+        payload["trained_at"] = iso_time(payload["trained_at"])
     return payload
 
 
@@ -39,7 +53,10 @@ def _query(filters: Mapping[str, Any]) -> dict[str, str]:
     for name, value in filters.items():
         if value is None:
             continue
-        params[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
+        if isinstance(value, date):
+            params[name] = iso_time(value)
+        else:
+            params[name] = ("true" if value else "false") if isinstance(value, bool) else str(value)
     return params
 
 
@@ -118,6 +135,8 @@ class Client:
         """Create a run, or update the team's run with the same `external_id` (safe to call again).
 
         Fields are the contract's (`n_params`, `n_tokens`, `final_loss`, `weight_bits`, `evaluations`, ...).
+        `trained_at` (when training finished; default: now, when the server registers the run) may be a
+        `datetime` (a naive one is local time), a `date` or an ISO 8601 string.
         Returns the stored `Run`, or `Spooled` when the server stayed unreachable and the run was saved
         locally for `sync()`. Raises `ValidationFailed` (with the server's field errors) on a 400.
         """

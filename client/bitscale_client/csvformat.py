@@ -39,6 +39,7 @@ EXPORT_COLUMNS = (
     "metadata",
     "excluded",
     "exclusion_reason",
+    "trained_at",
     "created_at",
     "updated_at",
     "post_train_bits",

@@ -54,6 +54,7 @@ class Run:
     mantissa_bits: int | None = None
     excluded: bool = False
     evaluations: list[Evaluation] = field(default_factory=list)
+    trained_at: str | None = None  # when training finished (ISO 8601, UTC); the server's default: registration
     created_at: str | None = None
     updated_at: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -77,6 +78,7 @@ class Run:
             mantissa_bits=data.get("mantissa_bits"),
             excluded=bool(data.get("excluded", False)),
             evaluations=[Evaluation.from_json(item) for item in data.get("evaluations") or []],
+            trained_at=data.get("trained_at"),
             created_at=data.get("created_at"),
             updated_at=data.get("updated_at"),
             raw=data,

@@ -1,11 +1,16 @@
-"""Routes of the fits, ranking and predict API, included under /api/v1/."""
+"""Routes of the fits, ranking, predict and density-trend API, included under /api/v1/."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from fits.api.density import DensityTrendApi
 from fits.api.views import FitViewSet, PredictApi
 
 router = SimpleRouter()
 router.register("fits", FitViewSet, basename="fit")
 
-urlpatterns = [path("predict/", PredictApi.as_view(), name="predict"), *router.urls]
+urlpatterns = [
+    path("predict/", PredictApi.as_view(), name="predict"),
+    path("density/trend/", DensityTrendApi.as_view(), name="density-trend"),
+    *router.urls,
+]

@@ -2,10 +2,11 @@
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from django.core.validators import MinValueValidator
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -15,6 +16,7 @@ from apikit.fields import (
     StrictCharField,
     StrictIntegerField,
     bounded_float_field,
+    iso_utc,
     slug_validator,
 )
 from apikit.serializers import StrictFieldsMixin
@@ -29,11 +31,14 @@ from runs.models import (
     MIN_EXPONENT_BITS,
     MIN_MANTISSA_BITS,
     RUN_FIELDS,
+    TRAINED_AT_MAX_SKEW_SECONDS,
     Evaluation,
     Run,
 )
 
 METADATA_MAX_BYTES = 64 * 1024
+# The earliest trained_at taken: older dates are typos (a year 0025), not language models.
+TRAINED_AT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 BULK_MAX_RUNS = 1000
 
 
@@ -47,12 +52,6 @@ def loss_field(**kwargs: Any) -> FiniteFloatField:
 
 def architecture_field() -> StrictIntegerField:
     return StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1)
-
-
-def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a Z, as DRF renders datetimes with USE_TZ."""
-    text = value.astimezone(UTC).isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def evaluation_representation(evaluation: Evaluation) -> dict[str, Any]:
@@ -111,6 +110,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     metadata = serializers.JSONField(required=False)
     excluded = StrictBooleanField(required=False)
     exclusion_reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
+    trained_at = serializers.DateTimeField(required=False)
     evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
     effective_params_16bit = serializers.SerializerMethodField()
     density = serializers.SerializerMethodField()
@@ -142,6 +142,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         return {
             "id": instance.pk,
             **{name: getattr(instance, name) for name in RUN_FIELDS},
+            "trained_at": iso_utc(instance.trained_at),
             "evaluations": [evaluation_representation(e) for e in instance.evaluations.all()],
             "effective_params_16bit": n_hat,
             "density": density,
@@ -158,6 +159,18 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
             raise serializers.ValidationError("Must not contain NaN or Infinity.") from None
         if size > METADATA_MAX_BYTES:
             raise serializers.ValidationError(f"Is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}.")
+        return value
+
+    def validate_trained_at(self, value: datetime) -> datetime:
+        """When training finished: not before 2000, and not later than now plus a small clock-skew allowance."""
+        if value < TRAINED_AT_EARLIEST:
+            raise serializers.ValidationError(f"Must be on or after {iso_utc(TRAINED_AT_EARLIEST)}.")
+        latest = timezone.now() + timedelta(seconds=TRAINED_AT_MAX_SKEW_SECONDS)
+        if value > latest:
+            raise serializers.ValidationError(
+                f"Must not be in the future (the server's time is {iso_utc(timezone.now())}; "
+                f"{TRAINED_AT_MAX_SKEW_SECONDS} s of clock skew are allowed)."
+            )
         return value
 
     def validate_evaluations(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -37,7 +37,7 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
     queryset = Run.objects.prefetch_related("evaluations")
     serializer_class = RunSerializer
     filterset_class = RunFilter
-    ordering_fields = ["created_at", "n_params", "n_tokens", "final_loss"]
+    ordering_fields = ["created_at", "trained_at", "n_params", "n_tokens", "final_loss"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_serializer_class(self) -> type[RunSerializer]:

@@ -268,7 +268,7 @@ def test_admin_shows_density_on_the_run_and_the_plot_on_the_fit(admin_client, te
     runs = [_on_curve(team, n=n) for n in (3e7, 1.1e8, 2.2e8)] + [_on_curve(team, weight_bits=4.0)]
     start = timezone.now() - timedelta(days=300)
     for i, run in enumerate(runs):
-        Run.objects.filter(pk=run.pk).update(created_at=start + timedelta(days=100 * i))
+        Run.objects.filter(pk=run.pk).update(trained_at=start + timedelta(days=100 * i))
     fit = _fit(team)
     Fit.objects.filter(pk=fit.pk).update(run_ids=[r.pk for r in runs])
 

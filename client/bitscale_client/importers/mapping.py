@@ -23,6 +23,11 @@ which finds a metric/summary value first, then a param/config value. A `pattern`
 expression over those keys whose `bits` group (or first group) is the evaluation's
 `post_train_bits`. `family` may also be a source in `fields`; otherwise the importer's `--family`
 or the mapping's `family` applies.
+
+`trained_at` (when training finished) comes from the tracker's own times: MLflow's run end time, W&B's
+run end (`_timestamp` of the last log, else the heartbeat, else the created time plus the runtime); a
+running run gets none, so the server dates it at registration. Mapping `trained_at` to a source takes that
+instead: Unix seconds (milliseconds above 1e11, as MLflow stores them) or ISO 8601 (naive is UTC).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import json
 import math
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +58,9 @@ TEXT_FIELDS = frozenset(
     {"name", "family", "param_count", "number_format", "status", "dataset", "eval_set", "exclusion_reason"}
 )
 BOOL_FIELDS = frozenset({"excluded"})
-MAPPABLE_FIELDS = INT_FIELDS | FLOAT_FIELDS | TEXT_FIELDS | BOOL_FIELDS
+TIME_FIELDS = frozenset({"trained_at"})
+MAPPABLE_FIELDS = INT_FIELDS | FLOAT_FIELDS | TEXT_FIELDS | BOOL_FIELDS | TIME_FIELDS
+MILLISECONDS_ABOVE = 1e11  # a Unix time above this is in milliseconds: 1e11 seconds is the year 5138
 REQUIRED_FIELDS = ("n_params", "n_tokens")
 
 
@@ -70,6 +78,8 @@ class TrackerRun:
     state: str  # the tracker's own status word
     values: dict[str, Any]
     metadata: dict[str, Any] = field(default_factory=dict)
+    # The tracker's times, as found: "end" (when the run ended), "created" (when it started), "runtime" (seconds).
+    times: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,13 @@ class Mapping:
         if run.name:
             payload["name"] = run.name[:200]
         payload["status"] = STATES.get(run.state.lower(), "failed") if run.state else "finished"
+        if payload["status"] != "running":  # a running run has not finished training
+            try:
+                ended = end_time(run.times)
+            except (TypeError, ValueError, OverflowError, OSError) as exc:
+                raise MappingError(f"trained_at: cannot read the run's times {run.times}: {exc}") from None
+            if ended is not None:
+                payload["trained_at"] = ended
         payload.update(self.constants)
         for name, spec in self.fields.items():
             value = _lookup(run.values, spec.source)
@@ -212,7 +229,9 @@ def _convert(name: str, value: Any, scale: float) -> Any:
             return float(value) * scale
         if name in BOOL_FIELDS:
             return str(value).strip().lower() in {"1", "true", "yes"}
-    except (TypeError, ValueError) as exc:
+        if name in TIME_FIELDS:
+            return _iso(_moment(value))
+    except (TypeError, ValueError, OverflowError, OSError) as exc:
         raise MappingError(f"{name}: cannot read {value!r}: {exc}") from None
     return str(value)
 
@@ -249,3 +268,37 @@ def tracker_values(
     values.update({f"{params_name}.{key}": value for key, value in flat_params.items()})
     values.update({f"{metrics_name}.{key}": value for key, value in flat_metrics.items()})
     return values
+
+
+def _moment(value: Any) -> datetime:
+    """A tracker's time: Unix seconds (milliseconds above MILLISECONDS_ABOVE) or ISO 8601 (naive is UTC)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a time")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        moment = datetime.fromisoformat(str(value).strip())
+        return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    if not math.isfinite(seconds):
+        raise ValueError(f"{value!r} is not a time")
+    return datetime.fromtimestamp(seconds / 1000 if seconds > MILLISECONDS_ABOVE else seconds, UTC)
+
+
+def _iso(moment: datetime) -> str:
+    text = moment.astimezone(UTC).isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def end_time(times: dict[str, Any]) -> str | None:
+    """When a tracker run finished, ISO 8601 in UTC: its end time, else its created time plus its runtime
+    (the created time alone when the runtime is unknown); None when the tracker gave neither."""
+    if not _missing(times.get("end")):
+        return _iso(_moment(times["end"]))
+    if _missing(times.get("created")):
+        return None
+    start = _moment(times["created"])
+    try:
+        runtime = float(times.get("runtime"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        runtime = 0.0
+    return _iso(start + timedelta(seconds=runtime if math.isfinite(runtime) and runtime > 0 else 0.0))

@@ -46,7 +46,8 @@ def read_mlflow_runs(tracking_uri: str, experiment: str, *, page_size: int = 100
             tags = {key: value for key, value in run.data.tags.items() if not key.startswith("mlflow.")}
             metadata = {"mlflow_experiment": found.name, **({"mlflow_tags": tags} if tags else {})}
             name = run.info.run_name or run.data.tags.get("mlflow.runName", "")
-            yield TrackerRun("mlflow", run.info.run_id, name, run.info.status or "", values, metadata)
+            times = {"end": run.info.end_time, "created": run.info.start_time}  # milliseconds since the epoch
+            yield TrackerRun("mlflow", run.info.run_id, name, run.info.status or "", values, metadata, times)
         token = page.token
         if not token:
             return

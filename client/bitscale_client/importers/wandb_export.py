@@ -5,6 +5,10 @@ API's Run: `{"id", "name", "state", "config": {...}, "summary": {...}}`; values 
 `{"value": x, "desc": ...}` (a config.yaml) are unwrapped. The CSV has one row per run with
 `Name`, `State` (and `ID` when present) next to the config and summary columns, whose names are
 used bare: a CSV cannot say which were config and which summary.
+
+When training finished (the run's trained_at), first found of: an end time (`ended_at`, `End Time`),
+the summary's `_timestamp` (the last log), the last heartbeat (`heartbeatAt`), or the created time
+(`createdAt`, `Created`) plus the runtime (summary `_runtime`, `Runtime`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,10 @@ from bitscale_client.importers.mapping import MappingError, TrackerRun, tracker_
 ID_COLUMNS = ("ID", "Id", "id", "run_id", "Run ID")
 NAME_COLUMNS = ("Name", "name", "display_name")
 STATE_COLUMNS = ("State", "state")
+END_KEYS = ("ended_at", "endedAt", "end_time", "End Time")
+HEARTBEAT_KEYS = ("heartbeat_at", "heartbeatAt", "Heartbeat")
+CREATED_KEYS = ("created_at", "createdAt", "Created")
+RUNTIME_KEYS = ("_runtime", "runtime", "Runtime")
 
 
 def _first(row: dict[str, Any], names: tuple[str, ...]) -> str:
@@ -28,6 +36,14 @@ def _first(row: dict[str, Any], names: tuple[str, ...]) -> str:
         if row.get(name) not in (None, ""):
             return str(row[name])
     return ""
+
+
+def _times(record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The run's times as mapping.end_time reads them (the run's own keys, then its summary's)."""
+    end = _first(record, END_KEYS) or _first(summary, ("_timestamp",)) or _first(record, HEARTBEAT_KEYS)
+    created = _first(record, CREATED_KEYS)
+    runtime = _first(summary, RUNTIME_KEYS) or _first(record, RUNTIME_KEYS)
+    return {key: value for key, value in (("end", end), ("created", created), ("runtime", runtime)) if value}
 
 
 def _unwrap_value(value: Any) -> Any:
@@ -54,12 +70,14 @@ def _from_json_run(item: Any, position: int) -> TrackerRun:
     if not isinstance(item, dict):
         raise MappingError(f"run {position}: expected an object")
     config = _unwrap(item.get("config") or {})
-    summary = _unwrap(item.get("summary") or item.get("summary_metrics") or {})
+    raw_summary = item.get("summary") or item.get("summary_metrics") or {}
+    summary = _unwrap(raw_summary)
     values = tracker_values(config, summary, params_name="config", metrics_name="summary")
     name = str(item.get("name") or item.get("display_name") or "")
     run_id = str(item.get("id") or item.get("run_id") or _fallback_id(name, values))
     metadata = {key: item[key] for key in ("project", "entity", "group", "url") if item.get(key)}
-    return TrackerRun("wandb", run_id, name, str(item.get("state") or ""), values, metadata)
+    times = _times(item, raw_summary if isinstance(raw_summary, dict) else {})
+    return TrackerRun("wandb", run_id, name, str(item.get("state") or ""), values, metadata, times)
 
 
 def read_wandb_export(path: Path | str) -> Iterator[TrackerRun]:
@@ -82,4 +100,5 @@ def read_wandb_export(path: Path | str) -> Iterator[TrackerRun]:
         name, state = _first(fields, NAME_COLUMNS), _first(fields, STATE_COLUMNS)
         columns = {k: v for k, v in fields.items() if k not in ID_COLUMNS + NAME_COLUMNS + STATE_COLUMNS}
         run_id = _first(fields, ID_COLUMNS) or _fallback_id(name, columns)
-        yield TrackerRun("wandb", run_id, name, state, columns, {"csv_line": reader.line_num})
+        times = _times(fields, fields)
+        yield TrackerRun("wandb", run_id, name, state, columns, {"csv_line": reader.line_num}, times)

@@ -1,6 +1,7 @@
 """manage.py load_demo [--if-missing]: the team `demo` with a synthetic precision sweep and Epoch's Chinchilla runs."""
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,30 @@ EPOCH_NOTE = {
     "D = FLOP / (6N). See fits/data/README.md for provenance and licence.",
 }
 BATCH = 1000
+# When each family's runs were trained (start, end): the Chinchilla runs before their paper (March 2022), the
+# synthetic sweeps over the months before Kumar et al.'s (November 2024) and Sun et al.'s (January 2025) papers.
+TRAINING_PERIODS = {
+    "chinchilla-epoch": (datetime(2021, 3, 1, 9, tzinfo=UTC), datetime(2021, 12, 1, 9, tzinfo=UTC)),
+    "kumar-synthetic": (datetime(2024, 4, 1, 9, tzinfo=UTC), datetime(2024, 10, 15, 9, tzinfo=UTC)),
+    "fp-synthetic": (datetime(2024, 7, 1, 9, tzinfo=UTC), datetime(2024, 12, 16, 9, tzinfo=UTC)),
+}
+
+
+def training_dates(observations: Observations, *, start: datetime, end: datetime) -> list[datetime]:
+    """When each run finished training, in the order a team trains a sweep: the smallest models first, each
+    model's token budgets from the fewest, evenly spread over [start, end] to the minute; deterministic."""
+    o = observations
+    order = sorted(range(o.n_runs), key=lambda i: (float(o.n_params[i]), float(o.n_tokens[i]), i))
+    step = (end - start) / max(o.n_runs - 1, 1)
+    dates = [start] * o.n_runs
+    for rank, i in enumerate(order):
+        dates[i] = start + timedelta(minutes=round((step * rank).total_seconds() / 60))
+    return dates
 
 
 def _payloads(observations: Observations, *, family: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
     o = observations
+    trained = training_dates(o, start=TRAINING_PERIODS[family][0], end=TRAINING_PERIODS[family][1])
     evaluations: dict[int, list[dict[str, float]]] = {}
     for run, bits, loss in zip(o.eval_run.tolist(), o.eval_post_bits.tolist(), o.eval_loss.tolist(), strict=True):
         evaluations.setdefault(run, []).append({"post_train_bits": bits, "loss": loss})
@@ -50,6 +71,7 @@ def _payloads(observations: Observations, *, family: str, metadata: dict[str, An
             "activation_bits": bits[1],
             "kv_bits": bits[2],
             "final_loss": float(o.final_loss[i]),
+            "trained_at": trained[i].isoformat(),
             "dataset": "synthetic" if metadata["synthetic"] else "MassiveText (Chinchilla)",
             "metadata": metadata,
         }
