@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, flag, integer, string, string_list
 
@@ -41,9 +42,13 @@ INSTALLED_APPS = [
     "runs",
     "planner",
     "workers",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.ProbeMiddleware",  # /healthz and /metrics, before host validation (ops.middleware)
+    "ops.middleware.RequestIdMiddleware",
+    "ops.metrics.RequestMetricsMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -200,7 +205,7 @@ FIT_SWEEP_GRACE_SECONDS = integer("FIT_SWEEP_GRACE_SECONDS", default=60)  # a me
 
 # LOGGING ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/logging/
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
@@ -208,3 +213,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": string("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# OPERATIONS ------------------------------------------------------------------------------
+# docs/operations.md: JSON logs, metrics, worker heartbeats, Sentry.
+# LOG_FORMAT=json writes one JSON object per line (ops.logs), each with the request's id (X-Request-ID).
+LOG_FORMAT = string("LOG_FORMAT", default="plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: expected plain or json")
+LOGGING["filters"] = {"request_id": {"()": "ops.logs.RequestIdFilter"}}
+LOGGING["formatters"]["json"] = {"()": "ops.logs.JsonFormatter"}
+LOGGING["handlers"]["console"].update(formatter=LOG_FORMAT, filters=["request_id"])
+# Celery keeps the logging configured above instead of installing its own plain-text handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, /metrics answers 404.
+METRICS_TOKEN = string("METRICS_TOKEN", default="")
+# Set by config/gunicorn.py: request metrics of all gunicorn worker processes are summed from files there.
+PROMETHEUS_MULTIPROC_DIR = string("PROMETHEUS_MULTIPROC_DIR", default="")
+# Each Celery worker records a heartbeat this often; /healthz counts workers seen within three periods.
+WORKER_HEARTBEAT_SECONDS = integer("WORKER_HEARTBEAT_SECONDS", default=30, minimum=1)
+# Errors (web requests and Celery tasks) go to Sentry when a DSN is set; nothing is sent otherwise.
+SENTRY_DSN = string("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from ops.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=string("SENTRY_ENVIRONMENT", default="production"))

@@ -13,12 +13,20 @@ CELERY_BROKER_URL = string("CELERY_BROKER_URL")
 # SECURITY --------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = flag("DJANGO_SECURE_SSL_REDIRECT", default=True)
-SESSION_COOKIE_SECURE = True
-CSRF_COOKIE_SECURE = True
-SECURE_HSTS_SECONDS = integer("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-SECURE_HSTS_PRELOAD = True
+# One switch for how browsers reach the site. DJANGO_HTTPS=true (the default): over HTTPS, directly or through
+# a proxy that sets X-Forwarded-Proto; cookies are Secure, plain HTTP is redirected, HSTS is sent.
+# DJANGO_HTTPS=false: plain HTTP (e.g. docker compose on a private network); cookies without Secure, or the
+# browser would drop the session and CSRF cookies and the admin login would fail. The deploy checks that
+# flag exactly these choices are silenced then, since they were made on purpose.
+HTTPS = flag("DJANGO_HTTPS", default=True)
+SECURE_SSL_REDIRECT = flag("DJANGO_SECURE_SSL_REDIRECT", default=HTTPS)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = integer("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+if not HTTPS:
+    SILENCED_SYSTEM_CHECKS = ["security.W004", "security.W008", "security.W012", "security.W016"]
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # STATIC FILES ----------------------------------------------------------------------------
