@@ -1,5 +1,7 @@
 """Production settings: no defaults for secrets or service URLs, secure cookies and HSTS."""
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import env, flag, integer, string, string_list
 from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES, MIDDLEWARE
@@ -9,6 +11,17 @@ SECRET_KEY = string("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = string_list("DJANGO_ALLOWED_HOSTS", default=[])
 DATABASES["default"] = {**DATABASES["default"], **env.db("DATABASE_URL")}
 CELERY_BROKER_URL = string("CELERY_BROKER_URL")
+# Keys that were ever published (defaults and examples of this repository) sign nothing in production.
+PUBLIC_SECRET_KEYS = {
+    "insecure-local-development-key-do-not-use-in-production",
+    "change-me-to-a-long-random-string",
+    "change-me-to-a-long-random-string-before-exposing-this-anywhere",
+}
+if SECRET_KEY.strip() in PUBLIC_SECRET_KEYS or not SECRET_KEY.strip():
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set to a secret value, not a published example")
+for _required in ("DATABASE_URL", "CELERY_BROKER_URL"):
+    if not string(_required).strip():
+        raise ImproperlyConfigured(f"{_required} must be set")
 
 # SECURITY --------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/howto/deployment/checklist/
