@@ -32,7 +32,7 @@ def workers_seen(*, within_seconds: int) -> WorkersSeen:
 def fit_status_counts() -> dict[str, int]:
     """Number of fits in each status (every status present, zero when none)."""
     fit = apps.get_model(FIT_MODELS_APP, "Fit")
-    counts = {status: 0 for status in fit.Status.values}
+    counts = dict.fromkeys(fit.Status.values, 0)
     for row in fit.objects.order_by().values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts

@@ -88,7 +88,9 @@ def context_files(root: Path, extra_rules: list[Rule] | None = None) -> list[str
     return sorted(kept)
 
 
-def assemble(root: Path, destination: Path, paths: list[str] | None = None, extra_rules: list[Rule] | None = None) -> list[str]:
+def assemble(
+    root: Path, destination: Path, paths: list[str] | None = None, extra_rules: list[Rule] | None = None
+) -> list[str]:
     """Copy the context's files (or only `paths` of them, as a COPY of single files does) into destination."""
     files = context_files(root, extra_rules)
     chosen = files if paths is None else [path for path in files if path in paths]

@@ -38,10 +38,12 @@ def compose() -> dict[str, Any]:
 
 def image_env() -> dict[str, str]:
     """ENV of the Dockerfile: what every container has before compose adds its own."""
-    values = {}
+    values: dict[str, str] = {}
     for keyword, args in instructions((ROOT / "Dockerfile").read_text()):
         if keyword == "ENV":
-            values.update(pair.split("=", 1) for pair in shlex.split(args))
+            for pair in shlex.split(args):
+                name, _, value = pair.partition("=")
+                values[name] = value
     values["PYTHONPATH"] = str(ROOT)
     return values
 
@@ -93,7 +95,8 @@ def test_web_worker_and_beat_wait_for_migrations_and_healthy_services(compose):
 def test_workers_scale_and_beat_stays_single(compose):
     services = compose["services"]
     for name in ("worker", "remote-worker"):
-        assert "container_name" not in services[name] and "ports" not in services[name], name
+        assert "container_name" not in services[name], name
+        assert "ports" not in services[name], name
         assert "-Q celery,fits" in services[name]["command"]
         assert services[name]["healthcheck"]["test"][1].startswith("celery -A config inspect ping -d celery@$HOSTNAME")
     assert not any("container_name" in service for service in services.values())
@@ -137,7 +140,10 @@ def test_each_app_service_loads_production_settings_with_its_environment(compose
     done = _settings_of(compose["services"][name])
     assert done.returncode == 0, done.stderr
     loaded = json.loads(done.stdout)
-    assert loaded["cache"] == {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://redis:6379/1"}
+    assert loaded["cache"] == {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://redis:6379/1",
+    }
     assert loaded["broker"] == "redis://redis:6379/0"
     assert "localhost" in loaded["hosts"]  # http://localhost:8000, the published port
     assert loaded["https"] is False  # compose serves plain HTTP: cookies without Secure
@@ -223,7 +229,9 @@ def test_the_web_service_starts_passes_its_healthcheck_and_serves_metrics_of_all
             assert any(f":{port}/healthz" in part for part in probe)  # the port was the only change
             # As compose does: failures within start_period do not count, then `retries` tries.
             check = services["web"]["healthcheck"]
-            deadline = time.monotonic() + _seconds(check["start_period"]) + check["retries"] * _seconds(check["interval"])
+            deadline = (
+                time.monotonic() + _seconds(check["start_period"]) + check["retries"] * _seconds(check["interval"])
+            )
             while True:
                 checked = subprocess.run(probe, capture_output=True, text=True, timeout=60)
                 if checked.returncode == 0 or time.monotonic() > deadline:
@@ -236,21 +244,29 @@ def test_the_web_service_starts_passes_its_healthcheck_and_serves_metrics_of_all
             assert status == 200
             assert "Secure" not in headers.get("Set-Cookie", "")
             for n in range(12):
-                status, headers, _ = _get(f"http://127.0.0.1:{port}/no/such/{n}", Host="localhost", **{"X-Request-ID": f"probe-{n}"})
+                status, headers, _ = _get(
+                    f"http://127.0.0.1:{port}/no/such/{n}", Host="localhost", **{"X-Request-ID": f"probe-{n}"}
+                )
                 assert (status, headers["X-Request-ID"]) == (404, f"probe-{n}")
 
             token = services["web"]["environment"]["METRICS_TOKEN"]
             assert _get(f"http://127.0.0.1:{port}/metrics", Host="web:8000")[0] == 403
             totals = []
             for _ in range(4):  # successive scrapes land on either gunicorn worker: each sees all requests
-                status, _, body = _get(f"http://127.0.0.1:{port}/metrics", Host="web:8000", Authorization=f"Bearer {token}")
+                status, _, body = _get(
+                    f"http://127.0.0.1:{port}/metrics", Host="web:8000", Authorization=f"Bearer {token}"
+                )
                 assert status == 200
                 samples = {
                     (s.name, tuple(sorted(s.labels.items()))): s.value
                     for family in text_string_to_metric_families(body.decode())
                     for s in family.samples
                 }
-                totals.append(samples[("bitscale_http_requests_total", (("method", "GET"), ("status", "404"), ("view", "unmatched")))])
+                totals.append(
+                    samples[
+                        ("bitscale_http_requests_total", (("method", "GET"), ("status", "404"), ("view", "unmatched")))
+                    ]
+                )
             assert totals == [12.0] * 4
         finally:
             server.terminate()

@@ -26,8 +26,9 @@ browser = Client(enforce_csrf_checks=True)
 plain = browser.get("/admin/login/")
 form = browser.get("/admin/login/", secure=secure)
 token = form.cookies["csrftoken"]
-login = browser.post("/admin/login/?next=/admin/", {{"username": "admin", "password": "pw-9f8e7d",
-    "csrfmiddlewaretoken": token.value, "next": "/admin/"}}, secure=secure, HTTP_REFERER=("https" if secure else "http") + "://testserver/admin/login/")
+referer = ("https" if secure else "http") + "://testserver/admin/login/"
+fields = {{"username": "admin", "password": "pw-9f8e7d", "csrfmiddlewaretoken": token.value, "next": "/admin/"}}
+login = browser.post("/admin/login/?next=/admin/", fields, secure=secure, HTTP_REFERER=referer)
 print(json.dumps({{
     "plain_status": plain.status_code, "plain_location": plain.get("Location"),
     "csrf_secure": bool(token["secure"]), "login_status": login.status_code, "login_location": login.get("Location"),
@@ -82,12 +83,17 @@ def test_admin_login_works_over_https_with_secure_cookies_when_https_is_on(tmp_p
 
 def test_plain_http_passes_the_deploy_check_as_a_deliberate_choice(tmp_path):
     code = "import sys; from django.core.management import execute_from_command_line as m; m(sys.argv)"
-    done = _run(code.replace("sys.argv", "['x', 'check', '--deploy', '--fail-level', 'WARNING']"), tmp_path,
-                DJANGO_HTTPS="false")
+    done = _run(
+        code.replace("sys.argv", "['x', 'check', '--deploy', '--fail-level', 'WARNING']"),
+        tmp_path,
+        DJANGO_HTTPS="false",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-SENTRY_PROBE = "import django; django.setup(); import sentry_sdk; c = sentry_sdk.get_client(); print(c.is_active(), c.dsn)"
+SENTRY_PROBE = (
+    "import django; django.setup(); import sentry_sdk; c = sentry_sdk.get_client(); print(c.is_active(), c.dsn)"
+)
 
 
 def test_sentry_is_off_without_a_dsn(tmp_path):

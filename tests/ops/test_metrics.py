@@ -26,8 +26,8 @@ def metrics_on(settings):
     settings.PROMETHEUS_MULTIPROC_DIR = ""
 
 
-def scrape(**headers: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}", **headers)
+def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = Client().get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     samples = {}
