@@ -157,6 +157,16 @@ def test_the_image_file_set_builds_and_passes_the_deploy_check(tmp_path):
     assert "Applying ops.0001_initial... OK" in migrated.stdout
     pending = image.manage("makemigrations", "--check", "--dry-run", **production(tmp_path))
     assert pending.returncode == 0, pending.stdout + pending.stderr
+    admin = image.manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "admin",
+        "--email",
+        "admin@example.com",
+        **production(tmp_path, DJANGO_SUPERUSER_PASSWORD="a-long-admin-password"),
+    )
+    assert admin.returncode == 0, admin.stdout + admin.stderr
 
     # The CMD loads the app with the gunicorn settings of the image.
     assert image.cmd[:3] == ["gunicorn", "-c", "config/gunicorn.py"]

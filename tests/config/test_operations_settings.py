@@ -92,7 +92,8 @@ def test_plain_http_passes_the_deploy_check_as_a_deliberate_choice(tmp_path):
 
 
 SENTRY_PROBE = (
-    "import django; django.setup(); import sentry_sdk; c = sentry_sdk.get_client(); print(c.is_active(), c.dsn)"
+    "import django; django.setup(); import sentry_sdk; c = sentry_sdk.get_client(); "
+    "print(c.is_active(), c.dsn, c.options.get('send_default_pii'), *sorted(getattr(c, 'integrations', {})))"
 )
 
 
@@ -106,7 +107,9 @@ def test_sentry_reports_to_the_configured_dsn(tmp_path):
     dsn = "https://publickey@sentry.example.invalid/42"
     done = _run(SENTRY_PROBE, tmp_path, SENTRY_DSN=dsn)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["True", dsn]
+    active, configured, personal_data, *integrations = done.stdout.split()
+    assert (active, configured, personal_data) == ("True", dsn, "False")
+    assert {"django", "celery"} <= set(integrations)  # errors of requests and of tasks
 
 
 @pytest.mark.parametrize(("variable", "value"), [("LOG_FORMAT", "xml"), ("DJANGO_HTTPS", "maybe")])

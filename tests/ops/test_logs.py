@@ -19,6 +19,7 @@ def test_an_incoming_request_id_is_echoed_and_logged(caplog):
     assert response["X-Request-ID"] == "trace-42.a"
     (record,) = [r for r in caplog.records if r.name == "bitscale.request"]
     assert (record.method, record.path, record.status) == ("GET", "/no/such/page", 404)
+    assert record.duration_ms >= 0
     assert RequestIdFilter().filter(record)
     assert record.request_id == "-"  # the id is gone once the request is answered
 
