@@ -172,3 +172,29 @@ def test_an_unreachable_broker_is_a_reading_not_an_error(metrics_on, settings):
     samples = scrape()
     assert samples[("bitscale_broker_up", ())] == 0
     assert not any(name == "bitscale_broker_queue_length" for name, _ in samples)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_observers_lose_no_observation_and_never_deadlock():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL")
+        pytest.skip("needs PostgreSQL: row locks are what this checks")
+
+    def observe(worker: int) -> None:
+        try:
+            for n in range(10):
+                histogram_observe(name="concurrent", bounds=(1.0, 2.0, 3.0), seconds=(worker + n) % 4 + 0.5)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(observe, range(4)))  # first use included: all four race to create the buckets
+    counts = dict(HistogramBucket.objects.filter(name="concurrent").values_list("le", "count"))
+    assert counts == {1.0: 10, 2.0: 20, 3.0: 30, None: 40}
+    assert HistogramBucket.objects.get(name="concurrent", le=None).sum_seconds == pytest.approx(80.0)
