@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
+from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, flag, integer, string, string_list
 
@@ -42,9 +43,13 @@ INSTALLED_APPS = [
     "fits",
     "planner",
     "workers",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.ProbeMiddleware",  # /healthz and /metrics, before host validation (ops.middleware)
+    "ops.middleware.RequestIdMiddleware",
+    "ops.metrics.RequestMetricsMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -76,7 +81,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = integer("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and a worker share the file without "database is locked".
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -158,7 +163,7 @@ CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 12 * 60
 CELERY_BROKER_URL = string("CELERY_BROKER_URL", default="filesystem://")  # embedded: no server needed
 if CELERY_BROKER_URL == "filesystem://":
-    _queue_dir = str(BASE_DIR / "var" / "broker")  # created on demand (config.health, make run)
+    _queue_dir = str(BASE_DIR / "var" / "broker")  # created on demand (ops.health, make run)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
         "data_folder_in": _queue_dir,
         "data_folder_out": _queue_dir,
@@ -201,7 +206,7 @@ FIT_SWEEP_GRACE_SECONDS = integer("FIT_SWEEP_GRACE_SECONDS", default=60)  # a me
 
 # LOGGING ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/topics/logging/
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
@@ -209,3 +214,27 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": string("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "INFO"}},
 }
+
+# OPERATIONS ------------------------------------------------------------------------------
+# docs/operations.md: JSON logs, metrics, worker heartbeats, Sentry.
+# LOG_FORMAT=json writes one JSON object per line (ops.logs), each with the request's id (X-Request-ID).
+LOG_FORMAT = string("LOG_FORMAT", default="plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: expected plain or json")
+LOGGING["filters"] = {"request_id": {"()": "ops.logs.RequestIdFilter"}}
+LOGGING["formatters"]["json"] = {"()": "ops.logs.JsonFormatter"}
+LOGGING["handlers"]["console"].update(formatter=LOG_FORMAT, filters=["request_id"])
+# Celery keeps the logging configured above instead of installing its own plain-text handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+# GET /metrics needs `Authorization: Bearer <METRICS_TOKEN>`; unset, /metrics answers 404.
+METRICS_TOKEN = string("METRICS_TOKEN", default="")
+# Set by config/gunicorn.py: request metrics of all gunicorn worker processes are summed from files there.
+PROMETHEUS_MULTIPROC_DIR = string("PROMETHEUS_MULTIPROC_DIR", default="")
+# Each Celery worker records a heartbeat this often; /healthz counts workers seen within three periods.
+WORKER_HEARTBEAT_SECONDS = integer("WORKER_HEARTBEAT_SECONDS", default=30, minimum=1)
+# Errors (web requests and Celery tasks) go to Sentry when a DSN is set; nothing is sent otherwise.
+SENTRY_DSN = string("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    from config.sentry import sentry_init
+
+    sentry_init(dsn=SENTRY_DSN, environment=string("SENTRY_ENVIRONMENT", default="production"))

@@ -138,4 +138,4 @@ def test_healthz_stays_200_when_the_broker_is_down(anonymous, settings):
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     response = anonymous.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "broker": "unavailable"}
+    assert {key: response.json()[key] for key in ("database", "broker")} == {"database": "ok", "broker": "unavailable"}

@@ -1,4 +1,4 @@
-"""Liveness: the database must answer; the broker's state is reported but never fails the check."""
+"""Liveness: the database must answer; the broker's state and the workers seen are reported but never fail it."""
 
 from pathlib import Path
 
@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from kombu import Connection
+
+from ops.selectors import workers_seen
 
 
 def broker_state() -> str:
@@ -30,4 +32,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
     except Exception:
         return JsonResponse({"database": "unavailable", "broker": broker_state()}, status=503)
-    return JsonResponse({"database": "ok", "broker": broker_state()})
+    return JsonResponse({"database": "ok", "broker": broker_state(), "workers": workers_state()})
+
+
+def workers_state() -> dict[str, object] | str:
+    """Workers whose heartbeat is younger than three heartbeat periods, and the newest heartbeat of any;
+    'unavailable' when they cannot be read (e.g. before the first migrate)."""
+    within = 3 * settings.WORKER_HEARTBEAT_SECONDS
+    try:
+        seen = workers_seen(within_seconds=within)
+    except Exception:
+        return "unavailable"
+    last = seen.last_seen.isoformat().replace("+00:00", "Z") if seen.last_seen else None
+    return {"recent": seen.recent, "window_seconds": within, "last_seen": last}
