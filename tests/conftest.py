@@ -7,9 +7,7 @@ from rest_framework.test import APIClient
 from fits.laws import FitResult, Observations, fit_law, kumar_synthetic
 from runs.models import Team
 from runs.services import api_key_create
-from tests.factories import TeamFactory
-
-N_BOOTSTRAP = 8  # enough draws for intervals and bands in tests that only read them
+from tests.factories import N_BOOTSTRAP, TeamFactory
 
 
 def _client(team: Team, *, read_only: bool = False) -> APIClient:

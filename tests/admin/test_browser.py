@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.admin.conftest import PASSWORD, make_user
+from tests.factories import PASSWORD, staff_user
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 CHROMIUM = ("chromium", "chromium-browser")
@@ -68,11 +68,11 @@ def _console_errors(driver) -> list[str]:
 
 
 @pytest.mark.browser
-def test_review_in_a_real_browser(browser, live_server, transactional_db, django_user_model, alpha, alpha_fits):
+def test_review_in_a_real_browser(browser, live_server, transactional_db, alpha, alpha_fits):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    make_user(django_user_model, "ada", team=alpha, role="member")
+    staff_user("ada", team=alpha, role="member")
     driver = browser
 
     # given: logged in through the login form

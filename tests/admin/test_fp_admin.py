@@ -7,7 +7,7 @@ import pytest
 from fits.laws import FitResult, fit_law, fp_synthetic
 from planner.services import plan_create
 from runs.models import Team
-from tests.admin.conftest import N_BOOTSTRAP, runs_from_observations, store_fit
+from tests.factories import N_BOOTSTRAP, FitFactory, runs_from_observations
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,7 @@ def fp_fit() -> FitResult:
 @pytest.fixture
 def alpha_fp(alpha: Team, fp_fit: FitResult):
     runs_from_observations(alpha, fp_synthetic(seed=2), family="fp-sweep", prefix="fp")
-    return store_fit(alpha, fp_fit, family="fp-sweep", version=1)
+    return FitFactory.create(team=alpha, result=fp_fit, family="fp-sweep", version=1, of_current_runs=True)
 
 
 def test_the_fit_page_of_an_fp_fit_renders_its_plots(alpha_member, alpha_fp):

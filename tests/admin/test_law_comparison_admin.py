@@ -15,7 +15,7 @@ from fits.selectors import law_ranking
 from planner.models import Plan
 from planner.services import plan_create
 from runs.models import Run, Team
-from tests.admin.conftest import N_BOOTSTRAP, runs_from_observations, store_fit
+from tests.factories import N_BOOTSTRAP, FitFactory, runs_from_observations
 
 
 def _fit_url(fit_id: int) -> str:
@@ -60,7 +60,7 @@ def chinchilla_fit(kumar_data: Observations) -> FitResult:
 def alpha_laws(alpha: Team, alpha_fits: tuple[Fit, Fit], alpha_runs: list[Run], chinchilla_fit: FitResult) -> dict:
     """Alpha's "kumar" family with three laws: precision (v1, v2), chinchilla, and an fp fit covering only part of
     the runs with the lowest score (ranked, but not eligible to be the best)."""
-    chinchilla = store_fit(alpha, chinchilla_fit, family="kumar", version=1)
+    chinchilla = FitFactory.create(team=alpha, result=chinchilla_fit, family="kumar", version=1, of_current_runs=True)
     some = [run.pk for run in alpha_runs[:40]]
     fp_like = replace(
         chinchilla_fit,
@@ -68,7 +68,7 @@ def alpha_laws(alpha: Team, alpha_fits: tuple[Fit, Fit], alpha_runs: list[Run], 
         metrics={**chinchilla_fit.metrics, "n_runs": len(some)},
         backtest={"rmse_log_runs": 1e-6, "n_held_out_runs": 4},
     )
-    fp = store_fit(alpha, fp_like, family="kumar", version=1, run_ids=some)
+    fp = FitFactory.create(team=alpha, result=fp_like, family="kumar", version=1, of_current_runs=True, run_ids=some)
     return {"precision_v1": alpha_fits[0], "precision": alpha_fits[1], "chinchilla": chinchilla, "fp": fp}
 
 
@@ -77,7 +77,7 @@ def beta_kumar(beta: Team, kumar_data: Observations, chinchilla_fit: FitResult) 
     """Beta's own family also named "kumar", with a chinchilla fit whose score would rank first anywhere."""
     runs_from_observations(beta, kumar_data, family="kumar", prefix="beta-kumar")
     result = replace(chinchilla_fit, backtest={**chinchilla_fit.backtest, "rmse_log_runs": 1e-9})
-    return store_fit(beta, result, family="kumar", version=1)
+    return FitFactory.create(team=beta, result=result, family="kumar", version=1, of_current_runs=True)
 
 
 def test_fit_page_lists_every_law_of_the_family_in_ranking_order_with_scores(alpha_member, alpha, alpha_laws):
@@ -176,8 +176,8 @@ def test_plan_list_shows_and_filters_by_requested_law(alpha_member, alpha, alpha
 
 
 def test_a_failed_fits_page_shows_the_comparison_of_the_succeeded_ones(alpha_member, alpha, alpha_laws):
-    failed = Fit.objects.create(
-        team=alpha, family="kumar", law="chinchilla", version=2, status=Fit.Status.FAILED, error="did not converge"
+    failed = FitFactory.create(
+        team=alpha, family="kumar", law="chinchilla", version=2, failed=True, error="did not converge"
     )
 
     page = alpha_member.get(_fit_url(failed.pk)).content.decode()

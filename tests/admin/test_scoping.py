@@ -5,6 +5,7 @@ import pytest
 from fits.models import Fit
 from runs.models import ApiKey, Membership, Run
 from runs.services import api_key_create
+from tests.factories import staff_user
 
 RUNS = "/admin/runs/run/"
 FITS = "/admin/fits/fit/"
@@ -104,10 +105,8 @@ def test_superuser_sees_every_team(superuser, alpha_runs, beta_runs, alpha_fits)
     assert superuser.get(f"{FITS}{alpha_fits[1].pk}/change/").status_code == 200
 
 
-def test_staff_without_membership_sees_no_app(django_user_model, alpha_runs):
-    from tests.admin.conftest import logged_in, make_user
-
-    client = logged_in(make_user(django_user_model, "lurker"))
+def test_staff_without_membership_sees_no_app(login, alpha_runs):
+    client = login(staff_user("lurker"))
     assert "/admin/runs/" not in client.get("/admin/").content.decode()
     assert client.get(RUNS).status_code == 403
 

@@ -11,7 +11,7 @@ from fits.models import Fit
 from planner.models import Plan
 from runs.models import Run
 from runs.services import api_key_create, api_key_revoke
-from tests.factories import EvaluationFactory, RunFactory, TeamFactory
+from tests.factories import EvaluationFactory, FitFactory, PlanFactory, RunFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 WRITE_METHODS = {"post", "put", "patch", "delete"}
@@ -36,16 +36,8 @@ def world():
     team_a, team_b = TeamFactory.create(slug="team-a"), TeamFactory.create(slug="team-b")
     run = RunFactory.create(team=team_a, family="fam", external_id="a-1", final_loss=3.0)
     EvaluationFactory.create(run=run, post_train_bits=4, loss=3.2)
-    fit = Fit.objects.create(team=team_a, family="fam", law="chinchilla", version=1, status="succeeded")
-    plan = Plan.objects.create(
-        team=team_a,
-        family="fam",
-        law="chinchilla",
-        fit=fit,
-        budget={"flops": 1e21},
-        budget_flops=1e21,
-        cost_model="linear_bits",
-    )
+    fit = FitFactory.create(team=team_a, family="fam", law="chinchilla")
+    plan = PlanFactory.create(fit=fit, budget={"flops": 1e21})
     keys = {}
     for name, team, read_only in [("a_ro", team_a, True), ("b_rw", team_b, False), ("revoked", team_a, False)]:
         key, secret = api_key_create(team=team, read_only=read_only)

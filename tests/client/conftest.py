@@ -10,9 +10,7 @@ import pytest
 from bitscale_client import Client
 from bitscale_client import transport as transport_module
 
-from tests.client.fake_api import FakeApi
-
-URL = "http://bitscale.test"
+from tests.client.fake_api import URL, FakeApi
 
 
 @pytest.fixture(autouse=True)
@@ -52,6 +50,3 @@ def make_client(api: FakeApi, spool_path: Path) -> Callable[..., Client]:
 @pytest.fixture
 def client(make_client: Callable[..., Client]) -> Client:
     return make_client()
-
-
-RUN = {"family": "sweep", "n_params": 1_000_000, "n_tokens": 20_000_000, "weight_bits": 8, "final_loss": 3.5}

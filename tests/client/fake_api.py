@@ -11,6 +11,9 @@ import httpx
 
 Failure = Callable[[httpx.Request], httpx.Response | None]
 
+URL = "http://bitscale.test"  # where the clients of the tests find the fake API
+RUN = {"family": "sweep", "n_params": 1_000_000, "n_tokens": 20_000_000, "weight_bits": 8, "final_loss": 3.5}
+
 
 @dataclass
 class FakeApi:

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from bitscale_client import Client, Conflict, Fit, NotFound, ValidationFailed
 
-from tests.client.conftest import RUN, URL
+from tests.client.fake_api import RUN, URL
 
 
 def _runs(count: int) -> list[dict]:

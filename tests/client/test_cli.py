@@ -10,8 +10,7 @@ import pytest
 from bitscale_client import Client, cli
 from bitscale_client.spool import Spool
 
-from tests.client.conftest import RUN, URL
-from tests.client.fake_api import down, status
+from tests.client.fake_api import RUN, URL, down, status
 
 PLAN = {
     "id": 12,

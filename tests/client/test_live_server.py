@@ -9,10 +9,10 @@ import httpx
 import pytest
 from bitscale_client import Client, NotFound, Run, Spooled, ValidationFailed, cli
 
-from fits.models import Fit
 from runs.models import Run as RunRow
 from runs.models import Team
 from runs.services import api_key_create
+from tests.factories import FitFactory
 from tests.published import EPOCH
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -83,12 +83,10 @@ def test_law_ranking_and_an_auto_plan_against_the_real_server(live):
     with pytest.raises(NotFound):
         live.law_ranking("live")
     team = Team.objects.get(slug="live")
-    Fit.objects.create(
+    FitFactory.create(
         team=team,
         family="live",
         law="chinchilla",
-        version=1,
-        status="succeeded",
         params=EPOCH,
         metrics={"n_runs": 20.0},
         backtest={"rmse_log": 0.02, "rmse_log_runs": 0.02, "n_held_out_runs": 3.0},

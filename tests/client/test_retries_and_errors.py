@@ -21,8 +21,7 @@ from bitscale_client import (
 )
 from bitscale_client.transport import parse_retry_after
 
-from tests.client.conftest import RUN
-from tests.client.fake_api import down, status
+from tests.client.fake_api import RUN, down, status
 
 
 def test_log_run_retries_5xx_then_succeeds(api, client, sleeps):

@@ -9,8 +9,7 @@ import pytest
 from bitscale_client import Client, ServerUnavailable, Spooled
 from bitscale_client.spool import Spool
 
-from tests.client.conftest import RUN, URL
-from tests.client.fake_api import FakeApi, down, status
+from tests.client.fake_api import RUN, URL, FakeApi, down, status
 
 
 def test_unreachable_server_spools_the_run_with_its_external_id(api, client, spool_path):

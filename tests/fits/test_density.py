@@ -14,7 +14,7 @@ from fits.laws.equations import chinchilla_loss, precision_loss
 from fits.models import Fit
 from fits.plots import density_over_time_svg
 from runs.models import Run
-from tests.factories import RunFactory
+from tests.factories import FitFactory, RunFactory
 from tests.published import SUN
 
 KUMAR = {**KUMAR_TABLE2, "n_post": 0.0}
@@ -153,7 +153,7 @@ def test_density_plot_shows_the_trend_and_says_why_when_there_is_none():
 def _fit(team, *, family="sweep", law="precision", version=1, status="succeeded", params=None) -> Fit:
     values = dict(params if params is not None else (KUMAR if law == "precision" else CHINCHILLA))
     fitted_names = PRECISION_FITTED if law == "precision" else tuple(CHINCHILLA)
-    return Fit.objects.create(
+    return FitFactory.create(
         team=team,
         family=family,
         law=law,

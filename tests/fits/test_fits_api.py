@@ -4,7 +4,7 @@ import pytest
 
 from fits.laws import load_chinchilla_epoch, predict_with_interval
 from fits.models import Fit
-from tests.factories import RunFactory, payloads_from_observations
+from tests.factories import FitFactory, RunFactory, payloads_from_observations
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +129,7 @@ def test_read_only_key_reads_fits_but_cannot_request_one(client_ro, fitted):
 
 def test_fit_list_query_count_does_not_grow(client_rw, team, django_assert_max_num_queries):
     for version in range(1, 31):
-        Fit.objects.create(team=team, family="f", law="chinchilla", version=version, status="failed")
+        FitFactory.create(team=team, family="f", law="chinchilla", version=version, failed=True)
     RunFactory(team=team)
     with django_assert_max_num_queries(3):
         assert len(client_rw.get("/api/v1/fits/").json()["results"]) == 30

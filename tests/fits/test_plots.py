@@ -129,7 +129,20 @@ def test_plan_contour_marks_optimum_and_baseline(kumar_fit):
 
 
 @pytest.mark.parametrize("n_runs", [0, 1])
-def test_tiny_data_does_not_crash(kumar_fit, kumar_data, n_runs):
+def test_tiny_data_still_draws_every_plot_with_its_title(kumar_fit, kumar_data, n_runs):
     data = kumar_data.subset(np.arange(kumar_data.n_runs) < n_runs)
-    for plot in plots.fit_plots(kumar_fit, data):
-        _parse(plot.svg)
+    rendered = plots.fit_plots(kumar_fit, data)
+    titles = {
+        "observed-vs-predicted": "Observed vs predicted final loss",
+        "residuals": "Residuals vs model size N",
+        "loss-vs-bits": "Loss vs training bits",
+        "effective-params": "Effective parameters N_eff/N vs training bits",
+        "ptq": "PTQ degradation",
+    }
+    assert [p.key for p in rendered] == list(titles)
+    for plot in rendered:
+        assert titles[plot.key] in _texts(_parse(plot.svg)), plot.key
+    # With no run the scatter says so instead of drawing empty axes; one run is drawn as one run.
+    observed = _texts(_parse(rendered[0].svg))
+    assert ("No runs." in observed) == (n_runs == 0)
+    assert ("1 runs" in observed) == (n_runs == 1)

@@ -2,8 +2,9 @@
 
 import pytest
 
-from fits.models import Fit, FitScope
+from fits.models import FitScope
 from fits.selectors import law_ranking
+from tests.factories import FitFactory, scored_backtest
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
@@ -11,22 +12,15 @@ pytestmark = pytest.mark.django_db
 
 def store_scored_fit(team, law, score, *, family="main", version=1, n_runs=40, params=None, status="succeeded"):
     """A succeeded fit whose backtest has `score` as rmse_log_runs (None: a fit from before law ranking)."""
-    backtest = {"rmse_log": 0.05, "mean_signed_error": 0.0, "n_held_out": 6.0}
-    if score is not None:
-        backtest.update(rmse_log_runs=score, n_held_out_runs=4.0)
-    if params is None:
-        params = EPOCH if law == "chinchilla" else KUMAR
-    return Fit.objects.create(
+    return FitFactory.create(
         team=team,
         family=family,
         law=law,
         version=version,
         status=status,
-        params=dict(params),
+        params=dict(params if params is not None else (EPOCH if law == "chinchilla" else KUMAR)),
         metrics={"n_runs": float(n_runs), "n_points": float(n_runs), "rmse_log": 0.01},
-        backtest=backtest,
-        draws=b"\x00" * 8,  # never read by the ranking
-        draw_names=["E"],
+        backtest=scored_backtest(score),
         data_fingerprint=f"fp-{law}-{version}",
     )
 

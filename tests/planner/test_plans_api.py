@@ -10,70 +10,15 @@ import numpy as np
 import pytest
 
 from fits.laws import predict_loss
-from fits.models import Fit, FitScope
+from fits.models import FitScope
 from planner.api.serializers import PlanSerializer
 from planner.models import Plan
 from planner.selectors import plan_list
 from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
-from runs.models import Team
+from tests.factories import KUMAR_DATA_RANGE, FitFactory
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
-
-# What a family's data spanned (the extrapolation reference); Kumar's sweep went up to 1.7B parameters.
-DATA_RANGE = {
-    "n_params_min": 3e7,
-    "n_params_max": 1.7e9,
-    "n_tokens_min": 1e9,
-    "n_tokens_max": 2.6e10,
-    "weight_bits_min": 3.0,
-    "weight_bits_max": 16.0,
-    "activation_bits_min": 3.0,
-    "activation_bits_max": 16.0,
-    "kv_bits_min": 3.0,
-    "kv_bits_max": 16.0,
-    "post_train_bits_min": 3.0,
-    "post_train_bits_max": 8.0,
-}
-
-
-def store_fit(
-    team: Team,
-    params: dict[str, float],
-    *,
-    family: str = "main",
-    law: str = "precision",
-    version: int = 1,
-    n_draws: int = 200,
-    spread: float = 0.01,
-    status: str = Fit.Status.SUCCEEDED,
-    data_range: dict[str, float] | None = None,
-) -> Fit:
-    """A finished fit with the given parameters and n_draws bootstrap draws (each parameter times a seeded
-    log-normal factor of relative width `spread`), as the fit pipeline would have stored it."""
-    names = list(params)
-    rng = np.random.default_rng(version)
-    centre = np.array([params[k] for k in names])
-    draws = centre * np.exp(spread * rng.standard_normal((n_draws, len(names))))
-    return Fit.objects.create(
-        team=team,
-        family=family,
-        law=law,
-        version=version,
-        status=status,
-        params=dict(params) if status == Fit.Status.SUCCEEDED else {},
-        data_range=data_range if data_range is not None else DATA_RANGE,
-        draw_names=names,
-        draws=np.ascontiguousarray(draws, dtype=np.float64).tobytes(),
-        metrics={"n_draws": n_draws},
-        error="" if status == Fit.Status.SUCCEEDED else "FitFailed: fewer than 3 distinct N",
-    )
-
-
-def post_plan(client, body, expected=201):
-    response = client.post("/api/v1/plans/", body, format="json")
-    assert response.status_code == expected, response.json()
-    return response.json()
 
 
 def closed_form_n_opt(p, compute):
@@ -89,8 +34,8 @@ def closed_form_n_opt(p, compute):
 
 
 @pytest.mark.parametrize("compute", [1e18, 1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25])
-def test_chinchilla_plan_matches_the_closed_form(client_rw, team, compute):
-    store_fit(team, EPOCH, law="chinchilla")
+def test_chinchilla_plan_matches_the_closed_form(client_rw, team, compute, post_plan):
+    FitFactory.create(team=team, params=EPOCH, law="chinchilla")
 
     body = post_plan(client_rw, {"family": "main", "law": "chinchilla", "budget": {"flops": compute}})
 
@@ -102,8 +47,8 @@ def test_chinchilla_plan_matches_the_closed_form(client_rw, team, compute):
     assert body["baseline"]["n_params"] == rec["n_params"]
 
 
-def test_chinchilla_plan_refuses_bit_constraints(client_rw, team):
-    store_fit(team, EPOCH, law="chinchilla")
+def test_chinchilla_plan_refuses_bit_constraints(client_rw, team, post_plan):
+    FitFactory.create(team=team, params=EPOCH, law="chinchilla")
     for key, value in [("weight_bits", 8), ("post_train_bits", 4), ("bits_choices", [4, 8])]:
         body = {"family": "main", "law": "chinchilla", "budget": {"flops": 1e21}, "constraints": {key: value}}
         errors = post_plan(client_rw, body, expected=400)["errors"]
@@ -113,9 +58,9 @@ def test_chinchilla_plan_refuses_bit_constraints(client_rw, team):
 # --- Issue 6, correctness test 2: Kumar's compute-optimal precision ---------------------------------------------
 
 
-def test_kumar_constants_give_seven_bit_training_at_every_budget(client_rw, team):
+def test_kumar_constants_give_seven_bit_training_at_every_budget(client_rw, team, post_plan):
     """laws.md 6.3: with separate gammas and the Table 2 offsets, P* = 7.00 bits at every C, D/N about 13."""
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     ratios = []
     for compute in [1e19, 1e20, 1e21, 1e22, 1e23, 1e24, 1e25]:
         rec = post_plan(client_rw, {"family": "main", "budget": {"flops": compute}, "cost_model": "linear_bits"})[
@@ -133,9 +78,9 @@ def test_kumar_constants_give_seven_bit_training_at_every_budget(client_rw, team
 # --- Issue 6, correctness test 3: N fixed, precision grows with compute ------------------------------------------
 
 
-def test_precision_rises_about_three_bits_per_decade_at_fixed_n(client_rw, team):
+def test_precision_rises_about_three_bits_per_decade_at_fixed_n(client_rw, team, post_plan):
     """laws.md 6.4 at N = 1e8 (Table 2 with offsets): P* = 8.1, 10.7, 13.6, 16.6 bits for C = 1e18..1e21."""
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     choices = [round(3 + 0.05 * i, 2) for i in range(421)]  # 3.00 .. 24.00
     p_star = []
     for compute in [1e18, 1e19, 1e20, 1e21]:
@@ -151,8 +96,8 @@ def test_precision_rises_about_three_bits_per_decade_at_fixed_n(client_rw, team)
     assert np.all(np.abs(np.diff(p_star) - 3.0) < 0.5)  # beta * gamma_w * ln 10 = 3.06 bits per decade
 
 
-def test_precision_rises_with_compute_at_fixed_n_on_the_untied_integer_grid(client_rw, team):
-    store_fit(team, KUMAR)
+def test_precision_rises_with_compute_at_fixed_n_on_the_untied_integer_grid(client_rw, team, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     bits = []
     for compute in [1e18, 1e19, 1e20]:
         body = {
@@ -169,8 +114,8 @@ def test_precision_rises_with_compute_at_fixed_n_on_the_untied_integer_grid(clie
 
 
 @pytest.mark.parametrize("compute", [1e19, 1e21, 1e23])
-def test_four_bit_deployment_moves_the_optimum_to_more_params_fewer_tokens(client_rw, team, compute):
-    store_fit(team, KUMAR)
+def test_four_bit_deployment_moves_the_optimum_to_more_params_fewer_tokens(client_rw, team, compute, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
 
     plain = post_plan(client_rw, {"family": "main", "budget": {"flops": compute}})
     ptq = post_plan(client_rw, {"family": "main", "budget": {"flops": compute}, "constraints": {"post_train_bits": 4}})
@@ -193,8 +138,8 @@ def test_four_bit_deployment_moves_the_optimum_to_more_params_fewer_tokens(clien
 
 @pytest.mark.parametrize("cap_bytes", [2e8, 1e9, 5e9])
 @pytest.mark.parametrize("post_train_bits", [None, 4])
-def test_memory_cap_is_never_exceeded(client_rw, team, cap_bytes, post_train_bits):
-    store_fit(team, KUMAR)
+def test_memory_cap_is_never_exceeded(client_rw, team, cap_bytes, post_train_bits, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     constraints = {"weights_memory_max_bytes": cap_bytes}
     if post_train_bits is not None:
         constraints["post_train_bits"] = post_train_bits
@@ -227,21 +172,26 @@ def test_the_law_engine_zeroes_the_ptq_penalty_when_kv_bits_equal_the_deployment
 
 
 @pytest.mark.parametrize("compute", [1e19, 1e21, 1e23])
-def test_ptq_plans_never_train_kv_or_activations_at_the_deployment_width(client_rw, team, compute):
-    store_fit(team, KUMAR)
+def test_ptq_plans_never_train_kv_or_activations_at_the_deployment_width(client_rw, team, compute, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     constraints = {"post_train_bits": 4, "bits_choices": [4, 5, 6, 7, 8, 16]}
 
     body = post_plan(client_rw, {"family": "main", "budget": {"flops": compute}, "constraints": constraints})
 
+    # The 16-bit baseline is quantized after training, so every compute checks at least one PTQ configuration.
+    assert body["baseline"]["post_train_bits"] == 4
     for config in [body["recommendation"], body["baseline"], *body["alternatives"]]:
-        if config["post_train_bits"] is not None:  # quantized after training
+        if config["post_train_bits"] is not None:  # quantized after training, to the deployment width
+            assert config["post_train_bits"] == 4
             assert config["weight_bits"] > 4
             assert config["kv_bits"] > 4
             assert config["activation_bits"] > 4
+        else:  # no PTQ: trained at (or below) the deployment width and deployed as trained
+            assert config["weight_bits"] <= 4
 
 
-def test_fixed_kv_bits_at_the_deployment_width_is_a_400_naming_kv_bits(client_rw, team):
-    store_fit(team, KUMAR)
+def test_fixed_kv_bits_at_the_deployment_width_is_a_400_naming_kv_bits(client_rw, team, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     constraints = {"weight_bits": 8, "kv_bits": 4, "post_train_bits": 4}
     body = {"family": "main", "budget": {"flops": 1e21}, "constraints": constraints}
     assert "kv_bits" in post_plan(client_rw, body, expected=400)["errors"]["constraints"]
@@ -250,8 +200,8 @@ def test_fixed_kv_bits_at_the_deployment_width_is_a_400_naming_kv_bits(client_rw
 # --- The stored plan: shape, uncertainty, warnings --------------------------------------------------------------
 
 
-def test_plan_response_lists_the_contract_fields(client_rw, team):
-    fit = store_fit(team, KUMAR)
+def test_plan_response_lists_the_contract_fields(client_rw, team, post_plan):
+    fit = FitFactory.create(team=team, params=KUMAR)
 
     body = post_plan(client_rw, {"family": "main", "budget": {"flops": 1e21}})
 
@@ -304,28 +254,33 @@ def test_plan_response_lists_the_contract_fields(client_rw, team):
     assert PlanSerializer(Plan.objects.get(pk=body["id"])).data["recommendation"] == rec  # stored as answered
 
 
-def test_extrapolation_warning_says_how_many_times_beyond_the_data(client_rw, team):
-    store_fit(team, EPOCH, law="chinchilla")
+def test_extrapolation_warning_says_how_many_times_beyond_the_data(client_rw, team, post_plan):
+    FitFactory.create(team=team, params=EPOCH, law="chinchilla")
 
     body = post_plan(client_rw, {"family": "main", "law": "chinchilla", "budget": {"flops": 1e25}})
 
     rec = body["recommendation"]
-    n_ratio = rec["n_params"] / DATA_RANGE["n_params_max"]
-    d_ratio = rec["n_tokens"] / DATA_RANGE["n_tokens_max"]
+    n_ratio = rec["n_params"] / KUMAR_DATA_RANGE["n_params_max"]
+    d_ratio = rec["n_tokens"] / KUMAR_DATA_RANGE["n_tokens_max"]
     assert n_ratio > 10
     assert any(w.startswith("extrapolation: n_params") and f"{n_ratio:.1f}x" in w for w in body["warnings"])
     assert any(w.startswith("extrapolation: n_tokens") and f"{d_ratio:.1f}x" in w for w in body["warnings"])
 
 
-def test_no_extrapolation_warning_inside_the_data(client_rw, team):
-    store_fit(team, EPOCH, law="chinchilla", data_range={**DATA_RANGE, "n_params_max": 1e12, "n_tokens_max": 1e14})
+def test_no_extrapolation_warning_inside_the_data(client_rw, team, post_plan):
+    FitFactory.create(
+        team=team,
+        params=EPOCH,
+        law="chinchilla",
+        data_range={**KUMAR_DATA_RANGE, "n_params_max": 1e12, "n_tokens_max": 1e14},
+    )
     body = post_plan(client_rw, {"family": "main", "law": "chinchilla", "budget": {"flops": 1e20}})
     assert not [w for w in body["warnings"] if w.startswith("extrapolation")]
 
 
-def test_stale_fit_and_newer_failed_fit_are_warned(client_rw, team):
-    fit = store_fit(team, KUMAR)
-    store_fit(team, {}, version=2, status=Fit.Status.FAILED)
+def test_stale_fit_and_newer_failed_fit_are_warned(client_rw, team, post_plan):
+    fit = FitFactory.create(team=team, params=KUMAR)
+    FitFactory.create(team=team, version=2, failed=True)
     FitScope.objects.create(team=team, family="main", law="precision", fingerprint="changed-since")
 
     warnings = post_plan(client_rw, {"family": "main", "budget": {"flops": 1e21}})["warnings"]
@@ -334,16 +289,16 @@ def test_stale_fit_and_newer_failed_fit_are_warned(client_rw, team):
     assert any(w.startswith("a newer fit failed: v2") and f"uses v{fit.version}" in w for w in warnings)
 
 
-def test_bound_warning_when_the_optimum_sits_on_the_smallest_allowed_width(client_rw, team):
-    store_fit(team, KUMAR)
+def test_bound_warning_when_the_optimum_sits_on_the_smallest_allowed_width(client_rw, team, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     body = {"family": "main", "budget": {"flops": 1e22}, "constraints": {"bits_choices": [8, 16], "kv_bits": 16}}
     warnings = post_plan(client_rw, body)["warnings"]
     assert any("optimum on a search bound" in w and "smallest allowed width" in w for w in warnings)
 
 
-def test_gpu_hours_budget_converts_at_the_16_bit_peak_and_mfu(client_rw, team):
+def test_gpu_hours_budget_converts_at_the_16_bit_peak_and_mfu(client_rw, team, post_plan):
     """laws.md 7.1: FLOPs = hours * 3600 * dense 16-bit peak * MFU; H100 989.4 TF, 40% MFU by default."""
-    store_fit(team, EPOCH, law="chinchilla")
+    FitFactory.create(team=team, params=EPOCH, law="chinchilla")
 
     body = post_plan(
         client_rw, {"family": "main", "law": "chinchilla", "budget": {"gpu_hours": 1000, "hardware": "H100"}}
@@ -359,9 +314,9 @@ def test_gpu_hours_budget_converts_at_the_16_bit_peak_and_mfu(client_rw, team):
     assert body["budget_flops"] == pytest.approx(1000 * 3600 * 2.25e15 * 0.30, rel=1e-9)
 
 
-def test_hardware_cost_model_on_h100_trains_at_8_bits(client_rw, team):
+def test_hardware_cost_model_on_h100_trains_at_8_bits(client_rw, team, post_plan):
     """On H100, 8-bit runs at twice the 16-bit rate and 4-bit gets nothing more: 7 bits cost as much as 8."""
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     body = post_plan(
         client_rw,
         {"family": "main", "budget": {"gpu_hours": 10_000, "hardware": "h100"}, "cost_model": "hardware"},
@@ -377,7 +332,7 @@ def test_hardware_cost_model_on_h100_trains_at_8_bits(client_rw, team):
 
 
 def test_no_succeeded_fit_is_409(client_rw, team):
-    store_fit(team, KUMAR, status=Fit.Status.FAILED)
+    FitFactory.create(team=team, failed=True)
     response = client_rw.post("/api/v1/plans/", {"family": "main", "budget": {"flops": 1e21}}, format="json")
     assert response.status_code == 409
     assert "detail" in response.json()["errors"]
@@ -385,7 +340,7 @@ def test_no_succeeded_fit_is_409(client_rw, team):
 
 
 def test_a_fit_of_the_other_law_is_not_used_when_a_law_is_named(client_rw, team):
-    store_fit(team, EPOCH, law="chinchilla")
+    FitFactory.create(team=team, params=EPOCH, law="chinchilla")
     body = {"family": "main", "law": "precision", "budget": {"flops": 1e21}}
     response = client_rw.post("/api/v1/plans/", body, format="json")
     assert response.status_code == 409
@@ -428,8 +383,8 @@ def test_a_fit_of_the_other_law_is_not_used_when_a_law_is_named(client_rw, team)
         ),
     ],
 )
-def test_bad_input_is_400_naming_the_field(client_rw, team, body, path):
-    store_fit(team, KUMAR)
+def test_bad_input_is_400_naming_the_field(client_rw, team, body, path, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     errors = post_plan(client_rw, body, expected=400)["errors"]
     for key in path:
         assert key in errors, errors
@@ -437,29 +392,32 @@ def test_bad_input_is_400_naming_the_field(client_rw, team, body, path):
     assert not Plan.objects.exists()
 
 
-def test_ptq_on_a_fit_without_a_ptq_term_is_400(client_rw, team):
-    store_fit(team, {k: v for k, v in KUMAR.items() if k not in {"C_T", "gamma_D", "gamma_N", "gamma_post", "n_post"}})
+def test_ptq_on_a_fit_without_a_ptq_term_is_400(client_rw, team, post_plan):
+    FitFactory.create(
+        team=team,
+        params={k: v for k, v in KUMAR.items() if k not in {"C_T", "gamma_D", "gamma_N", "gamma_post", "n_post"}},
+    )
     body = {"family": "main", "budget": {"flops": 1e21}, "constraints": {"post_train_bits": 4}}
     assert "post_train_bits" in post_plan(client_rw, body, expected=400)["errors"]["constraints"]
 
 
 def test_read_only_key_cannot_plan(client_ro, team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     assert (
         client_ro.post("/api/v1/plans/", {"family": "main", "budget": {"flops": 1e21}}, format="json").status_code
         == 403
     )
 
 
-def test_read_only_key_can_list_and_read(client_rw, client_ro, team):
-    store_fit(team, KUMAR)
+def test_read_only_key_can_list_and_read(client_rw, client_ro, team, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     plan_id = post_plan(client_rw, {"family": "main", "budget": {"flops": 1e21}})["id"]
     assert client_ro.get(f"/api/v1/plans/{plan_id}/").status_code == 200
     assert [p["id"] for p in client_ro.get("/api/v1/plans/").json()["results"]] == [plan_id]
 
 
-def test_plans_of_another_team_are_404_and_unlisted(client_rw, other_client, team, other_team):
-    store_fit(team, KUMAR)
+def test_plans_of_another_team_are_404_and_unlisted(client_rw, other_client, team, other_team, post_plan):
+    FitFactory.create(team=team, params=KUMAR)
     plan_id = post_plan(client_rw, {"family": "main", "budget": {"flops": 1e21}})["id"]
     assert other_client.get(f"/api/v1/plans/{plan_id}/").status_code == 404
     assert other_client.get("/api/v1/plans/").json()["results"] == []
@@ -468,9 +426,9 @@ def test_plans_of_another_team_are_404_and_unlisted(client_rw, other_client, tea
     assert response.status_code == 409
 
 
-def test_list_is_newest_first_cursor_paginated_and_filters_by_family(client_rw, team):
-    store_fit(team, KUMAR, family="a")
-    store_fit(team, EPOCH, family="b", law="chinchilla")
+def test_list_is_newest_first_cursor_paginated_and_filters_by_family(client_rw, team, post_plan):
+    FitFactory.create(team=team, params=KUMAR, family="a")
+    FitFactory.create(team=team, params=EPOCH, family="b", law="chinchilla")
     ids_a = [post_plan(client_rw, {"family": "a", "budget": {"flops": c}})["id"] for c in (1e20, 1e21, 1e22)]
     id_b = post_plan(client_rw, {"family": "b", "law": "chinchilla", "budget": {"flops": 1e21}})["id"]
 
@@ -485,7 +443,7 @@ def test_list_is_newest_first_cursor_paginated_and_filters_by_family(client_rw, 
 
 
 def test_list_query_count_does_not_grow_with_plans(client_rw, team, django_assert_max_num_queries):
-    fit = store_fit(team, KUMAR)
+    fit = FitFactory.create(team=team, params=KUMAR)
     first = plan_create(team=team, family="main", budget={"flops": 1e21})
     Plan.objects.bulk_create(
         [
@@ -529,16 +487,16 @@ def test_plan_create_raises_no_succeeded_fit(team):
 
 
 def test_plan_create_rejects_unknown_keys_naming_them(team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     with pytest.raises(PlanInvalid) as info:
         plan_create(team=team, family="main", budget={"flops": 1e21}, constraints={"n_parms": 5})
     assert info.value.errors == {"constraints": {"n_parms": ["Unknown field."]}}
 
 
 def test_plan_rerun_uses_the_current_fit_and_keeps_the_original(team):
-    v1 = store_fit(team, KUMAR)
+    v1 = FitFactory.create(team=team, params=KUMAR)
     plan = plan_create(team=team, family="main", budget={"flops": 1e21}, constraints={"post_train_bits": 4})
-    v2 = store_fit(team, {**KUMAR, "E": 2.5}, version=2)
+    v2 = FitFactory.create(team=team, params={**KUMAR, "E": 2.5}, version=2)
 
     again = plan_rerun(plan=plan)
 
@@ -553,7 +511,7 @@ def test_plan_rerun_uses_the_current_fit_and_keeps_the_original(team):
 def test_a_fit_cited_by_a_plan_cannot_be_deleted_alone_but_the_team_can(team):
     from django.db.models import RestrictedError
 
-    fit = store_fit(team, KUMAR)
+    fit = FitFactory.create(team=team, params=KUMAR)
     plan_create(team=team, family="main", budget={"flops": 1e21})
     with pytest.raises(RestrictedError):
         fit.delete()
@@ -564,16 +522,18 @@ def test_a_fit_cited_by_a_plan_cannot_be_deleted_alone_but_the_team_can(team):
 def test_a_dimension_the_family_never_varied_is_held_at_its_trained_width(team):
     """A fit whose KV bits never varied holds that factor at 1: the planner keeps KV at the trained 16 bits."""
     params = {k: v for k, v in KUMAR.items() if k not in {"gamma_kv", "n_kv"}}
-    store_fit(team, params, data_range={**DATA_RANGE, "kv_bits_min": 16.0, "kv_bits_max": 16.0})
+    FitFactory.create(
+        team=team, params=params, data_range={**KUMAR_DATA_RANGE, "kv_bits_min": 16.0, "kv_bits_max": 16.0}
+    )
     plan = plan_create(team=team, family="main", budget={"flops": 1e21})
     assert plan.recommendation["kv_bits"] == 16
     assert math.isfinite(plan.recommendation["predicted_loss"])
 
 
 def test_plan_list_selector_is_team_scoped_and_filters_by_family(team, other_team):
-    store_fit(team, KUMAR, family="a")
-    store_fit(team, KUMAR, family="b")
-    store_fit(other_team, KUMAR, family="a")
+    FitFactory.create(team=team, params=KUMAR, family="a")
+    FitFactory.create(team=team, params=KUMAR, family="b")
+    FitFactory.create(team=other_team, params=KUMAR, family="a")
     mine_a = plan_create(team=team, family="a", budget={"flops": 1e21})
     mine_b = plan_create(team=team, family="b", budget={"flops": 1e21})
     plan_create(team=other_team, family="a", budget={"flops": 1e21})

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from tests.planner.test_plans_api import post_plan, store_fit
+from tests.factories import FitFactory
 from tests.published import SUN
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ FP_RANGE = {
 
 @pytest.fixture
 def fp_fit(team):
-    return store_fit(team, SUN_OURS, law="fp", data_range=FP_RANGE)
+    return FitFactory.create(team=team, params=SUN_OURS, law="fp", data_range=FP_RANGE)
 
 
 def best_split(total_bits):
@@ -60,7 +60,7 @@ def test_the_paper_layouts_are_the_best_splits():
     assert [best_split(b) for b in (4, 8, 16)] == [(2, 1), (4, 3), (8, 7)]
 
 
-def test_a_plan_on_the_fp_law_names_its_format(client_rw, fp_fit):
+def test_a_plan_on_the_fp_law_names_its_format(client_rw, fp_fit, post_plan):
     body = post_plan(client_rw, {"family": "main", "law": "fp", "budget": {"flops": 1e22}})
 
     rec = body["recommendation"]
@@ -74,7 +74,7 @@ def test_a_plan_on_the_fp_law_names_its_format(client_rw, fp_fit):
     assert (body["baseline"]["exponent_bits"], body["baseline"]["mantissa_bits"]) == (8, 7)  # bf16
 
 
-def test_cost_optimal_precision_stays_within_4_to_8_bits_and_grows_with_compute(client_rw, fp_fit):
+def test_cost_optimal_precision_stays_within_4_to_8_bits_and_grows_with_compute(client_rw, fp_fit, post_plan):
     # Sun et al.: over D = 0.1T-100T the cost-optimal precision rises with compute but stays in 4-8 bits.
     widths = []
     for flops in (1e22, 1e23, 1e24, 1e25):
@@ -85,7 +85,7 @@ def test_cost_optimal_precision_stays_within_4_to_8_bits_and_grows_with_compute(
     assert all(a <= b for a, b in itertools.pairwise(widths)), widths
 
 
-def test_a_fixed_width_plans_in_that_width_with_the_best_layout(client_rw, fp_fit):
+def test_a_fixed_width_plans_in_that_width_with_the_best_layout(client_rw, fp_fit, post_plan):
     body = post_plan(
         client_rw, {"family": "main", "law": "fp", "budget": {"flops": 1e21}, "constraints": {"weight_bits": 8}}
     )
@@ -103,7 +103,7 @@ def test_a_fixed_width_plans_in_that_width_with_the_best_layout(client_rw, fp_fi
         ({"bits_choices": [1, 4]}, "bits_choices"),
     ],
 )
-def test_what_the_fp_law_cannot_plan_is_a_400_naming_the_field(client_rw, fp_fit, constraints, field):
+def test_what_the_fp_law_cannot_plan_is_a_400_naming_the_field(client_rw, fp_fit, constraints, field, post_plan):
     body = post_plan(
         client_rw,
         {"family": "main", "law": "fp", "budget": {"flops": 1e21}, "constraints": constraints},
@@ -143,7 +143,7 @@ def test_suggestions_on_the_fp_law_say_which_format_to_train_in(client_rw, fp_fi
         assert (run["exponent_bits"], run["mantissa_bits"]) == best_split(int(run["weight_bits"]))
 
 
-def test_a_plan_on_the_fp_law_does_not_warn_about_the_kv_width(client_rw, fp_fit):
+def test_a_plan_on_the_fp_law_does_not_warn_about_the_kv_width(client_rw, fp_fit, post_plan):
     # The fp runs trained their KV cache at 16 bits; the fp law does not read it, so a 5-bit plan is no
     # extrapolation in KV bits (the weights' width is the format, and is inside the data).
     body = post_plan(client_rw, {"family": "main", "law": "fp", "budget": {"flops": 1e22}})

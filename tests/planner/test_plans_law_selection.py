@@ -1,15 +1,14 @@
 """POST /api/v1/plans/ (and /suggestions/) with law "auto", the default: the best-ranked law that can serve.
 
-Fits are stored directly with published parameters (tests/planner/test_plans_api.py) and a backtest score, so
+Fits are stored directly with published parameters (tests.factories.FitFactory) and a backtest score, so
 which law wins is set by the test, not by a fit.
 """
 
 import pytest
 
-from fits.models import Fit
 from planner.models import Plan
 from planner.services import NoSucceededFit, plan_create, plan_law_resolve, plan_rerun
-from tests.planner.test_plans_api import post_plan, store_fit
+from tests.factories import FitFactory, scored_backtest
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
@@ -18,16 +17,15 @@ BUDGET = {"flops": 1e21}
 
 
 def scored_fit(team, law, score, *, version=1, n_runs=40, params=None):
-    """store_fit with a backtest scored `score` (rmse_log_runs; None: a fit from before law ranking)."""
-    fit = store_fit(
-        team, params if params is not None else (EPOCH if law == "chinchilla" else KUMAR), law=law, version=version
+    """A succeeded fit of the law's published parameters whose backtest scored `score` (scored_backtest)."""
+    return FitFactory.create(
+        team=team,
+        law=law,
+        version=version,
+        params=params if params is not None else (EPOCH if law == "chinchilla" else KUMAR),
+        backtest=scored_backtest(score),
+        metrics={"n_draws": 200, "n_runs": float(n_runs)},
     )
-    backtest = {"rmse_log": 0.05, "mean_signed_error": 0.0, "n_held_out": 6.0}
-    if score is not None:
-        backtest.update(rmse_log_runs=score, n_held_out_runs=4.0)
-    Fit.objects.filter(pk=fit.pk).update(backtest=backtest, metrics={**fit.metrics, "n_runs": float(n_runs)})
-    fit.refresh_from_db()
-    return fit
 
 
 @pytest.fixture
@@ -35,7 +33,7 @@ def chinchilla_ranks_first(team):
     return {"chinchilla": scored_fit(team, "chinchilla", 0.010), "precision": scored_fit(team, "precision", 0.025)}
 
 
-def test_a_plan_without_a_law_uses_the_best_ranked_law_and_says_so(client_rw, team, chinchilla_ranks_first):
+def test_a_plan_without_a_law_uses_the_best_ranked_law_and_says_so(client_rw, team, chinchilla_ranks_first, post_plan):
     body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
 
     assert body["law"] == "chinchilla"
@@ -52,7 +50,7 @@ def test_a_plan_without_a_law_uses_the_best_ranked_law_and_says_so(client_rw, te
     assert (stored.law, stored.requested_law, stored.law_selection) == ("chinchilla", "auto", selection)
 
 
-def test_auto_is_the_same_as_no_law(client_rw, team, chinchilla_ranks_first):
+def test_auto_is_the_same_as_no_law(client_rw, team, chinchilla_ranks_first, post_plan):
     body = post_plan(client_rw, {"family": "main", "law": "auto", "budget": BUDGET})
     assert (body["law"], body["requested_law"]) == ("chinchilla", "auto")
 
@@ -62,7 +60,7 @@ def test_auto_is_the_same_as_no_law(client_rw, team, chinchilla_ranks_first):
     [("weight_bits", 8), ("activation_bits", 8), ("kv_bits", 8), ("bits_choices", [4, 8]), ("tie_bits", True)],
 )
 def test_a_bit_constraint_moves_auto_to_a_law_that_models_precision(
-    client_rw, team, chinchilla_ranks_first, key, value
+    client_rw, team, chinchilla_ranks_first, key, value, post_plan
 ):
     body = post_plan(client_rw, {"family": "main", "budget": BUDGET, "constraints": {key: value}})
 
@@ -73,13 +71,13 @@ def test_a_bit_constraint_moves_auto_to_a_law_that_models_precision(
     assert f"chinchilla cannot serve this request (constraints.{key}:" in reason
 
 
-def test_post_train_bits_needs_a_fit_with_a_ptq_term(client_rw, team, chinchilla_ranks_first):
+def test_post_train_bits_needs_a_fit_with_a_ptq_term(client_rw, team, chinchilla_ranks_first, post_plan):
     body = post_plan(client_rw, {"family": "main", "budget": BUDGET, "constraints": {"post_train_bits": 4}})
     assert body["law"] == "precision"
     assert "chinchilla cannot serve this request (constraints.post_train_bits:" in body["law_selection"]["reason"]
 
 
-def test_post_train_bits_that_no_law_can_serve_is_a_400_naming_it(client_rw, team):
+def test_post_train_bits_that_no_law_can_serve_is_a_400_naming_it(client_rw, team, post_plan):
     scored_fit(team, "chinchilla", 0.010)
     no_ptq = {k: v for k, v in KUMAR.items() if k not in {"C_T", "gamma_D", "gamma_N", "gamma_post", "n_post"}}
     scored_fit(team, "precision", 0.025, params=no_ptq)
@@ -92,7 +90,7 @@ def test_post_train_bits_that_no_law_can_serve_is_a_400_naming_it(client_rw, tea
     assert not Plan.objects.exists()
 
 
-def test_an_explicit_law_is_used_as_before(client_rw, team, chinchilla_ranks_first):
+def test_an_explicit_law_is_used_as_before(client_rw, team, chinchilla_ranks_first, post_plan):
     body = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})
 
     assert body["law"] == "precision"
@@ -109,7 +107,7 @@ def test_an_explicit_law_is_used_as_before(client_rw, team, chinchilla_ranks_fir
     assert "weight_bits" in post_plan(client_rw, bits, expected=400)["errors"]["constraints"]
 
 
-def test_an_explicit_law_plans_exactly_as_auto_does_when_auto_picks_it(client_rw, team):
+def test_an_explicit_law_plans_exactly_as_auto_does_when_auto_picks_it(client_rw, team, post_plan):
     scored_fit(team, "precision", 0.010)
     scored_fit(team, "chinchilla", 0.030)
     auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})
@@ -118,7 +116,7 @@ def test_an_explicit_law_plans_exactly_as_auto_does_when_auto_picks_it(client_rw
     assert auto["recommendation"] == explicit["recommendation"]
 
 
-def test_only_old_fits_fall_back_to_precision_and_say_so(client_rw, team):
+def test_only_old_fits_fall_back_to_precision_and_say_so(client_rw, team, post_plan):
     scored_fit(team, "chinchilla", None)
     scored_fit(team, "precision", None)
 
@@ -132,14 +130,14 @@ def test_only_old_fits_fall_back_to_precision_and_say_so(client_rw, team):
     assert [e["rank"] for e in body["law_selection"]["ranking"]] == [None, None]
 
 
-def test_without_a_precision_fit_any_law_with_a_succeeded_fit_serves(client_rw, team):
+def test_without_a_precision_fit_any_law_with_a_succeeded_fit_serves(client_rw, team, post_plan):
     scored_fit(team, "chinchilla", None)
     body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
     assert body["law"] == "chinchilla"
     assert body["law_selection"]["reason"].endswith("fell back to chinchilla, a law with a succeeded fit")
 
 
-def test_a_law_covering_fewer_runs_is_not_chosen(client_rw, team):
+def test_a_law_covering_fewer_runs_is_not_chosen(client_rw, team, post_plan):
     scored_fit(team, "chinchilla", 0.005, n_runs=12)
     scored_fit(team, "precision", 0.030, n_runs=40)
 
@@ -150,13 +148,13 @@ def test_a_law_covering_fewer_runs_is_not_chosen(client_rw, team):
 
 
 def test_no_succeeded_fit_of_any_law_is_409(client_rw, team):
-    store_fit(team, KUMAR, status=Fit.Status.FAILED)
+    FitFactory.create(team=team, failed=True)
     response = client_rw.post("/api/v1/plans/", {"family": "main", "budget": BUDGET}, format="json")
     assert response.status_code == 409
     assert "any law" in response.json()["errors"]["detail"][0]
 
 
-def test_a_bad_budget_is_a_400_even_without_a_fit(client_rw, team):
+def test_a_bad_budget_is_a_400_even_without_a_fit(client_rw, team, post_plan):
     errors = post_plan(client_rw, {"family": "main", "budget": {"flops": -1}}, expected=400)["errors"]
     assert "flops" in errors["budget"]
     with pytest.raises(Exception, match="budget"):
@@ -195,7 +193,7 @@ def test_plan_law_resolve_reads_only_the_team_s_fits(team, other_team):
         plan_law_resolve(team=team, family="main")
 
 
-def test_list_filters_by_the_law_used(client_rw, team, chinchilla_ranks_first):
+def test_list_filters_by_the_law_used(client_rw, team, chinchilla_ranks_first, post_plan):
     auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})["id"]
     explicit = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})["id"]
     assert [p["id"] for p in client_rw.get("/api/v1/plans/?law=chinchilla").json()["results"]] == [auto]
@@ -217,7 +215,9 @@ def test_suggestions_default_to_auto_as_well(client_rw, team, chinchilla_ranks_f
     assert explicit["law_selection"]["reason"] == "requested explicitly"
 
 
-def test_an_auto_plan_warns_when_the_ranking_rests_on_few_held_out_runs(client_rw, team, chinchilla_ranks_first):
+def test_an_auto_plan_warns_when_the_ranking_rests_on_few_held_out_runs(
+    client_rw, team, chinchilla_ranks_first, post_plan
+):
     # The scored fits held out 4 runs (below fits.ranking.MIN_HELD_OUT_RUNS): the choice of law is weak.
     auto = post_plan(client_rw, {"family": "main", "budget": BUDGET})
     assert any("rests on 4 held-out runs" in w for w in auto["warnings"]), auto["warnings"]

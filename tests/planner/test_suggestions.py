@@ -14,8 +14,8 @@ from fits.models import Fit
 from planner.allocation import cost_factor
 from planner.suggestion_services import suggestions_compute
 from planner.suggestions import Candidates, SuggestionError, Target, candidate_grid, suggest_runs
-from tests.planner.test_plans_api import KUMAR, store_fit
-from tests.published import EPOCH
+from tests.factories import FitFactory
+from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
 
@@ -38,22 +38,6 @@ def fit(arr, loss):
     n, d, w, a, kv = arr.T
     data = Observations.build(n_params=n, n_tokens=d, weight_bits=w, activation_bits=a, kv_bits=kv, final_loss=loss)
     return fit_law("precision", data, n_bootstrap=N_BOOTSTRAP, seed=0)
-
-
-def store_result(team, result: FitResult, version=1):
-    return Fit.objects.create(
-        team=team,
-        family="main",
-        law="precision",
-        version=version,
-        status=Fit.Status.SUCCEEDED,
-        params=result.params,
-        fixed=result.fixed,
-        metrics=result.metrics,
-        data_range=result.data_range,
-        draw_names=result.draw_names,
-        draws=np.ascontiguousarray(result.draws, dtype=np.float64).tobytes(),
-    )
 
 
 def interval_width_at(result: FitResult, target):
@@ -96,7 +80,7 @@ def synthetic():
 
 def test_suggested_runs_narrow_the_optimum_interval_more_than_random_affordable_runs(client_rw, team, synthetic):
     arr, loss, result = synthetic
-    store_result(team, result)
+    FitFactory.create(team=team, result=result)
 
     out = post(client_rw, body(max_suggestions=3))
 
@@ -144,7 +128,7 @@ def test_suggested_runs_narrow_the_optimum_interval_more_than_random_affordable_
 
 
 def test_response_contract_cost_count_and_domain(client_rw, team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
 
     out = post(client_rw, body(max_suggestions=2))
 
@@ -174,7 +158,7 @@ def test_response_contract_cost_count_and_domain(client_rw, team):
 
 
 def test_chinchilla_suggestions_are_16_bit(client_rw, team):
-    store_fit(team, EPOCH, law="chinchilla")
+    FitFactory.create(team=team, params=EPOCH, law="chinchilla")
     out = post(client_rw, body(law="chinchilla"))
     assert out["suggestions"]
     assert all((s["weight_bits"], s["activation_bits"], s["kv_bits"]) == (16, 16, 16) for s in out["suggestions"])
@@ -185,12 +169,12 @@ def test_no_succeeded_fit_is_409(client_rw, team):
 
 
 def test_another_teams_fit_is_never_used(other_client, team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     post(other_client, body(), expected=409)
 
 
 def test_read_only_key_is_403(client_ro, team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     post(client_ro, body(), expected=403)
 
 
@@ -208,19 +192,19 @@ def test_read_only_key_is_403(client_ro, team):
     ],
 )
 def test_bad_input_is_400_naming_the_field(client_rw, team, data, field):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     out = post(client_rw, data, expected=400)
     assert field in str(out)
 
 
 def test_an_experiment_budget_too_small_for_any_run_is_400(client_rw, team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     out = post(client_rw, body(experiment_budget={"flops": 1e6}), expected=400)
     assert "experiment_budget" in out["errors"]
 
 
 def test_service_caps_suggestions_and_stores_nothing(team):
-    store_fit(team, KUMAR)
+    FitFactory.create(team=team, params=KUMAR)
     before = Fit.objects.count()
     out = suggestions_compute(
         team=team, family="main", budget={"flops": 1e21}, experiment_budget={"flops": 1e19}, max_suggestions=50

@@ -5,7 +5,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from config.celery import app as celery_app
+from tests.workers.celery_helpers import configure_celery
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_REDIS_DB = 14  # a database of its own, flushed per test, so stray messages never leak between tests
@@ -39,12 +38,6 @@ def redis_url() -> str:
     return test_url
 
 
-def _reset_producer_pool() -> None:
-    # Drop (never close) the app's references: kombu keeps a pool per broker URL, so the new URL gets its own.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
 @pytest.fixture
 def broker(redis_url: str, transactional_db: None, settings: Any) -> Iterator[str]:
     """This process publishes to the test Redis for real (eager mode off) for the duration of the test."""
@@ -58,23 +51,6 @@ def broker(redis_url: str, transactional_db: None, settings: Any) -> Iterator[st
     yield redis_url
     configure_celery(settings, **saved)
     os.environ["CELERY_BROKER_URL"] = saved_env
-
-
-def configure_celery(settings: Any, **values: Any) -> None:
-    """Change Celery settings mid-test: in Django's settings and in the app's already-loaded configuration
-    (whose keys keep the CELERY_ namespace), dropping pooled connections to an old broker. Celery prefers
-    the CELERY_BROKER_URL environment variable to any configuration, so that is set too (and restored by
-    the broker fixture)."""
-    for key, value in values.items():
-        setattr(settings, key, value)
-    if "CELERY_BROKER_URL" in values:
-        os.environ["CELERY_BROKER_URL"] = values["CELERY_BROKER_URL"]
-    celery_app.conf.update(values)
-    _reset_producer_pool()
-
-
-def set_broker_url(settings: Any, url: str) -> None:
-    configure_celery(settings, CELERY_BROKER_URL=url)
 
 
 class Worker:
@@ -153,13 +129,3 @@ def start_worker(broker: str) -> Iterator[Callable[..., Worker]]:
     yield start
     for worker in workers:
         worker.stop()
-
-
-def wait_for(predicate: Callable[[], object], *, timeout: float, what: str, log: Callable[[], str] = str) -> None:
-    """Poll until predicate() is true; fail with `what` (and the worker log) after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{log()[-4000:]}")

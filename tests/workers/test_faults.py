@@ -21,7 +21,7 @@ from fits.models import Fit, FitScope
 from runs.models import Run, Team
 from runs.services import api_key_create
 from tests.factories import payload, payloads_from_observations
-from tests.workers.conftest import wait_for
+from tests.workers.celery_helpers import wait_for
 from workers.tasks import sweep_fits
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

@@ -10,7 +10,7 @@ from fits.selectors import fit_data
 from runs.models import Run, Team
 from runs.services import api_key_create
 from tests.factories import payloads_from_observations
-from tests.workers.conftest import set_broker_url, wait_for
+from tests.workers.celery_helpers import set_broker_url, wait_for
 from workers.tasks import sweep_fits
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
