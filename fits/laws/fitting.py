@@ -71,7 +71,7 @@ def _polish(
     weights: FloatArray,
     objective: str,
 ) -> tuple[FloatArray, float]:
-    """L-BFGS-B with the analytic gradient J^T (w * psi); restarted once, since the Huber kink stalls it."""
+    """L-BFGS-B with the analytic gradient J^T (w * psi); restarted from its own end (at most 3 runs) while the objective still falls: the Huber kink stalls it."""
     scale = _objective_scale(objective)
 
     def fun(theta: FloatArray) -> tuple[float, FloatArray]:
@@ -190,7 +190,7 @@ class BaseSpec:
         out: dict[str, float] = {}
         for d in self.dims:
             if d.mode == "off":
-                out[f"gamma_{d.dim}"] = 0.0  # gamma_x <= 0 encodes factor 1 in forms.precision_factors
+                out[f"gamma_{d.dim}"] = 0.0  # gamma_x <= 0 encodes factor 1 in equations.precision_factors
                 out[f"n_{d.dim}"] = 0.0
             elif d.mode == "gamma":
                 out[f"n_{d.dim}"] = d.n_fixed

@@ -16,8 +16,7 @@ from bitscale_client.spool import Spool
 
 from runs.models import Team
 from runs.services import api_key_create
-from tests.client.conftest import RUN, URL
-from tests.client.fake_api import down
+from tests.client.fake_api import RUN, URL, down
 
 FIELDS = {"n_params": "n", "n_tokens": "d", "final_loss": "loss"}
 

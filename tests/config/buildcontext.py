@@ -99,3 +99,14 @@ def assemble(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(root / path, target)
     return chosen
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    steps = []
+    for line in joined.splitlines():
+        if line.strip():
+            keyword, _, rest = line.strip().partition(" ")
+            steps.append((keyword.upper(), rest.strip()))
+    return steps

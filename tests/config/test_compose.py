@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.config.buildcontext import instructions
 from tests.config.compose import InterpolationError, load, read_env_file
-from tests.config.test_image import instructions
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

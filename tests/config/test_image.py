@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.config.buildcontext import assemble, parse_rules
+from tests.config.buildcontext import assemble, instructions, parse_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE_PACKAGES = sysconfig.get_paths()["purelib"]
@@ -30,17 +30,6 @@ PYTHON = f"{sys.executable} -S"
 SECRET = "k7#Qv9$Lm2@Xp5&Rt8*Wz3!Hb6^Nc1%Jd4(Fg0)Sy-Ue_Ai+Ok=Pl<Mn>Bv?Cx"
 
 pytestmark = pytest.mark.slow
-
-
-def instructions(text: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) of a Dockerfile, continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
-    steps = []
-    for line in joined.splitlines():
-        if line.strip():
-            keyword, _, rest = line.strip().partition(" ")
-            steps.append((keyword.upper(), rest.strip()))
-    return steps
 
 
 def _rewrite(segment: str, app: Path, tmp: Path) -> str | None:

@@ -1,13 +1,22 @@
-"""Helpers of the worker integration tests: Celery's configuration changed mid-test, and polling."""
+"""Helpers of the worker integration tests: a real worker process, Celery's configuration changed mid-test,
+and polling."""
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from config.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _reset_producer_pool() -> None:
@@ -41,3 +50,67 @@ def wait_for(predicate: Callable[[], object], *, timeout: float, what: str, log:
             return
         time.sleep(0.2)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{log()[-4000:]}")
+
+
+class Worker:
+    """A `celery worker` process on the test database and broker."""
+
+    def __init__(self, broker_url: str, **settings: object) -> None:
+        db = connection.settings_dict
+        database_url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DATABASE_URL": database_url,
+            "CELERY_BROKER_URL": broker_url,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            **{key: str(value) for key, value in settings.items()},
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            "celery,fits",
+            "--pool=solo",
+            "-l",
+            "info",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, daemon=True).start()
+        if not self._ready.wait(timeout=60):
+            self.stop()
+            raise RuntimeError("worker did not start:\n" + "".join(self.lines[-40:]))
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if " ready." in line:
+                self._ready.set()
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        """SIGKILL: no warm shutdown, no acknowledgement, exactly what a crashed machine does."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()

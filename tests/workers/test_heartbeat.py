@@ -8,7 +8,7 @@ from django.test import Client
 
 from ops.celery import CHUNK_DURATION
 from ops.models import HistogramBucket, WorkerHeartbeat
-from tests.workers.conftest import Worker, configure_celery, wait_for
+from tests.workers.celery_helpers import Worker, configure_celery, wait_for
 from workers.tasks import run_fit_chunk
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
