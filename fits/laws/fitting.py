@@ -71,7 +71,8 @@ def _polish(
     weights: FloatArray,
     objective: str,
 ) -> tuple[FloatArray, float]:
-    """L-BFGS-B with the analytic gradient J^T (w * psi); restarted from its own end (at most 3 runs) while the objective still falls: the Huber kink stalls it."""
+    """L-BFGS-B with the analytic gradient J^T (w * psi), restarted from its own end (at most 3 runs) while the
+    objective still falls: the Huber kink stalls it."""
     scale = _objective_scale(objective)
 
     def fun(theta: FloatArray) -> tuple[float, FloatArray]:
