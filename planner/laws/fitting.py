@@ -465,10 +465,12 @@ class PointFit:
     fixed: dict[str, float]
     draw_names: list[str]
     metrics: dict[str, float]
-    backtest: dict[str, float]
+    backtest: dict[str, Any]  # numbers, plus the scheme's name and the held-out sizes (planner.laws.backtest)
     warnings: list[str]
     data_range: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
+    # Runs of the caller's Observations left out by the screening rule (planner.laws.screening), with why.
+    screened: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Law(Protocol):
@@ -476,7 +478,9 @@ class Law(Protocol):
 
     name: str
 
-    def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit: ...
+    def fit_point(
+        self, data: Observations, *, objective: str, seed: int, tie_exponents: bool, backtest: bool = True
+    ) -> PointFit: ...
 
     def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray: ...
 
@@ -633,8 +637,10 @@ class _EffectiveParamsLaw:
 
     # -- fitting --------------------------------------------------------------------------------------------------
 
-    def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit:
-        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=True)
+    def fit_point(
+        self, data: Observations, *, objective: str, seed: int, tie_exponents: bool, backtest: bool = True
+    ) -> PointFit:
+        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=backtest)
 
     def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool, backtest: bool) -> PointFit:
         check_request(data, objective)

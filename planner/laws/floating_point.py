@@ -295,8 +295,10 @@ class FloatingPointLaw:
     name = "fp"
     keep_starts = 4
 
-    def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit:
-        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=True)
+    def fit_point(
+        self, data: Observations, *, objective: str, seed: int, tie_exponents: bool, backtest: bool = True
+    ) -> PointFit:
+        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=backtest)
 
     def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool, backtest: bool) -> PointFit:
         check_request(data, objective)
