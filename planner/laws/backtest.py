@@ -26,7 +26,7 @@ from planner.laws.observations import FitFailed, FloatArray, Observations
 from planner.laws.screening import fit_screened, run_residuals
 
 LARGEST_N_MIN_SIZES = 4
-HOLD_OUT_FRACTION = 0.2
+HOLD_OUT_FRACTION = 0.25
 MIN_TOKEN_COUNTS = 3
 SCHEMES = ("largest_n", "largest_compute")
 BoolArray = npt.NDArray[np.bool_]
@@ -98,14 +98,16 @@ def run_backtest(
     seed: int,
     tie_exponents: bool,
     screen_outliers: bool,
+    scheme: str | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """Backtest of `point` (the fit of `law` to `data`): the scheme's held-out runs, predicted by the same
     procedure (screening included) applied to the other runs.
 
-    Returns the backtest record (docs/laws-engine.md, Backtest) and warnings; a refit that fails leaves a record
-    with the scheme and `n_held_out` only, and a warning starting "backtest not computed".
+    `scheme` overrides choose_scheme (for comparing schemes; fits always use the chosen one). Returns the
+    backtest record (docs/laws-engine.md, Backtest) and warnings; a refit that fails leaves a record with the
+    scheme and `n_held_out` only, and a warning starting "backtest not computed".
     """
-    scheme = choose_scheme(data)
+    scheme = scheme or choose_scheme(data)
     held_mask = held_out_mask(data, scheme)
     held = data.subset(held_mask)
     train = data.subset(~held_mask)

@@ -164,7 +164,8 @@ def fit_law(
     screen_outliers: bool = True,
 ) -> FitResult:
     """Fit `law` ("chinchilla" or "precision") to `data`: point estimate, n_bootstrap cluster-bootstrap draws,
-    backtest (planner.laws.backtest), runs the law cannot describe screened out unless `screen_outliers` is false. Equal to assemble_fit(point, concatenated bootstrap_chunk outputs)."""
+    backtest (planner.laws.backtest); runs the law cannot describe are screened out unless `screen_outliers` is
+    false. Equal to assemble_fit(point, concatenated bootstrap_chunk outputs)."""
     if n_bootstrap < 0:
         raise ValueError("n_bootstrap must be non-negative")
     point = fit_point(
