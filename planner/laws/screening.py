@@ -182,9 +182,7 @@ def screen_fit(
 
     def pilot_fit(mask: BoolArray) -> PointFit:
         sub = data.subset(mask)
-        return law.fit_point(
-            sub, objective=settings.pilot_objective, seed=seed, tie_exponents=tie_exponents, backtest=False
-        )
+        return law.fit_point(sub, objective=settings.pilot_objective, seed=seed, tie_exponents=tie_exponents)
 
     # (a) Smallest sizes, judged by the law fitted to the larger models: a whole size off the law bends a fit
     # that includes it (its runs sit at the edge of the design), so the residual screen alone would miss it.
@@ -254,7 +252,7 @@ def fit_screened(
     warning naming how many runs were left out."""
     n = data.n_runs
     if not screen_outliers:
-        point = law.fit_point(data, objective=objective, seed=seed, tie_exponents=tie_exponents, backtest=False)
+        point = law.fit_point(data, objective=objective, seed=seed, tie_exponents=tie_exponents)
         nan = np.full(n, np.nan)
         screening = Screening(keep=np.ones(n, dtype=bool), residual=nan, robust_z=nan, check=[""] * n)
         return replace(point, settings={**point.settings, "screening": "off"}), screening
@@ -262,9 +260,7 @@ def fit_screened(
     if objective == settings.pilot_objective:
         point = pilot
     else:
-        point = law.fit_point(
-            data.subset(screening.keep), objective=objective, seed=seed, tie_exponents=tie_exponents, backtest=False
-        )
+        point = law.fit_point(data.subset(screening.keep), objective=objective, seed=seed, tie_exponents=tie_exponents)
     screened = screening.screened(data)
     warnings = list(point.warnings) + screening.warnings
     if screened:
