@@ -187,6 +187,7 @@ def screen_fit(
     # (a) Smallest sizes, judged by the law fitted to the larger models: a whole size off the law bends a fit
     # that includes it (its runs sit at the edge of the design), so the residual screen alone would miss it.
     keep = np.ones(n, dtype=bool)
+    pilot: PointFit | None = None  # the pilot fitted to exactly the runs in `keep`, once there is one
     for _ in range(settings.max_rounds):
         sizes = np.unique(data.n_params[keep])
         if sizes.shape[0] < SIZE_CHECK_MIN_SIZES:
@@ -205,15 +206,17 @@ def screen_fit(
         if not abs(shift) > settings.size_k:
             break
         keep &= ~small
+        pilot = rest
         residual[small], z[small] = r[small], zr[small]
         for i in np.flatnonzero(small):
             check[i] = "smallest_size"
 
     # (b) Residual screen of the runs kept by (a), against the law fitted to the kept runs, iterated.
     candidates = keep.copy()
-    pilot = pilot_fit(keep)
+    if pilot is None:
+        pilot = pilot_fit(keep)
     screened_b = np.zeros(n, dtype=bool)
-    for _ in range(settings.max_rounds + 1):
+    for round_ in range(settings.max_rounds + 1):
         r = run_residuals(law, pilot.params | pilot.fixed, data)
         zr = _robust_z(r, candidates & ~screened_b, len(pilot.params))
         flagged = candidates & (np.abs(zr) > settings.k)
@@ -223,7 +226,7 @@ def screen_fit(
             flagged = np.zeros(n, dtype=bool)
             flagged[order[:cap]] = True
         residual[candidates], z[candidates] = r[candidates], zr[candidates]
-        if np.array_equal(flagged, screened_b) or _ == settings.max_rounds:
+        if np.array_equal(flagged, screened_b) or round_ == settings.max_rounds:
             break
         try:
             refit = pilot_fit(candidates & ~flagged)
@@ -265,8 +268,8 @@ def fit_screened(
     warnings = list(point.warnings) + screening.warnings
     if screened:
         warnings.append(
-            f"{len(screened)} of {n} runs left out as runs the law cannot describe (final loss more than "
-            f"{settings.k:g} robust standard deviations off the law fitted to the rest; listed in screened)"
+            f"{len(screened)} of {n} runs left out as runs the law cannot describe (far off the law fitted to "
+            "the other runs; listed in screened, each with its reason)"
         )
     return (
         replace(
