@@ -87,15 +87,24 @@ class Screening:
     robust_z: FloatArray  # (residual - median) / s, s the robust scale of the runs that fit was fitted to
     check: list[str]  # per run: "smallest_size", "residual", or "" for a run kept
     k: float = SCREEN_K
+    size_k: float = SIZE_SHIFT_K
     warnings: list[str] = field(default_factory=list)
 
     def screened(self, data: Observations) -> list[dict[str, Any]]:
         """The screened runs as JSON-ready records; `index` is the run's row in the Observations given to the fit."""
         out = []
         for i in np.flatnonzero(~self.keep):
-            size = self.check[i] == "smallest_size"
-            against = "the law fitted to the larger models" if size else "the law fitted to the other runs"
-            what = "the smallest model size lies off the law; final loss" if size else "final loss"
+            if self.check[i] == "smallest_size":
+                reason = (
+                    f"the smallest model size lies off the law (its runs' median beyond {self.size_k:g} robust "
+                    f"standard deviations): final loss {_pct(self.residual[i])} the law fitted to the larger "
+                    f"models, {abs(self.robust_z[i]):.1f} robust standard deviations"
+                )
+            else:
+                reason = (
+                    f"final loss {_pct(self.residual[i])} the law fitted to the other runs: "
+                    f"{abs(self.robust_z[i]):.1f} robust standard deviations (limit {self.k:g})"
+                )
             out.append(
                 {
                     "index": int(i),
@@ -105,10 +114,7 @@ class Screening:
                     "residual": float(self.residual[i]),
                     "robust_z": float(self.robust_z[i]),
                     "check": self.check[i],
-                    "reason": (
-                        f"{what} {_pct(self.residual[i])} {against}: {abs(self.robust_z[i]):.1f} robust standard "
-                        f"deviations (limit {self.k:g})"
-                    ),
+                    "reason": reason,
                 }
             )
         return out
@@ -237,7 +243,15 @@ def screen_fit(
     keep = candidates & ~screened_b
     for i in np.flatnonzero(screened_b):
         check[i] = "residual"
-    return pilot, Screening(keep=keep, residual=residual, robust_z=z, check=check, k=settings.k, warnings=warnings)
+    return pilot, Screening(
+        keep=keep,
+        residual=residual,
+        robust_z=z,
+        check=check,
+        k=settings.k,
+        size_k=settings.size_k,
+        warnings=warnings,
+    )
 
 
 def fit_screened(

@@ -276,6 +276,7 @@ def test_a_whole_smallest_size_off_the_law_is_screened():
     point = fit_point("chinchilla", dirty)
     assert sorted(s["index"] for s in point.screened) == np.flatnonzero(wild).tolist()
     assert {s["check"] for s in point.screened} == {"smallest_size"}
+    assert all(s["reason"].startswith("the smallest model size lies off the law") for s in point.screened)
     assert held_out_rmse(point, LARGE) < 0.5 * held_out_rmse(unscreened, LARGE)
 
 
