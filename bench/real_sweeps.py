@@ -7,7 +7,8 @@ asserts the targets).
 Sweeps (planner/data/*/README.md):
 - OLMo 2's ladder: fit 190M-1.3B (24 runs), predict the 3.2B runs (5 budgets plus the 1xC rerun).
 - Gemstones: fit N <= 550M (140 cooldowns), predict the 1.0B-2.0B shapes (59).
-- OLMo's three smallest sizes (18 runs) as a 3-size family: the backtest scheme and ranking it gets.
+- OLMo's three smallest sizes (18 runs) as a 3-size family: the backtest scheme and ranking it gets; and a
+  synthetic 3-size precision sweep (Kumar's grid at 30M-110M), where the precision law has bits to fit.
 For each: objective (huber, least_squares) x screening rule (off, on), plus a hand-made drop for comparison;
 the backtest of each scheme (largest_n, largest_compute) on the fitted runs; and the ranking of all three laws.
 """
@@ -26,7 +27,7 @@ import numpy as np  # noqa: E402 -- thread limits must be set before NumPy loads
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.laws import Observations, fit_point, get_law  # noqa: E402
+from planner.laws import Observations, fit_point, get_law, kumar_synthetic  # noqa: E402
 from planner.laws.backtest import SCHEMES, run_backtest  # noqa: E402
 from planner.laws.datasets import load_gemstones, load_olmo_ladder  # noqa: E402
 from planner.laws.screening import fit_screened, run_residuals  # noqa: E402
@@ -88,10 +89,10 @@ def schemes(name: str, data: Observations) -> None:
         print(f"  {scheme:16s} held out {int(record['n_held_out'])} runs at {sizes}: {text}")
 
 
-def ranking(name: str, data: Observations, objective: str) -> None:
+def ranking(name: str, data: Observations, objective: str, laws: tuple[str, ...] = LAWS) -> None:
     fits = []
     details = []
-    for i, law in enumerate(LAWS):
+    for i, law in enumerate(laws):
         point = fit_point(law, data, objective=objective)
         fits.append(
             LawFit(
@@ -143,6 +144,9 @@ def main() -> None:
     for objective in OBJECTIVES:
         for label, data in (("OLMo 190M-1.3B", olmo_train), ("Gemstones <= 550M", gem_train), ("OLMo 3 sizes", three)):
             ranking(label, data, objective)
+    print("\n## A 3-size precision sweep (synthetic: Kumar's grid at 30M, 60M, 110M, 0.5% noise; no fp format)")
+    kumar, _ = kumar_synthetic(n_values=(30e6, 60e6, 110e6))
+    ranking("Kumar 3 sizes", kumar, "huber", laws=("chinchilla", "precision"))
 
 
 if __name__ == "__main__":
