@@ -162,11 +162,11 @@ def precision_points(n_points: int, seed: int = 0) -> Observations:
     )
 
 
-def timed_point(law: str, data: Observations, repeats: int = 1) -> tuple[float, object]:
+def timed_point(law: str, data: Observations, repeats: int = 1, screen_outliers: bool = True) -> tuple[float, object]:
     best, point = np.inf, None
     for _ in range(repeats):
         t0 = time.perf_counter()
-        point = fit_point(law, data, seed=0)
+        point = fit_point(law, data, seed=0, screen_outliers=screen_outliers)
         best = min(best, time.perf_counter() - t0)
     return best, point
 
@@ -187,12 +187,16 @@ def main() -> None:
     print(f"cpus: {os.cpu_count()}, threads: OMP={os.environ.get('OMP_NUM_THREADS')}, numpy {np.__version__}")
 
     epoch = load_chinchilla_epoch()
-    ours_t, ours = timed_point("chinchilla", epoch, repeats=3)
+    # Epoch's procedure fits all 240 points: the screening rule (which leaves out 4 of them) is off here, so the
+    # objectives compare like with like; the default fit, rule on, is timed below.
+    ours_t, ours = timed_point("chinchilla", epoch, repeats=3, screen_outliers=False)
+    screened_t, _ = timed_point("chinchilla", epoch, repeats=3)
     ours_obj = ours.metrics["huber_objective"]  # type: ignore[attr-defined]
     print("\n## Chinchilla on Epoch's 240 points (summed Huber delta=1e-3 on log loss; lower is better)")
     print(f"published grid-fit objective (Epoch):        {EPOCH_PUBLISHED_HUBER:.6e}")
     print(f"ours (screen + polish + backtest refit):     {ours_t:8.3f} s   objective {ours_obj:.8e}")
     print(f"   params {fmt(ours.params)}")  # type: ignore[attr-defined]
+    print(f"ours, default fit (screening rule on):       {screened_t:8.3f} s")
     base_t, base_obj, base_params, n_starts = epoch_baseline(epoch, limit)
     print(f"Epoch recipe, {n_starts} L-BFGS-B starts, num. grad: {base_t:8.3f} s   objective {base_obj:.8e}")
     print(f"   params {fmt(base_params)}")

@@ -1,7 +1,8 @@
 """Law comparison: rank a family's current fits, one per law, by their backtest error; pure, no Django.
 
 The score is the backtest's `rmse_log_runs`: the root mean square of log-loss residuals on the held-out runs'
-final losses (the fit on every run but those of the largest N, predicting those runs). It is the one backtest
+final losses (the fit on the other runs predicting them; fits.laws.backtest chooses the held-out runs from
+the model sizes, the same for every law fitted to the same runs). It is the one backtest
 number every law predicts; `rmse_log` also counts PTQ evaluations for a law that has a PTQ term, so it is not
 comparable across laws. Lower is better. docs/laws-engine.md, "Law comparison", states the rules.
 """
@@ -36,6 +37,7 @@ class LawFit:
     n_runs: int | None  # runs the fit covers (metrics["n_runs"]); None when the fit does not say
     warnings: Sequence[str] = ()
     stale: bool = False
+    n_screened: int = 0  # runs the fit's screening rule left out (metrics["n_screened"]): still covered by the fit
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class RankedLaw:
     reason: str | None
     rank: int | None
     stale: bool
+    scheme: str | None = None  # the backtest's held-out scheme (fits.laws.backtest); None when unranked
+    held_out_n_params: tuple[float, ...] = ()  # the model sizes of the held-out runs
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -80,23 +84,66 @@ class Ranking:
 
     @property
     def best(self) -> str | None:
-        return next((e.law for e in self.entries if e.eligible), None)
+        """The first eligible law; when no ranked law is eligible, the first ranked one (`warnings` says why)."""
+        entry = self._best_entry()
+        return None if entry is None else entry.law
+
+    def _best_entry(self) -> RankedLaw | None:
+        eligible = next((e for e in self.entries if e.eligible), None)
+        return eligible if eligible is not None else next((e for e in self.entries if e.ranked), None)
+
+    @property
+    def basis(self) -> dict[str, Any] | None:
+        """What the best law's score rests on: its backtest scheme, held-out runs and their model sizes."""
+        best = self._best_entry()
+        if best is None:
+            return None
+        return {
+            "law": best.law,
+            "score": best.score,
+            "scheme": best.scheme,
+            "n_held_out_runs": best.n_held_out_runs,
+            "held_out_n_params": list(best.held_out_n_params),
+        }
 
     def get(self, law: str) -> RankedLaw | None:
         return next((e for e in self.entries if e.law == law), None)
 
     @property
     def warnings(self) -> list[str]:
-        """What weakens the choice of the best law: a score measured on fewer than MIN_HELD_OUT_RUNS runs."""
-        best = next((e for e in self.entries if e.eligible), None)
-        held = None if best is None else best.n_held_out_runs
-        if held is None or held >= MIN_HELD_OUT_RUNS:
+        """What weakens the choice of the best law: a score measured on fewer than MIN_HELD_OUT_RUNS runs, a best
+        law that is not eligible (no eligible law has a score), laws scored on different held-out runs."""
+        best = self._best_entry()
+        if best is None:
             return []
-        runs = "run" if held == 1 else "runs"
-        return [
-            f"the law ranking rests on {held} held-out {runs} (those of the largest N): a weak basis for choosing "
-            "a law; runs at several sizes near the largest would make it firmer"
-        ]
+        out = []
+        held = best.n_held_out_runs
+        if held is not None and held < MIN_HELD_OUT_RUNS:
+            runs = "run" if held == 1 else "runs"
+            which = "the largest-compute runs" if best.scheme == "largest_compute" else "those of the largest N"
+            out.append(
+                f"the law ranking rests on {held} held-out {runs} ({which}): a weak basis for choosing "
+                "a law; runs at several sizes near the largest would make it firmer"
+            )
+        if not best.eligible:
+            out.append(f"{best.law} is named best though {best.reason}: no law covering every run has a score yet")
+        others = [e for e in self.entries if e.ranked and e is not best and _basis_key(e) != _basis_key(best)]
+        if others:
+            out.append(
+                f"not every law was scored on the same held-out runs as {best.law} "
+                f"({_basis_text(best)}): " + "; ".join(f"{e.law} on {_basis_text(e)}" for e in others)
+            )
+        return out
+
+
+def _basis_key(entry: RankedLaw) -> tuple[str | None, int | None, tuple[float, ...]]:
+    return entry.scheme, entry.n_held_out_runs, entry.held_out_n_params
+
+
+def _basis_text(entry: RankedLaw) -> str:
+    sizes = ", ".join(f"{n:.3g}" for n in entry.held_out_n_params)
+    where = f" at N = {sizes}" if sizes else ""
+    return f"{entry.n_held_out_runs} runs, scheme {entry.scheme}{where}"
 
 
 def _unranked_reason(fit: LawFit) -> str | None:
@@ -132,7 +179,7 @@ def rank_laws(fits: Sequence[LawFit]) -> Ranking:
     or a fit not yet refreshed after new runs) keeps its rank but is not eligible to be the best law: its score
     was measured on other held-out runs.
     """
-    most_runs = max((f.n_runs for f in fits if f.n_runs is not None), default=None)
+    most_runs = max((_coverage(f) for f in fits if f.n_runs is not None), default=None)
     scored: list[tuple[float, LawFit]] = []
     unranked: list[tuple[LawFit, str]] = []
     for fit in fits:
@@ -144,7 +191,7 @@ def rank_laws(fits: Sequence[LawFit]) -> Ranking:
 
     entries: list[RankedLaw] = []
     for position, (score, fit) in enumerate(_tie_ordered(scored), start=1):
-        covers_less = most_runs is not None and fit.n_runs is not None and fit.n_runs < most_runs
+        covers_less = most_runs is not None and fit.n_runs is not None and _coverage(fit) < most_runs
         entries.append(
             _entry(
                 fit,
@@ -152,7 +199,7 @@ def rank_laws(fits: Sequence[LawFit]) -> Ranking:
                 ranked=True,
                 eligible=not covers_less,
                 reason=(
-                    f"covers {fit.n_runs} of the {most_runs} runs the other fits cover: its backtest is not "
+                    f"covers {_coverage(fit)} of the {most_runs} runs the other fits cover: its backtest is not "
                     "comparable, so it is not eligible as the best law"
                     if covers_less
                     else None
@@ -165,10 +212,18 @@ def rank_laws(fits: Sequence[LawFit]) -> Ranking:
     return Ranking(entries=tuple(entries))
 
 
+def _coverage(fit: LawFit) -> int:
+    """Runs the fit was given: those it fitted plus those its screening rule left out."""
+    return (fit.n_runs or 0) + fit.n_screened
+
+
 def _entry(
     fit: LawFit, *, score: float | None, ranked: bool, eligible: bool, reason: str | None, rank: int | None
 ) -> RankedLaw:
     held = fit.backtest.get("n_held_out_runs")
+    sizes = fit.backtest.get("held_out_n_params")
+    # Fits from before the schemes existed were all backtested on the runs of the largest N.
+    scheme = fit.backtest.get("scheme", "largest_n") if ranked else None
     return RankedLaw(
         law=fit.law,
         fit_id=fit.fit_id,
@@ -182,6 +237,8 @@ def _entry(
         reason=reason,
         rank=rank,
         stale=fit.stale,
+        scheme=str(scheme) if scheme is not None else None,
+        held_out_n_params=tuple(float(n) for n in sizes) if isinstance(sizes, list | tuple) else (),
     )
 
 

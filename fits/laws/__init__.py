@@ -5,7 +5,13 @@ arXiv:2411.04330) and ``fp`` (Sun et al. 2025, arXiv:2501.02423). Fits minimise 
 or least squares on log-loss residuals.
 """
 
-from fits.laws.datasets import fp_synthetic, kumar_synthetic, load_chinchilla_epoch
+from fits.laws.datasets import (
+    fp_synthetic,
+    kumar_synthetic,
+    load_chinchilla_epoch,
+    load_gemstones,
+    load_olmo_ladder,
+)
 from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
 from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, Law, PointFit, huber_sum
 from fits.laws.floating_point import SUN_TABLE2, fp_layout, fp_loss, sun_params
@@ -41,6 +47,8 @@ __all__ = [
     "in_domain",
     "kumar_synthetic",
     "load_chinchilla_epoch",
+    "load_gemstones",
+    "load_olmo_ladder",
     "predict_loss",
     "predict_loss_draws",
     "predict_with_interval",

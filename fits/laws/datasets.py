@@ -125,3 +125,39 @@ def fp_synthetic(*, noise: float = 0.002, seed: int = 0, params: dict[str, float
         exponent_bits=e,
         mantissa_bits=m,
     )
+
+
+# Real BF16 sweeps shipped with the project (fits/data/*/README.md: provenance and licence).
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+OLMO_LADDER_CSV = DATA_DIR / "olmo_ladder" / "runs.csv"
+GEMSTONES_CSV = DATA_DIR / "gemstones" / "runs.csv"
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_olmo_ladder(path: Path = OLMO_LADDER_CSV) -> Observations:
+    """OLMo 2's model ladder (Bhagia et al. 2024): the 30 `kind=ladder` runs, 190M-3.2B parameters at
+    0.5-10x Chinchilla's tokens, with their reruns; N is non-embedding as OLMo counts it, the loss is C4-en
+    validation. The three released-model targets are not ladder runs and are left out."""
+    rows = [r for r in _read_rows(path) if r["kind"] == "ladder"]
+    return _bf16_runs(rows, "n_params")
+
+
+def load_gemstones(path: Path = GEMSTONES_CSV, *, embeddings: bool = True) -> Observations:
+    """Gemstones' 199 cooldown runs (McLeish et al. 2025), 22 shapes from 48M to 2.0B parameters; N counts the
+    tied embedding unless `embeddings` is false (then N = n_params - 50304 x width, the authors' correction)."""
+    return _bf16_runs(_read_rows(path), "n_params" if embeddings else "n_params_no_embed")
+
+
+def _bf16_runs(rows: list[dict[str, str]], n_column: str) -> Observations:
+    """Runs trained in BF16 (16 bits; exponent and mantissa bits as the files give them, 8 and 7)."""
+    return Observations.build(
+        n_params=[float(r[n_column]) for r in rows],
+        n_tokens=[float(r["n_tokens"]) for r in rows],
+        final_loss=[float(r["final_loss"]) for r in rows],
+        exponent_bits=[float(r["exponent_bits"]) for r in rows],
+        mantissa_bits=[float(r["mantissa_bits"]) for r in rows],
+    )

@@ -1,4 +1,4 @@
-"""Fitting: variable-projection screening, L-BFGS-B polish, cluster bootstrap and backtest (docs/laws.md 9.8).
+"""Fitting: variable-projection screening, L-BFGS-B polish and cluster bootstrap (docs/laws.md 9.8).
 
 Objective: sum_i rho(log L_hat_i - log L_i), rho = Huber with delta = 1e-3 (Hoffmann, Epoch) or 0.5*r^2
 ("least_squares"). The base law is written in Epoch's log-sum-exp form, log L_hat = LSE(a - alpha*log N_eff,
@@ -460,10 +460,12 @@ class PointFit:
     fixed: dict[str, float]
     draw_names: list[str]
     metrics: dict[str, float]
-    backtest: dict[str, float]
+    backtest: dict[str, Any]  # numbers, plus the scheme's name and the held-out sizes (fits.laws.backtest)
     warnings: list[str]
     data_range: dict[str, float]
     settings: dict[str, Any] = field(default_factory=dict)
+    # Runs of the caller's Observations left out by the screening rule (fits.laws.screening), with why.
+    screened: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Law(Protocol):
@@ -629,9 +631,10 @@ class _EffectiveParamsLaw:
     # -- fitting --------------------------------------------------------------------------------------------------
 
     def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit:
-        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=True)
+        """The point fit, without a backtest (fits.laws.backtest runs it on the whole fit procedure)."""
+        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents)
 
-    def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool, backtest: bool) -> PointFit:
+    def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool) -> PointFit:
         check_request(data, objective)
         warnings: list[str] = []
         if not self.with_ptq and data.n_evals:
@@ -708,11 +711,7 @@ class _EffectiveParamsLaw:
             },
         )
         metrics = self._metrics(point)
-        bt: dict[str, float] = {}
-        if backtest:
-            bt, bt_warn = self._backtest(point)
-            warnings += bt_warn
-        return PointFit(**{**point.__dict__, "metrics": metrics, "backtest": bt, "warnings": warnings})
+        return PointFit(**{**point.__dict__, "metrics": metrics, "warnings": warnings})
 
     def _residuals(self, point: PointFit, params: Mapping[str, float], data: Observations) -> FloatArray:
         pred = self.predict(
@@ -738,52 +737,6 @@ class _EffectiveParamsLaw:
         r = self._residuals(point, point.params, data)
         observed = np.concatenate([data.final_loss] + ([data.eval_loss[point.eval_mask]] if point.ptq else []))
         return fit_metrics(observed, r, n_runs=data.n_runs)
-
-    def _backtest(self, point: PointFit) -> tuple[dict[str, float], list[str]]:
-        data = point.data
-        largest = data.n_params == data.n_params.max()
-        held = data.subset(largest)
-        n_held = held.n_runs + (held.n_evals if point.ptq else 0)
-        try:
-            sub = self._fit_point(
-                data.subset(~largest),
-                objective=point.objective,
-                seed=point.seed,
-                tie=point.tie_exponents,
-                backtest=False,
-            )
-        except FitFailed as exc:
-            return {"n_held_out": float(n_held)}, [f"backtest not computed (fit without the largest N failed: {exc})"]
-        if point.ptq and not sub.ptq:
-            held = Observations(
-                **{
-                    **held.__dict__,
-                    "eval_run": np.zeros(0, dtype=np.intp),
-                    "eval_post_bits": np.zeros(0),
-                    "eval_loss": np.zeros(0),
-                }
-            )
-        probe = PointFit(**{**sub.__dict__, "ptq": sub.ptq and held.n_evals > 0})
-        with np.errstate(invalid="ignore"):
-            r = self._residuals(probe, {**sub.params, **sub.fixed}, held)
-        r_runs = r[: held.n_runs]  # final losses first, then PTQ evaluations (see _residuals)
-        r_runs = r_runs[np.isfinite(r_runs)]
-        r = r[np.isfinite(r)]
-        if r.shape[0] == 0:
-            return {"n_held_out": float(n_held)}, [
-                "backtest not computed: held-out runs are outside the refit's domain"
-            ]
-        out = {
-            "rmse_log": float(np.sqrt(np.mean(r * r))),
-            "mean_signed_error": float(np.mean(r)),
-            "n_held_out": float(r.shape[0]),
-        }
-        if r_runs.shape[0]:
-            # Final losses only: the score every law can be compared on (laws without a PTQ term predict no
-            # evaluations), used to rank laws (docs/laws-engine.md, Law comparison).
-            out["rmse_log_runs"] = float(np.sqrt(np.mean(r_runs * r_runs)))
-            out["n_held_out_runs"] = float(r_runs.shape[0])
-        return out, []
 
     def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray:
         """One bootstrap draw: warm-started refit with case weights; natural-scale parameters in draw order."""

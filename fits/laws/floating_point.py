@@ -296,9 +296,10 @@ class FloatingPointLaw:
     keep_starts = 4
 
     def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit:
-        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents, backtest=True)
+        """The point fit, without a backtest (fits.laws.backtest runs it on the whole fit procedure)."""
+        return self._fit_point(data, objective=objective, seed=seed, tie=tie_exponents)
 
-    def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool, backtest: bool) -> PointFit:
+    def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool) -> PointFit:
         check_request(data, objective)
         warnings: list[str] = []
         known = np.isfinite(data.exponent_bits) & np.isfinite(data.mantissa_bits)
@@ -371,11 +372,7 @@ class FloatingPointLaw:
             },
         )
         metrics = fit_metrics(data.final_loss, self._residuals(point.params | point.fixed, data), n_runs=data.n_runs)
-        bt: dict[str, float] = {}
-        if backtest:
-            bt, bt_warn = self._backtest(point)
-            warnings += bt_warn
-        return PointFit(**{**point.__dict__, "metrics": metrics, "backtest": bt, "warnings": warnings})
+        return PointFit(**{**point.__dict__, "metrics": metrics, "warnings": warnings})
 
     def _residuals(self, params: Mapping[str, float], data: Observations) -> FloatArray:
         pred = fp_loss(
@@ -386,37 +383,6 @@ class FloatingPointLaw:
             mantissa_bits=data.mantissa_bits,
         )
         return np.asarray(np.log(pred) - np.log(data.final_loss), dtype=np.float64)
-
-    def _backtest(self, point: PointFit) -> tuple[dict[str, float], list[str]]:
-        data = point.data
-        largest = data.n_params == data.n_params.max()
-        held = data.subset(largest)
-        try:
-            sub = self._fit_point(
-                data.subset(~largest),
-                objective=point.objective,
-                seed=point.seed,
-                tie=point.tie_exponents,
-                backtest=False,
-            )
-        except FitFailed as exc:
-            return {"n_held_out": float(held.n_runs)}, [
-                f"backtest not computed (fit without the largest N failed: {exc})"
-            ]
-        r = self._residuals(sub.params | sub.fixed, held)
-        r = r[np.isfinite(r)]
-        if r.shape[0] == 0:
-            return {"n_held_out": float(held.n_runs)}, [
-                "backtest not computed: no finite prediction for the held-out runs"
-            ]
-        rmse = float(np.sqrt(np.mean(r * r)))
-        return {
-            "rmse_log": rmse,
-            "mean_signed_error": float(np.mean(r)),
-            "n_held_out": float(r.shape[0]),
-            "rmse_log_runs": rmse,
-            "n_held_out_runs": float(r.shape[0]),
-        }, []
 
     def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray:
         """One bootstrap draw: warm-started refit with case weights; natural-scale parameters in draw order."""

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from fits.laws.fitting import PointFit
+from fits.laws.backtest import run_backtest
+from fits.laws.fitting import PointFit, check_request
 from fits.laws.observations import FitFailed, FloatArray, Observations
 from fits.laws.registry import get_law
+from fits.laws.screening import fit_screened
 
 DEFAULT_BOOTSTRAP = 200
 
@@ -24,12 +26,15 @@ class FitResult:
     intervals: dict[str, tuple[float, float]]
     fixed: dict[str, float]
     metrics: dict[str, float]
-    backtest: dict[str, float]
+    backtest: dict[str, Any]
     warnings: list[str]
     draws: FloatArray
     draw_names: list[str]
     data_range: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # Runs the screening rule left out: {"index" (row of the Observations fitted), "n_params", "n_tokens",
+    # "final_loss", "residual", "robust_z", "reason"}; empty for fits stored before the rule existed.
+    screened: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def all_params(self) -> dict[str, float]:
@@ -52,19 +57,37 @@ class FitResult:
             "draw_names": list(self.draw_names),
             "data_range": dict(self.data_range),
             "settings": dict(self.settings),
+            "screened": [dict(s) for s in self.screened],
         }
 
 
 def fit_point(
-    law: str, data: Observations, *, objective: str = "huber", seed: int = 0, tie_exponents: bool = False
+    law: str,
+    data: Observations,
+    *,
+    objective: str = "huber",
+    seed: int = 0,
+    tie_exponents: bool = False,
+    screen_outliers: bool = True,
 ) -> PointFit:
     """Point estimate (multi-start screening + L-BFGS-B), identifiability and domain decisions, metrics, backtest.
 
+    With `screen_outliers` (the default) runs the law cannot describe are left out first and listed in
+    `screened` (fits.laws.screening); the backtest (fits.laws.backtest) applies the same procedure.
     Raises FitFailed with a readable reason on degenerate data; ValueError on an unknown law or objective.
     """
     if seed < 0:
         raise ValueError("seed must be non-negative")
-    return get_law(law).fit_point(data, objective=objective, seed=seed, tie_exponents=tie_exponents)
+    model = get_law(law)
+    check_request(data, objective)
+    point, _ = fit_screened(
+        model, data, objective=objective, seed=seed, tie_exponents=tie_exponents, screen_outliers=screen_outliers
+    )
+    backtest, notes = run_backtest(
+        model, data, point, objective=objective, seed=seed, tie_exponents=tie_exponents, screen_outliers=screen_outliers
+    )
+    metrics = {**point.metrics, "n_screened": float(len(point.screened))}
+    return replace(point, backtest=backtest, metrics=metrics, warnings=[*point.warnings, *notes])
 
 
 def _draw_weights(point: PointFit, index: int) -> tuple[FloatArray, FloatArray]:
@@ -126,6 +149,7 @@ def assemble_fit(point: PointFit, draws: FloatArray, *, level: float = 0.95) -> 
         draw_names=list(point.draw_names),
         data_range=dict(point.data_range),
         settings={**point.settings, "n_bootstrap": draws.shape[0], "level": level},
+        screened=[dict(s) for s in point.screened],
     )
 
 
@@ -137,12 +161,16 @@ def fit_law(
     n_bootstrap: int = DEFAULT_BOOTSTRAP,
     seed: int = 0,
     tie_exponents: bool = False,
+    screen_outliers: bool = True,
 ) -> FitResult:
     """Fit `law` ("chinchilla" or "precision") to `data`: point estimate, n_bootstrap cluster-bootstrap draws,
-    backtest without the largest N. Equal to assemble_fit(point, concatenated bootstrap_chunk outputs)."""
+    backtest (fits.laws.backtest); runs the law cannot describe are screened out unless `screen_outliers` is
+    false. Equal to assemble_fit(point, concatenated bootstrap_chunk outputs)."""
     if n_bootstrap < 0:
         raise ValueError("n_bootstrap must be non-negative")
-    point = fit_point(law, data, objective=objective, seed=seed, tie_exponents=tie_exponents)
+    point = fit_point(
+        law, data, objective=objective, seed=seed, tie_exponents=tie_exponents, screen_outliers=screen_outliers
+    )
     draws = bootstrap_chunk(point, start=0, count=n_bootstrap)
     return assemble_fit(point, draws)
 

@@ -42,6 +42,7 @@ def ranking_of(data: Observations):
                 n_params_fitted=len(point.params),
                 n_runs=int(point.metrics["n_runs"]),
                 warnings=tuple(point.warnings),
+                n_screened=len(point.screened),
             )
         )
     return rank_laws(fits)

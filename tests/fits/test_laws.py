@@ -152,7 +152,18 @@ def test_as_dict_is_json_serialisable():
     assert len(out["draws"]) == 3
     assert len(out["draws"][0]) == 5
     assert set(out["metrics"]) >= {"n_runs", "n_points", "r2", "rmse_log", "huber_objective"}
-    assert set(out["backtest"]) == {"rmse_log", "mean_signed_error", "n_held_out", "rmse_log_runs", "n_held_out_runs"}
+    assert set(out["backtest"]) == {
+        "rmse_log",
+        "mean_signed_error",
+        "n_held_out",
+        "rmse_log_runs",
+        "n_held_out_runs",
+        "scheme",
+        "held_out_n_params",
+        "n_sizes_fitted",
+        "n_screened",
+    }
+    assert out["screened"] == []
     assert out["backtest"]["rmse_log_runs"] == pytest.approx(out["backtest"]["rmse_log"])  # no PTQ term
 
 

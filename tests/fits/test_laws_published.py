@@ -34,7 +34,9 @@ KUMAR_NEFF_TABLE = {4: 0.19, 5: 0.43, 6: 0.61, 7: 0.74, 8: 0.83, 12: 0.97, 16: 0
 
 @pytest.fixture(scope="module")
 def epoch_fit():
-    return fit_law("chinchilla", load_chinchilla_epoch(), n_bootstrap=200, seed=0)
+    # Epoch's published fit is Huber on all 240 points: reproducing it means the same procedure, without the
+    # screening rule (which leaves out 5 of these points; tests/planner/test_real_sweeps.py checks that fit).
+    return fit_law("chinchilla", load_chinchilla_epoch(), n_bootstrap=200, seed=0, screen_outliers=False)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +142,9 @@ def _shuffled(data: Observations, seed: int) -> Observations:
 
 
 def test_fit_does_not_depend_on_row_order(epoch_fit):
-    shuffled = fit_law("chinchilla", _shuffled(load_chinchilla_epoch(), 3), n_bootstrap=200, seed=0)
+    shuffled = fit_law(
+        "chinchilla", _shuffled(load_chinchilla_epoch(), 3), n_bootstrap=200, seed=0, screen_outliers=False
+    )
     assert shuffled.params == epoch_fit.params
     np.testing.assert_array_equal(shuffled.draws, epoch_fit.draws)
 
