@@ -17,6 +17,18 @@ class Law(models.TextChoices):
     FP = "fp", "Floating point (Sun et al.)"
 
 
+class Objective(models.TextChoices):
+    """The loss a fit minimises on log-loss residuals (fits.laws.fitting.OBJECTIVES)."""
+
+    LEAST_SQUARES = "least_squares", "Least squares"
+    HUBER = "huber", "Huber (delta 1e-3)"
+
+
+# New fits minimise squared residuals and leave out the runs the law cannot describe (fits.laws.screening):
+# on the real sweeps that pair extrapolates best (docs/laws-engine.md, "Real sweeps"). A family may choose Huber.
+DEFAULT_OBJECTIVE = Objective.LEAST_SQUARES
+
+
 class FitScope(models.Model):
     """Refit bookkeeping of one (team, family, law): has the data changed since the last fit was asked for?
 
@@ -33,6 +45,9 @@ class FitScope(models.Model):
     last_change_at = models.DateTimeField(null=True, blank=True)  # debounce: wait until changes pause
     enqueued_at = models.DateTimeField(null=True, blank=True)  # a refit message is on its way
     fingerprint = models.CharField(max_length=64, blank=True)  # of the runs as the last refresh saw them
+    # The family's fit settings for this law, set by POST /fits/; the next version uses them.
+    objective = models.CharField(max_length=20, choices=Objective.choices, default=DEFAULT_OBJECTIVE)
+    screen_outliers = models.BooleanField(default=True)  # leave out runs the law cannot describe
 
     class Meta:
         ordering = ["team_id", "family", "law"]
@@ -72,7 +87,8 @@ class Fit(models.Model):
     law = models.CharField(max_length=20, choices=Law.choices)
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
-    objective = models.CharField(max_length=20, default="huber")
+    objective = models.CharField(max_length=20, choices=Objective.choices, default=DEFAULT_OBJECTIVE)
+    screen_outliers = models.BooleanField(default=True)  # whether the screening rule ran (fits.laws.screening)
     n_bootstrap = models.PositiveIntegerField(default=200)
     chunk_size = models.PositiveIntegerField(default=25)
     # The data: which runs, in what state (the fingerprint).
@@ -91,6 +107,9 @@ class Fit(models.Model):
     draw_names = models.JSONField(default=list)
     draws = models.BinaryField(null=True, blank=True)  # float64, shape (n_bootstrap, len(draw_names)), C order
     error = models.TextField(blank=True)
+    # Runs the screening rule left out: {"run_id", "n_params", "n_tokens", "final_loss", "residual", "robust_z",
+    # "check", "reason"}; empty when none was (or before the rule existed).
+    screened = models.JSONField(default=list)
     # Work in progress: the pickled point fit the bootstrap chunks start from; cleared when the fit finishes.
     point_state = models.BinaryField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0)
@@ -145,12 +164,21 @@ class Fit(models.Model):
             draws=self.draws_array() if with_draws else np.zeros((0, len(self.draw_names))),
             draw_names=list(self.draw_names),
             data_range=dict(self.data_range),
+            screened=[dict(entry) for entry in self.screened],
         )
 
     @staticmethod
-    def result_fields(result: FitResult) -> dict[str, Any]:
-        """The columns that store a FitResult: the inverse of as_result()."""
+    def result_fields(result: FitResult, *, run_ids: list[int] | None = None) -> dict[str, Any]:
+        """The columns that store a FitResult: the inverse of as_result(). With the fitted runs' ids (in the
+        order of the Observations), each screened run also names its run id."""
+        screened = [dict(entry) for entry in result.screened]
+        if run_ids is not None:
+            for entry in screened:
+                index = entry.get("index")
+                if isinstance(index, int) and 0 <= index < len(run_ids):
+                    entry["run_id"] = run_ids[index]
         return {
+            "screened": screened,
             "params": result.params,
             "intervals": {k: [v[0], v[1]] for k, v in result.intervals.items()},
             "fixed": result.fixed,

@@ -123,8 +123,12 @@ def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
         data = fit_data(team_id=scope.team_id, family=scope.family)
         last = fit_latest(team_id=scope.team_id, family=scope.family, law=scope.law)
         FitScope.objects.filter(pk=scope_id).update(dirty_since=None, enqueued_at=None, fingerprint=data.fingerprint)
-        if last is not None and last.data_fingerprint == data.fingerprint:
-            return RefreshOutcome()  # the runs are as the last version saw them: no duplicate version
+        same_settings = last is not None and (last.objective, last.screen_outliers) == (
+            scope.objective,
+            scope.screen_outliers,
+        )
+        if last is not None and last.data_fingerprint == data.fingerprint and same_settings:
+            return RefreshOutcome()  # the runs and settings are as the last version saw them: no duplicate
         if last is None and (data.n_runs == 0 or (not force and not data.law_applies(scope.law))):
             # Nothing was ever fitted and nothing is there to fit: no runs, or (fp law) no run reports its
             # floating-point format. An explicit request (force) still makes a version, which fails with the reason.
@@ -140,6 +144,8 @@ def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
             snapshot=data.to_bytes(),
             data_fingerprint=data.fingerprint,
             code_version=CODE_VERSION,
+            objective=scope.objective,
+            screen_outliers=scope.screen_outliers,
         )
         transaction.on_commit(partial(dispatch.send, dispatch.RUN_FIT, fit_id=fit.pk))
     return RefreshOutcome(fit_id=fit.pk)
@@ -172,7 +178,13 @@ def fit_execute(*, fit_id: int) -> list[int]:
     if fit.point_state is None:
         data = FitData.from_bytes(bytes(fit.snapshot or b""), fingerprint=fit.data_fingerprint)
         try:
-            point = fit_point(fit.law, data.observations, objective=fit.objective, seed=fit.pk)
+            point = fit_point(
+                fit.law,
+                data.observations,
+                objective=fit.objective,
+                seed=fit.pk,
+                screen_outliers=fit.screen_outliers,
+            )
         except FitFailed as exc:
             _publish(fit, status=Fit.Status.FAILED, error=str(exc))
             return []
@@ -228,7 +240,9 @@ def fit_finish(*, fit_id: int) -> bool:
         if chunks
         else np.zeros((0, width))
     )
-    return _publish(fit, status=Fit.Status.SUCCEEDED, **Fit.result_fields(assemble_fit(point, draws)))
+    return _publish(
+        fit, status=Fit.Status.SUCCEEDED, **Fit.result_fields(assemble_fit(point, draws), run_ids=fit.run_ids)
+    )
 
 
 def _publish(fit: Fit, *, status: str, **fields: Any) -> bool:

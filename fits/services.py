@@ -50,14 +50,24 @@ def _no_current_fit(*, team: Team, family: str, law: str) -> str:
     return message
 
 
-def fit_request(*, team: Team, family: str, law: str) -> Fit:
+def fit_request(
+    *, team: Team, family: str, law: str, objective: str | None = None, screen_outliers: bool | None = None
+) -> Fit:
     """Ask for a refit now (POST /fits/): the fit in flight, a new queued version, or the latest if unchanged.
 
-    FitNotFound when the team has no runs in the family, or none that a fit could use.
+    `objective` and `screen_outliers`, when given, become the family's settings for this law: this version and
+    the ones that follow use them. FitNotFound when the team has no runs in the family, or none a fit could use.
     """
     if not Run.objects.filter(team=team, family=family).exists():
         raise FitNotFound("This team has no runs in that family.")
     scope, _ = FitScope.objects.get_or_create(team=team, family=family, law=law)
+    changes = {
+        key: value
+        for key, value in (("objective", objective), ("screen_outliers", screen_outliers))
+        if value is not None and getattr(scope, key) != value
+    }
+    if changes:
+        FitScope.objects.filter(pk=scope.pk).update(**changes)
     if not Fit.objects.filter(team=team, family=family, law=law).in_flight().exists():
         fit_scope_refresh(scope_id=scope.pk, force=True)
     fit = fit_latest(team_id=team.pk, family=family, law=law)

@@ -2,6 +2,7 @@
 its precision fit."""
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from fits.laws import FitResult, Observations, fit_law, kumar_synthetic
@@ -15,6 +16,14 @@ def _client(team: Team, *, read_only: bool = False) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     return client
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Every test starts with an empty cache: plots are cached by fit id, and ids repeat after a rollback."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

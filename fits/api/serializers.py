@@ -4,9 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from apikit.fields import FiniteFloatField, StrictIntegerField, bounded_float_field, slug_validator
+from apikit.fields import FiniteFloatField, StrictBooleanField, StrictIntegerField, bounded_float_field, slug_validator
 from apikit.serializers import StrictFieldsMixin
-from fits.models import Fit, Law
+from fits.models import Fit, Law, Objective
 from runs.models import MAX_BITS, MAX_N_PARAMS, MAX_N_TOKENS, MIN_BITS
 
 
@@ -37,6 +37,8 @@ class FitSerializer(serializers.ModelSerializer[Fit]):
             "error",
             "data_fingerprint",
             "objective",
+            "screen_outliers",
+            "screened",
             "n_runs",
             "n_draws",
             "code_version",
@@ -75,6 +77,18 @@ class FitScopeQuerySerializer(StrictFieldsMixin, serializers.Serializer[Any]):
 
     family = serializers.CharField(max_length=100, validators=[slug_validator])
     law = serializers.ChoiceField(choices=Law.choices, default=Law.PRECISION)
+
+
+class FitRequestSerializer(FitScopeQuerySerializer):
+    """Body of POST /api/v1/fits/: the scope, and optionally the family's fit settings for this law (kept for the
+    versions that follow, until changed again)."""
+
+    objective = serializers.ChoiceField(
+        choices=Objective.choices, required=False, help_text="least_squares (the default) or huber."
+    )
+    screen_outliers = StrictBooleanField(
+        required=False, help_text="Leave out runs the law cannot describe (the default); false fits every run."
+    )
 
 
 class PredictQuerySerializer(FitScopeQuerySerializer):

@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 from apikit.scoping import TeamScopedMixin
 from fits.api.serializers import (
     CurrentFitSerializer,
+    FitRequestSerializer,
     FitScopeQuerySerializer,
     FitSerializer,
     LawRankingQuerySerializer,
@@ -59,10 +60,11 @@ class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     filterset_class = FitFilter
     ordering_fields = ["created_at", "version"]
 
-    @extend_schema(request=FitScopeQuerySerializer, responses={202: FitSerializer})
+    @extend_schema(request=FitRequestSerializer, responses={202: FitSerializer})
     def create(self, request: Request) -> Response:
-        """Ask for a refit now: 202 with the queued (or in-flight, or unchanged latest) fit."""
-        serializer = FitScopeQuerySerializer(data=request.data)
+        """Ask for a refit now, optionally with new fit settings: 202 with the queued (or in-flight, or unchanged
+        latest) fit."""
+        serializer = FitRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fit = fit_request(team=self.team, **serializer.validated_data)  # FitNotFound -> 404
         return Response(FitSerializer(fit).data, status=status.HTTP_202_ACCEPTED)

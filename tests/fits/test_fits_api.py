@@ -32,7 +32,11 @@ def test_posting_runs_produces_current_fits(client_rw, fitted):
     assert set(body["intervals"]) >= {"A", "B", "E", "alpha", "beta"}
     assert body["metrics"]["n_runs"] + body["metrics"]["n_screened"] == 240  # screened runs are listed apart
     assert {"rmse_log", "mean_signed_error", "n_held_out"} <= set(body["backtest"])
-    assert body["objective"] == "huber"
+    assert body["objective"] == "least_squares"  # the default of new fits (docs/laws-engine.md, Real sweeps)
+    assert body["screen_outliers"] is True
+    assert len(body["screened"]) == body["metrics"]["n_screened"]
+    run_ids = set(fitted.runs.values_list("id", flat=True))
+    assert all(entry["run_id"] in run_ids for entry in body["screened"])
     assert len(body["data_fingerprint"]) == 64
 
 
@@ -133,3 +137,40 @@ def test_fit_list_query_count_does_not_grow(client_rw, team, django_assert_max_n
     RunFactory(team=team)
     with django_assert_max_num_queries(3):
         assert len(client_rw.get("/api/v1/fits/").json()["results"]) == 30
+
+
+def test_a_family_can_turn_the_screening_rule_off_and_choose_huber(
+    client_rw, fitted, django_capture_on_commit_callbacks
+):
+    # given the family's current fit, made with the defaults (the rule on, least squares)
+    first = client_rw.get("/api/v1/fits/current/?family=epoch&law=chinchilla").json()
+    assert first["screen_outliers"] is True
+
+    # when the family asks for a refit with the rule off and Huber
+    body = {"family": "epoch", "law": "chinchilla", "screen_outliers": False, "objective": "huber"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_rw.post("/api/v1/fits/", body, format="json")
+
+    # then a new version is made on the same runs with those settings, nothing screened, and later versions keep them
+    assert response.status_code == 202, response.json()
+    current = client_rw.get("/api/v1/fits/current/?family=epoch&law=chinchilla").json()
+    assert current["version"] == first["version"] + 1
+    assert (current["screen_outliers"], current["objective"], current["screened"]) == (False, "huber", [])
+    assert current["metrics"]["n_runs"] == 240
+    from fits.models import FitScope
+
+    scope = FitScope.objects.get(family="epoch", law="chinchilla")
+    assert (scope.screen_outliers, scope.objective) == (False, "huber")
+
+
+def test_fit_settings_are_checked(client_rw, fitted):
+    response = client_rw.post(
+        "/api/v1/fits/", {"family": "epoch", "law": "chinchilla", "screen_outliers": "no"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "screen_outliers" in response.json()["errors"]
+    response = client_rw.post(
+        "/api/v1/fits/", {"family": "epoch", "law": "chinchilla", "objective": "l1"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "objective" in response.json()["errors"]

@@ -88,7 +88,9 @@ def test_fit_matches_the_engine_on_the_same_runs(epoch_runs, settings):
     fit = Fit.objects.get(pk=chinchilla)
     data = fit_data(team_id=epoch_runs.pk, family="epoch")
 
-    direct = fit_law("chinchilla", data.observations, n_bootstrap=settings.FIT_BOOTSTRAP_DRAWS, seed=fit.pk)
+    direct = fit_law(
+        "chinchilla", data.observations, objective=fit.objective, n_bootstrap=settings.FIT_BOOTSTRAP_DRAWS, seed=fit.pk
+    )
 
     assert fit.status == "succeeded"
     assert fit.params == pytest.approx(direct.params, rel=1e-9)
