@@ -1,9 +1,11 @@
 """Settings shared by every environment; local, test and production override a handful of values."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 
 from config.env import env, flag, integer, string, string_list
 
@@ -38,12 +40,15 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: the docs page works offline
+    "axes",  # admin login lockout (AUTH below)
+    "csp",  # Content-Security-Policy header (SECURITY HEADERS below)
     "runs",
     "planner",
     "workers",
 ]
 
 MIDDLEWARE = [
+    "config.chunked.ChunkedBodyMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -53,6 +58,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "config.headers.NoStoreApiMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 TEMPLATES = [
@@ -97,6 +105,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username, or from one
+# address, further attempts are refused (429, even with the right password) until AXES_COOLOFF_TIME passes or
+# `manage.py axes_reset` clears them. Attempts are rows in the database, so every web process sees them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = integer("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=integer("AXES_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: one user from anywhere, or one address
+AXES_RESET_ON_SUCCESS = True
+# The client address: REMOTE_ADDR unless a trusted proxy in front sets X-Forwarded-For (DJANGO_TRUSTED_PROXY_COUNT
+# proxies); a client-supplied X-Forwarded-For is never believed otherwise.
+AXES_IPWARE_PROXY_COUNT = integer("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# SECURITY HEADERS ------------------------------------------------------------------------
+# Content-Security-Policy (django-csp) on every page: scripts only from this origin (the API docs page loads its
+# script from a URL, not inline), nothing framed or plugged in. Styles may be inline: the admin's SVG plots are
+# matplotlib's, which style elements with style attributes and a <style> block.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 
 # UPLOADS ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
+from runs.api.json_limits import unstorable_text
 from runs.models import (
     MAX_BITS,
     MAX_EXPONENT_BITS,
@@ -169,6 +170,9 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
             size = len(json.dumps(value, allow_nan=False).encode())
         except ValueError:
             raise serializers.ValidationError("Must not contain NaN or Infinity.") from None
+        problem = unstorable_text(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         if size > METADATA_MAX_BYTES:
             raise serializers.ValidationError(f"Is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}.")
         return value
