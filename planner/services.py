@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from planner.allocation import (
     HARDWARE_PROFILES,
+    MIN_BUDGET_FLOPS,
     FloatArray,
     LossFn,
     OptimumSpread,
@@ -46,6 +47,7 @@ from planner.laws import (
     predict_loss,
     predict_loss_draws,
 )
+from planner.heartbeat import chunk_in_progress, fit_heartbeat
 from planner.models import AUTO_LAW, Fit, FitChunk, FitScope, Law, Plan
 from planner.ranking import RankedLaw
 from planner.selectors import FitData, fit_current, fit_data, fit_is_stale, fit_latest, law_ranking
@@ -203,7 +205,8 @@ def fit_execute(*, fit_id: int) -> list[int]:
 
     1. Claim: queued -> running, or running with a heartbeat older than FIT_STUCK_AFTER_SECONDS (its worker
        died). Zero rows updated: a duplicate delivery; nothing to do.
-    2. Compute the point fit outside any transaction; FitFailed is an outcome (stored, not retried).
+    2. Compute the point fit outside any transaction, the heartbeat kept fresh meanwhile (planner.heartbeat);
+       FitFailed is an outcome (stored, not retried).
     3. Publish the point state, conditional on this attempt still owning the fit.
     """
     now = timezone.now()
@@ -217,7 +220,8 @@ def fit_execute(*, fit_id: int) -> list[int]:
     if fit.point_state is None:
         data = FitData.from_bytes(bytes(fit.snapshot or b""), fingerprint=fit.data_fingerprint)
         try:
-            point = fit_point(fit.law, data.observations, objective=fit.objective, seed=fit.pk)
+            with fit_heartbeat(fit_id=fit_id, attempt=fit.attempt):
+                point = fit_point(fit.law, data.observations, objective=fit.objective, seed=fit.pk)
         except FitFailed as exc:
             _publish(fit, status=Fit.Status.FAILED, error=str(exc))
             return []
@@ -241,7 +245,8 @@ def _chunk_count(fit: Fit) -> int:
 def fit_compute_chunk(*, fit_id: int, index: int) -> bool:
     """Compute one chunk of bootstrap draws; True when it was the last one missing (time to finish).
 
-    Idempotent: a chunk already stored, or a fit no longer running, is left alone.
+    Idempotent: a chunk already stored, or being computed by another worker, or a fit no longer running, is
+    left alone.
     """
     fit = Fit.objects.defer("draws", "snapshot").filter(pk=fit_id, status=Fit.Status.RUNNING).first()
     if fit is None or fit.point_state is None or FitChunk.objects.filter(fit_id=fit_id, index=index).exists():
@@ -249,7 +254,10 @@ def fit_compute_chunk(*, fit_id: int, index: int) -> bool:
     point = pickle.loads(bytes(fit.point_state))  # written by fit_execute into our own database
     start = index * fit.chunk_size
     count = min(fit.chunk_size, fit.n_bootstrap - start)
-    draws = bootstrap_chunk(point, start=start, count=count)
+    with chunk_in_progress(fit_id=fit_id, index=index) as mine:
+        if not mine:  # another worker computes it right now (a re-sent copy), or it was just stored
+            return False
+        draws = bootstrap_chunk(point, start=start, count=count)
     FitChunk.objects.bulk_create(
         [FitChunk(fit_id=fit_id, index=index, draws=np.ascontiguousarray(draws, dtype=np.float64).tobytes())],
         ignore_conflicts=True,  # a duplicate delivery computed it too: either copy is the same
@@ -273,7 +281,8 @@ def fit_finish(*, fit_id: int) -> bool:
         if chunks
         else np.zeros((0, width))
     )
-    result = assemble_fit(point, draws)
+    with fit_heartbeat(fit_id=fit_id):
+        result = assemble_fit(point, draws)
     return _publish(
         fit,
         status=Fit.Status.SUCCEEDED,
@@ -479,6 +488,9 @@ def _plan_budget(budget: Mapping[str, Any]) -> tuple[dict[str, Any], float, str 
     if mfu is not None and "gpu_hours" not in normal:
         raise _invalid("budget", "mfu", "Only applies to a gpu_hours budget.")
     flops = budget_to_flops(flops=normal.get("flops"), gpu_hours=normal.get("gpu_hours"), hardware=hardware, mfu=mfu)
+    if not flops >= MIN_BUDGET_FLOPS:
+        key = "flops" if "flops" in normal else "gpu_hours"
+        raise _invalid("budget", key, f"Too small to plan: {flops:g} FLOPs, below {MIN_BUDGET_FLOPS:g}.")
     return normal, flops, hardware, mfu
 
 

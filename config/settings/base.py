@@ -237,7 +237,10 @@ FIT_DEBOUNCE_SECONDS = integer("FIT_DEBOUNCE_SECONDS", default=5)  # a refit wai
 FIT_MAX_WAIT_SECONDS = integer("FIT_MAX_WAIT_SECONDS", default=60)  # ... but no longer than this after the first
 FIT_BOOTSTRAP_DRAWS = integer("FIT_BOOTSTRAP_DRAWS", default=200)
 FIT_CHUNK_SIZE = integer("FIT_CHUNK_SIZE", default=25, minimum=1)  # draws per task: 200 draws = 8 tasks
-FIT_STUCK_AFTER_SECONDS = integer("FIT_STUCK_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+# A worker computing a fit step refreshes its heartbeat this often (planner.heartbeat; 0: off), so a running fit
+# silent for FIT_STUCK_AFTER_SECONDS (several heartbeats) lost its worker and the sweep takes it over.
+FIT_HEARTBEAT_SECONDS = integer("FIT_HEARTBEAT_SECONDS", default=10, minimum=0)
+FIT_STUCK_AFTER_SECONDS = integer("FIT_STUCK_AFTER_SECONDS", default=60, minimum=1)
 FIT_SWEEP_GRACE_SECONDS = integer("FIT_SWEEP_GRACE_SECONDS", default=60)  # a message younger than this is not lost
 
 # LOGGING ---------------------------------------------------------------------------------

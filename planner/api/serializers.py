@@ -5,7 +5,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from planner.allocation import HARDWARE_PROFILES, get_hardware
+from planner.allocation import HARDWARE_PROFILES, MAX_BIT_CONFIGURATIONS, get_hardware
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Fit, Law, Plan
 from runs.api.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField
 from runs.api.serializers import StrictFieldsMixin, bits_field, slug_validator
@@ -209,6 +209,19 @@ class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
         n, n_max = attrs.get("n_params"), attrs.get("n_params_max")
         if n is not None and n_max is not None and n > n_max:
             raise serializers.ValidationError({"n_params": ["Must not exceed n_params_max."]})
+        if "bits_choices" in attrs and not attrs.get("tie_bits"):
+            # Untied, every (weight, activation, KV) combination is searched: bound it before any work.
+            free = sum(1 for key in ("weight_bits", "activation_bits", "kv_bits") if attrs.get(key) is None)
+            count = len(set(attrs["bits_choices"])) ** free
+            if count > MAX_BIT_CONFIGURATIONS:
+                raise serializers.ValidationError(
+                    {
+                        "bits_choices": [
+                            f"{count} untied bit configurations; at most {MAX_BIT_CONFIGURATIONS}: "
+                            "give fewer widths, fix some bits, or set tie_bits."
+                        ]
+                    }
+                )
         return attrs
 
 

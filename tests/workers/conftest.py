@@ -16,7 +16,9 @@ from django.db import connection
 from config.celery import app as celery_app
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_REDIS_DB = 14  # a database of its own, flushed per test, so stray messages never leak between tests
+# A database of its own, flushed per test, so stray messages never leak between tests (BITSCALE_TEST_REDIS_DB
+# gives each of several checkouts sharing one Redis its own).
+TEST_REDIS_DB = int(os.environ.get("BITSCALE_TEST_REDIS_DB", "14"))
 
 
 def _required(reason: str) -> None:
