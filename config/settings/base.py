@@ -159,7 +159,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "runs.api.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_PARSER_CLASSES": ["runs.api.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["runs.api.renderers.SafeJSONRenderer"],
     "EXCEPTION_HANDLER": "runs.api.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["runs.api.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "runs.api.schema.BitscaleAutoSchema",
@@ -167,7 +167,7 @@ REST_FRAMEWORK = {
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
-        "rest_framework.renderers.JSONRenderer",
+        "runs.api.renderers.SafeJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ]
 
