@@ -1,11 +1,12 @@
-"""Worst-case CPU of one prediction, plan or suggestion request: the largest inputs the API accepts.
+"""Worst-case CPU of one plan or suggestion request: the largest inputs the API accepts.
 
 Run: .venv/bin/python bench/request_caps.py [--draws 200] [--repeat 1]
 
 A throwaway SQLite database (or DATABASE_URL) is migrated; a precision fit (`planner.laws.fit_law` on Kumar's
 synthetic sweep, `--draws` bootstrap draws) is stored as the fit pipeline stores it. Each case is one request
 through Django's test client (full middleware and DRF stack, no sockets); the figures are the process CPU time
-and the wall time of the request (the worst of `--repeat`), and the status it answered. A request the caps refuse answers 400 naming the field, at once.
+and the wall time of the request (the worst of `--repeat`), and the status it answered. A request the caps
+refuse answers 400 naming the field, at once.
 """
 
 from __future__ import annotations

@@ -39,5 +39,5 @@ class ChunkedBodyMiddleware:
             message = f"Request body is over {limit} bytes; the limit is {limit} bytes."
             return JsonResponse({"errors": {"detail": [message]}}, status=413)
         request.META["CONTENT_LENGTH"] = str(len(body))
-        request._stream = LimitedStream(io.BytesIO(body), len(body))  # type: ignore[attr-defined]
+        request._stream = LimitedStream(io.BytesIO(body), len(body))  # type: ignore[assignment]
         return self.get_response(request)

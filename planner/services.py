@@ -36,6 +36,7 @@ from planner.allocation import (
     get_hardware,
     plan_search,
 )
+from planner.heartbeat import chunk_in_progress, fit_heartbeat
 from planner.laws import (
     FitFailed,
     FitResult,
@@ -47,7 +48,6 @@ from planner.laws import (
     predict_loss,
     predict_loss_draws,
 )
-from planner.heartbeat import chunk_in_progress, fit_heartbeat
 from planner.models import AUTO_LAW, Fit, FitChunk, FitScope, Law, Plan
 from planner.ranking import RankedLaw
 from planner.selectors import FitData, fit_current, fit_data, fit_is_stale, fit_latest, law_ranking

@@ -13,5 +13,5 @@ class SafeJSONRenderer(JSONRenderer):
         try:
             return super().render(data, accepted_media_type, renderer_context)
         except UnicodeEncodeError:
-            self.ensure_ascii = True  # this request's renderer instance only
+            self.ensure_ascii = True  # type: ignore[misc]  # this request's renderer instance only
             return super().render(data, accepted_media_type, renderer_context)

@@ -63,8 +63,12 @@ def test_suggestions_memory_is_linear_in_the_number_of_candidates():
 
     n = np.geomspace(1e6, 1e9, m)
     candidates = Candidates(
-        n_params=n, n_tokens=20 * n, weight_bits=np.full(m, 16.0), activation_bits=np.full(m, 16.0),
-        kv_bits=np.full(m, 16.0), cost_flops=120 * n**2,
+        n_params=n,
+        n_tokens=20 * n,
+        weight_bits=np.full(m, 16.0),
+        activation_bits=np.full(m, 16.0),
+        kv_bits=np.full(m, 16.0),
+        cost_flops=120 * n**2,
     )
     target = Target(n_params=1e10, n_tokens=2e11, weight_bits=16, activation_bits=16, kv_bits=16)
     tracemalloc.start()
@@ -78,7 +82,10 @@ def test_suggestions_memory_is_linear_in_the_number_of_candidates():
 
 def test_suggestions_over_512_tied_widths_answer(client_rw, fitted):
     body = {
-        "family": FAMILY, "law": "precision", "budget": {"flops": 1e22}, "experiment_budget": {"flops": 1e19},
+        "family": FAMILY,
+        "law": "precision",
+        "budget": {"flops": 1e22},
+        "experiment_budget": {"flops": 1e19},
         "constraints": {"tie_bits": True, "bits_choices": WIDE},
     }
     response = client_rw.post("/api/v1/suggestions/", body, format="json")

@@ -80,9 +80,9 @@ def _wsgi_post(secret: str, body: bytes, **environ: object) -> tuple[str, dict]:
 def test_a_body_the_server_decoded_from_chunks_is_read(team):
     # gunicorn decodes the chunks and says so with wsgi.input_terminated; the stream ends with the body.
     _, secret = api_key_create(team=team)
-    status, body = _wsgi_post(secret, json.dumps(payload(external_id="chunked")).encode(), **{
-        "wsgi.input_terminated": True
-    })
+    status, body = _wsgi_post(
+        secret, json.dumps(payload(external_id="chunked")).encode(), **{"wsgi.input_terminated": True}
+    )
     assert status.startswith("201"), body
     assert Run.objects.get().external_id == "chunked"
 

@@ -35,8 +35,14 @@ def test_the_default_settings_take_over_a_silent_fit_within_about_two_minutes():
 def _running_fit(**fields):
     team = TeamFactory.create(slug="beat")
     return Fit.objects.create(
-        team=team, family="f", law="chinchilla", version=1, status=Fit.Status.RUNNING, attempt=1,
-        heartbeat_at=timezone.now() - timedelta(hours=1), **fields,
+        team=team,
+        family="f",
+        law="chinchilla",
+        version=1,
+        status=Fit.Status.RUNNING,
+        attempt=1,
+        heartbeat_at=timezone.now() - timedelta(hours=1),
+        **fields,
     )
 
 

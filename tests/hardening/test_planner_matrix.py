@@ -54,30 +54,23 @@ BUDGETS: list[dict[str, Any]] = [
     ]
 ]
 CONSTRAINTS: list[dict[str, Any]] = [
-    {"n_params": n} for n in (1, 10**6, 10**9, MAX_N_PARAMS)
-] + [
-    {"n_params_max": n} for n in (1, 10**6, 10**12)
-] + [
-    {"n_tokens_max": d} for d in (1, 10**9, MAX_N_TOKENS)
-] + [
-    {key: b} for key in ("weight_bits", "activation_bits", "kv_bits") for b in (1, 3, 4, 16, 32)
-] + [
-    {"bits_choices": c} for c in ([1], [4, 8], [1.5, 2.5], list(range(1, 33)))
-] + [
+    *[{"n_params": n} for n in (1, 10**6, 10**9, MAX_N_PARAMS)],
+    *[{"n_params_max": n} for n in (1, 10**6, 10**12)],
+    *[{"n_tokens_max": d} for d in (1, 10**9, MAX_N_TOKENS)],
+    *[{key: b} for key in ("weight_bits", "activation_bits", "kv_bits") for b in (1, 3, 4, 16, 32)],
+    *[{"bits_choices": c} for c in ([1], [4, 8], [1.5, 2.5], list(range(1, 33)))],
     {"bits_choices": list(range(1, 33)), "tie_bits": True},
     {"tie_bits": True},
     {"tie_bits": False},
     {"tie_bits": True, "weight_bits": 8, "activation_bits": 4},
-] + [
-    {"weights_memory_max_bytes": m} for m in (1.0, 1e9, 1e16)
-] + [
+    *[{"weights_memory_max_bytes": m} for m in (1.0, 1e9, 1e16)],
     {"n_params": 10**9, "n_params_max": 10**6},
-] + [
-    # PTQ below, at and above the training bits
-    {"weight_bits": w, "activation_bits": w, "kv_bits": w, "post_train_bits": p}
-    for w, p in itertools.product((4, 8, 16), (1, 3, 4, 8, 16, 32))
-] + [
-    {"post_train_bits": p} for p in (1, 4, 8, 16)
+    *[
+        # PTQ below, at and above the training bits
+        {"weight_bits": w, "activation_bits": w, "kv_bits": w, "post_train_bits": p}
+        for w, p in itertools.product((4, 8, 16), (1, 3, 4, 8, 16, 32))
+    ],
+    *[{"post_train_bits": p} for p in (1, 4, 8, 16)],
 ]
 
 

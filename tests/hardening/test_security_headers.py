@@ -43,7 +43,8 @@ def test_admin_pages_with_inline_svg_plots_carry_the_policy_and_no_inline_script
         html = response.content.decode()
         assert "<svg" in html or path != f"/admin/planner/fit/{fitted['precision'].pk}/change/"
         assert "<script>" not in html.replace(" ", "")
-        assert "onclick=" not in html and "onload=" not in html
+        assert "onclick=" not in html
+        assert "onload=" not in html
 
 
 def test_the_docs_page_loads_its_script_from_a_url(client):
@@ -67,9 +68,7 @@ def test_authenticated_api_responses_are_not_stored(client_rw, fitted):
 
 
 def _login(client: Client, username: str, password: str, address: str = "10.0.0.1"):
-    return client.post(
-        "/admin/login/?next=/admin/", {"username": username, "password": password}, REMOTE_ADDR=address
-    )
+    return client.post("/admin/login/?next=/admin/", {"username": username, "password": password}, REMOTE_ADDR=address)
 
 
 def _logged_in(client: Client) -> bool:
@@ -105,11 +104,15 @@ def test_a_forged_forwarded_for_header_does_not_escape_the_address_lockout(djang
     make_user(django_user_model, "cy", team=team)
     for i in range(settings.AXES_FAILURE_LIMIT):
         Client().post(
-            "/admin/login/", {"username": f"guess{i}", "password": "x"}, REMOTE_ADDR="10.9.9.9",
+            "/admin/login/",
+            {"username": f"guess{i}", "password": "x"},
+            REMOTE_ADDR="10.9.9.9",
             HTTP_X_FORWARDED_FOR=f"192.0.2.{i}",
         )
     response = Client().post(
-        "/admin/login/", {"username": "cy", "password": PASSWORD}, REMOTE_ADDR="10.9.9.9",
+        "/admin/login/",
+        {"username": "cy", "password": PASSWORD},
+        REMOTE_ADDR="10.9.9.9",
         HTTP_X_FORWARDED_FOR="192.0.2.200",
     )
     assert response.status_code == 429
