@@ -9,6 +9,8 @@ from django.core.exceptions import RequestDataTooBig
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import JSONParser
 
+from apikit.json_limits import check_depth, refuse_duplicate_keys, too_deep
+
 
 class PayloadTooLarge(APIException):
     status_code = 413
@@ -18,12 +20,15 @@ class PayloadTooLarge(APIException):
 
 class StrictJSONParser(JSONParser):
     """application/json only. Unlike DRF's default, NaN and Infinity literals parse, so the error can
-    name the field that carried them instead of a bare 'JSON parse error'."""
+    name the field that carried them instead of a bare 'JSON parse error'. A repeated key is a 400 naming it;
+    nesting deeper than json_limits.MAX_JSON_DEPTH is a 400."""
 
     def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            return json.load(codecs.getreader(encoding)(stream))
+            return check_depth(json.load(codecs.getreader(encoding)(stream), object_pairs_hook=refuse_duplicate_keys))
+        except RecursionError:
+            raise too_deep() from None
         except RequestDataTooBig:
             raise PayloadTooLarge() from None
         except (ValueError, UnicodeDecodeError) as exc:

@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from fits import dispatch
+from fits.heartbeat import chunk_in_progress, fit_heartbeat
 from fits.json_numbers import json_safe
 from fits.laws import FitFailed, assemble_fit, bootstrap_chunk, fit_point
 from fits.models import Fit, FitChunk, FitScope, Law
@@ -164,7 +165,8 @@ def fit_execute(*, fit_id: int) -> list[int]:
 
     1. Claim: queued -> running, or running with a heartbeat older than FIT_STUCK_AFTER_SECONDS (its worker
        died). Zero rows updated: a duplicate delivery; nothing to do.
-    2. Compute the point fit outside any transaction; FitFailed is an outcome (stored, not retried).
+    2. Compute the point fit outside any transaction, the heartbeat kept fresh meanwhile (fits.heartbeat);
+       FitFailed is an outcome (stored, not retried).
     3. Publish the point state, conditional on this attempt still owning the fit.
     """
     now = timezone.now()
@@ -178,13 +180,14 @@ def fit_execute(*, fit_id: int) -> list[int]:
     if fit.point_state is None:
         data = FitData.from_bytes(bytes(fit.snapshot or b""), fingerprint=fit.data_fingerprint)
         try:
-            point = fit_point(
-                fit.law,
-                data.observations,
-                objective=fit.objective,
-                seed=fit.pk,
-                screen_outliers=fit.screen_outliers,
-            )
+            with fit_heartbeat(fit_id=fit_id, attempt=fit.attempt):
+                point = fit_point(
+                    fit.law,
+                    data.observations,
+                    objective=fit.objective,
+                    seed=fit.pk,
+                    screen_outliers=fit.screen_outliers,
+                )
         except FitFailed as exc:
             _publish(fit, status=Fit.Status.FAILED, error=str(exc))
             return []
@@ -208,7 +211,8 @@ def _chunk_count(fit: Fit) -> int:
 def fit_compute_chunk(*, fit_id: int, index: int) -> bool:
     """Compute one chunk of bootstrap draws; True when it was the last one missing (time to finish).
 
-    Idempotent: a chunk already stored, or a fit no longer running, is left alone.
+    Idempotent: a chunk already stored, or being computed by another worker, or a fit no longer running, is
+    left alone.
     """
     fit = Fit.objects.defer("draws", "snapshot").filter(pk=fit_id, status=Fit.Status.RUNNING).first()
     if fit is None or fit.point_state is None or FitChunk.objects.filter(fit_id=fit_id, index=index).exists():
@@ -216,7 +220,10 @@ def fit_compute_chunk(*, fit_id: int, index: int) -> bool:
     point = pickle.loads(bytes(fit.point_state))  # written by fit_execute into our own database
     start = index * fit.chunk_size
     count = min(fit.chunk_size, fit.n_bootstrap - start)
-    draws = bootstrap_chunk(point, start=start, count=count)
+    with chunk_in_progress(fit_id=fit_id, index=index) as mine:
+        if not mine:  # another worker computes it right now (a re-sent copy), or it was just stored
+            return False
+        draws = bootstrap_chunk(point, start=start, count=count)
     FitChunk.objects.bulk_create(
         [FitChunk(fit_id=fit_id, index=index, draws=np.ascontiguousarray(draws, dtype=np.float64).tobytes())],
         ignore_conflicts=True,  # a duplicate delivery computed it too: either copy is the same
@@ -240,9 +247,9 @@ def fit_finish(*, fit_id: int) -> bool:
         if chunks
         else np.zeros((0, width))
     )
-    return _publish(
-        fit, status=Fit.Status.SUCCEEDED, **Fit.result_fields(assemble_fit(point, draws), run_ids=fit.run_ids)
-    )
+    with fit_heartbeat(fit_id=fit_id):
+        result = assemble_fit(point, draws)
+    return _publish(fit, status=Fit.Status.SUCCEEDED, **Fit.result_fields(result, run_ids=fit.run_ids))
 
 
 def _publish(fit: Fit, *, status: str, **fields: Any) -> bool:

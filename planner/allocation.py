@@ -97,6 +97,9 @@ SPREAD_HALF_WIDTH_DECADES = 1.5
 SPREAD_POINTS = 25
 SPREAD_TOP_CONFIGS = 32
 MAX_BIT_CONFIGURATIONS = 20_000
+# The smallest budget the search can plan: one parameter trained on one token. Below it (5e-324 FLOPs, or a
+# tiny gpu_hours) no model size exists and the search's logarithms are undefined.
+MIN_BUDGET_FLOPS = FLOPS_PER_PARAM_TOKEN * MIN_N_PARAMS
 
 
 class PlanningError(ValueError):
@@ -501,6 +504,9 @@ def _bit_configurations(constraints: PlanConstraints, tie_bits: bool) -> tuple[F
         widths = list(values) if values else list(candidates)
         return np.array([[b, b, b] for b in widths], dtype=np.float64), candidates
     axes = [np.array([f]) if f is not None else np.array(candidates) for f in fixed]
+    count = math.prod(axis.size for axis in axes)  # before the grid is built: 512 widths untied are 134M rows
+    if count > MAX_BIT_CONFIGURATIONS:
+        raise PlanningError(f"{count} bit configurations: narrow bits_choices or tie the bits")
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
     if grid.shape[0] > MAX_BIT_CONFIGURATIONS:
         raise PlanningError(f"{grid.shape[0]} bit configurations: narrow bits_choices or tie the bits")
@@ -696,6 +702,8 @@ def plan_search(
     """
     if not (math.isfinite(budget_flops) and budget_flops > 0):
         raise PlanningError(f"budget_flops must be finite and positive, got {budget_flops}")
+    if budget_flops < MIN_BUDGET_FLOPS:
+        raise PlanningError(f"budget_flops {budget_flops:g} is below {MIN_BUDGET_FLOPS:g}: no model size fits")
     constraints = constraints or PlanConstraints()
     profile = None
     warnings: list[str] = []

@@ -21,6 +21,7 @@ from fits.ranking import RankedLaw
 from fits.selectors import fit_current, fit_is_stale, law_ranking
 from planner.allocation import (
     HARDWARE_PROFILES,
+    MIN_BUDGET_FLOPS,
     FloatArray,
     LossFn,
     OptimumSpread,
@@ -154,6 +155,9 @@ def plan_budget_validate(budget: Mapping[str, Any]) -> tuple[dict[str, Any], flo
     if mfu is not None and "gpu_hours" not in normal:
         raise _invalid("budget", "mfu", "Only applies to a gpu_hours budget.")
     flops = budget_to_flops(flops=normal.get("flops"), gpu_hours=normal.get("gpu_hours"), hardware=hardware, mfu=mfu)
+    if not flops >= MIN_BUDGET_FLOPS:
+        key = "flops" if "flops" in normal else "gpu_hours"
+        raise _invalid("budget", key, f"Too small to plan: {flops:g} FLOPs, below {MIN_BUDGET_FLOPS:g}.")
     return normal, flops, hardware, mfu
 
 

@@ -37,6 +37,9 @@ MAX_SUGGESTIONS = 10
 # Tied widths tried besides the plan's own configuration and 16 bits (precision law), when the request gives
 # no bits_choices.
 DEFAULT_SUGGESTION_BITS: tuple[float, ...] = (4.0, 6.0, 8.0)
+# Bit configurations the candidate grid spans at most (each adds N x tokens-per-parameter candidates, about 100):
+# 512 tied widths would be 57,000 candidates and seconds of CPU for little more information.
+MAX_SUGGESTION_BIT_CONFIGS = 128
 # Smallest candidate N, relative to the plan's N, when the fit's data range does not say.
 N_MIN_RATIO = 1e-3
 # Experiment budget for a stored plan's suggestions (the admin's plan page) when none is given: this share of the
@@ -119,15 +122,14 @@ def suggestions_compute(
     n_min = float(rng.get("n_params_min") or rec.n_params * N_MIN_RATIO)
     n_max = float(rec.n_params)
     noise = float(result.metrics.get("rmse_log") or DEFAULT_NOISE_REL)
+    configs, thinned = _at_most(
+        _bit_configs(law, (rec.weight_bits, rec.activation_bits, rec.kv_bits), result.all_params, constraints_json),
+        keep=[(rec.weight_bits, rec.activation_bits, rec.kv_bits), (16.0, 16.0, 16.0)],
+    )
     try:
         candidates = candidate_grid(
             experiment_flops=experiment_flops,
-            bit_configs=_bit_configs(
-                law,
-                (rec.weight_bits, rec.activation_bits, rec.kv_bits),
-                result.all_params,
-                constraints_json,
-            ),
+            bit_configs=configs,
             cost_factor_fn=factor,
             n_min=min(n_min, n_max),
             n_max=n_max,
@@ -190,8 +192,25 @@ def suggestions_compute(
             }
             for i, s in enumerate(ranked.suggestions)
         ],
-        "warnings": [*planned.warnings, *plan_fit_warnings(fit, result, rec)],
+        "warnings": [*planned.warnings, *plan_fit_warnings(fit, result, rec), *thinned],
     }
+
+
+def _at_most(
+    configs: list[tuple[float, float, float]], *, keep: list[tuple[float, float, float]]
+) -> tuple[list[tuple[float, float, float]], list[str]]:
+    """At most MAX_SUGGESTION_BIT_CONFIGS bit configurations for the candidate grid, evenly thinned (the plan's
+    own and 16 bits always kept), and the warning that says so: the work of a suggestion grows with the grid."""
+    if len(configs) <= MAX_SUGGESTION_BIT_CONFIGS:
+        return configs, []
+    step = len(configs) / (MAX_SUGGESTION_BIT_CONFIGS - len(keep))
+    chosen = {configs[int(i * step)] for i in range(MAX_SUGGESTION_BIT_CONFIGS - len(keep))}
+    chosen |= {k for k in keep if k in configs}
+    warning = (
+        f"{len(configs)} bit configurations: candidate runs were drawn from {len(chosen)} of them, evenly spaced "
+        "(with the plan's own and 16 bits)"
+    )
+    return sorted(chosen), [warning]
 
 
 def suggestions_for_plan(

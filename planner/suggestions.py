@@ -158,18 +158,27 @@ def candidate_grid(
 
 
 def _greedy(
-    cov: FloatArray, noise_var: FloatArray, cost: FloatArray, budget: float, k: int, per_flop: bool
+    centred: FloatArray, noise_var: FloatArray, cost: FloatArray, budget: float, k: int, per_flop: bool
 ) -> tuple[list[int], list[float]]:
-    """Greedy selection on the joint covariance (index 0 is the target, 1.. the candidates)."""
-    cov = cov.copy()
+    """Greedy selection on the joint covariance of the draws (column 0 is the target, 1.. the candidates).
+
+    `centred` is the (S, 1 + M) matrix of predictions minus their means, so the covariance is
+    centred.T @ centred / (S - 1). It is never formed (M x M, gigabytes for tens of thousands of candidates):
+    each pick is a rank-one update, so the target's row and the diagonal after t picks are the initial ones
+    minus t outer-product terms, and a picked column is one matrix-vector product. O(k S M) time, O(S M) memory.
+    """
+    scale = 1.0 / max(centred.shape[0] - 1, 1)
+    diag = np.einsum("ij,ij->j", centred, centred) * scale
+    row0 = (centred.T @ centred[:, 0]) * scale
+    updates: list[tuple[FloatArray, float]] = []  # (column of the covariance when picked, its denominator)
     chosen: list[int] = []
     gains: list[float] = []
     spent = 0.0
-    m = cov.shape[0] - 1
+    m = centred.shape[1] - 1
     available = np.ones(m, dtype=bool)
     for _ in range(k):
-        var_c = np.diag(cov)[1:]
-        gain = cov[0, 1:] ** 2 / (var_c + noise_var)
+        var_c = diag[1:]
+        gain = row0[1:] ** 2 / (var_c + noise_var)
         ok = available & (spent + cost <= budget * (1 + 1e-9)) & (gain > 0)
         if not ok.any():
             break
@@ -179,8 +188,13 @@ def _greedy(
         gains.append(float(gain[j]))
         spent += float(cost[j])
         available[j] = False
-        col = cov[:, j + 1].copy()
-        cov -= np.outer(col, col) / (cov[j + 1, j + 1] + noise_var[j])
+        col = (centred.T @ centred[:, j + 1]) * scale
+        for u, c in updates:
+            col = col - u * (u[j + 1] / c)
+        denom = float(col[j + 1] + noise_var[j])
+        diag = diag - col**2 / denom
+        row0 = row0 - col * (col[0] / denom)
+        updates.append((col, denom))
     return chosen, gains
 
 
@@ -230,14 +244,14 @@ def suggest_runs(
     cands, y_c = cands.take(in_domain), y_c[:, in_domain]
 
     joint = np.concatenate([y_t[:, None], y_c], axis=1)
-    cov = np.atleast_2d(np.cov(joint, rowvar=False))
+    centred = joint - joint.mean(axis=0)
     centre_c = np.median(y_c, axis=0)
     noise_var = (noise_rel * centre_c) ** 2
-    var_t = float(cov[0, 0])
+    var_t = float(np.var(y_t, ddof=1))
 
     best: tuple[list[int], list[float], str] | None = None
     for per_flop, name in ((True, "per_flop"), (False, "absolute")):
-        chosen, gains = _greedy(cov, noise_var, cands.cost_flops, experiment_flops, max_suggestions, per_flop)
+        chosen, gains = _greedy(centred, noise_var, cands.cost_flops, experiment_flops, max_suggestions, per_flop)
         if best is None or sum(gains) > sum(best[1]) * (1 + 1e-12):
             best = (chosen, gains, name)
     assert best is not None

@@ -246,7 +246,15 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
         problems = _rule_errors(run, new_evaluations=[], old_evaluations=list(run.evaluations.all()))
         if problems:
             raise ValidationError(problems)
-        run.save(update_fields=[*fields, "updated_at"])
+        try:
+            # The check above cannot see a concurrent PATCH that takes the same external_id; the unique
+            # constraint can. A savepoint keeps the transaction usable to answer 400.
+            with transaction.atomic():
+                run.save(update_fields=[*fields, "updated_at"])
+        except IntegrityError:
+            if not external_id:
+                raise
+            raise ValidationError({"external_id": ["Another run of this team has this external_id."]}) from None
         families_changed(team_id=run.team_id, families={old_family, run.family})
     return run
 

@@ -1,6 +1,9 @@
 """Shared fixtures: two teams, API clients holding read-write and read-only keys, and a Kumar-style sweep with
 its precision fit."""
 
+import os
+import shutil
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -65,3 +68,45 @@ def kumar_data() -> Observations:
 @pytest.fixture(scope="session")
 def kumar_fit(kumar_data: Observations) -> FitResult:
     return fit_law("precision", kumar_data, n_bootstrap=N_BOOTSTRAP, seed=1)
+
+
+CHROMIUM = ("chromium", "chromium-browser")
+DRIVER = "chromedriver"
+
+
+def _required(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must provide this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def browser():
+    binary = next((path for name in CHROMIUM if (path := shutil.which(name))), None)
+    driver_path = shutil.which(DRIVER)
+    if binary is None or driver_path is None:
+        _required("needs Debian's chromium and chromium-driver: apt-get install -y chromium chromium-driver")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _required("needs selenium: pip install -e '.[dev]'")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()

@@ -1,9 +1,11 @@
 """Settings shared by every environment; local, test and production override a handful of values."""
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import django_stubs_ext
+from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env, flag, integer, string, string_list
@@ -39,6 +41,8 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI assets served locally: the docs page works offline
+    "axes",  # admin login lockout (AUTH below)
+    "csp",  # Content-Security-Policy header (SECURITY HEADERS below)
     "runs",
     "fits",
     "planner",
@@ -47,9 +51,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "csp.middleware.CSPMiddleware",  # first: every response carries the policy, the probes' too
     "ops.middleware.ProbeMiddleware",  # /healthz and /metrics, before host validation (ops.middleware)
     "ops.middleware.RequestIdMiddleware",
     "ops.metrics.RequestMetricsMiddleware",
+    "config.chunked.ChunkedBodyMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -59,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "config.headers.NoStoreApiMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 TEMPLATES = [
@@ -104,6 +112,40 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
+# Admin login lockout (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one username, or from one
+# address, further attempts are refused (429, even with the right password) until AXES_COOLOFF_TIME passes or
+# `manage.py axes_reset` clears them. Attempts are rows in the database, so every web process sees them.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = integer("AXES_FAILURE_LIMIT", default=5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=integer("AXES_COOLOFF_MINUTES", default=15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: one user from anywhere, or one address
+AXES_RESET_ON_SUCCESS = True
+# The client address: REMOTE_ADDR unless a trusted proxy in front sets X-Forwarded-For (DJANGO_TRUSTED_PROXY_COUNT
+# proxies); a client-supplied X-Forwarded-For is never believed otherwise.
+AXES_IPWARE_PROXY_COUNT = integer("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
+)
+
+# SECURITY HEADERS ------------------------------------------------------------------------
+# Content-Security-Policy (django-csp) on every page: scripts only from this origin (the API docs page loads its
+# script from a URL, not inline), nothing framed or plugged in. Styles may be inline: the admin's SVG plots are
+# matplotlib's, which style elements with style attributes and a <style> block.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF, UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
 # UPLOADS ---------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#data-upload-max-memory-size
 # The contract answers 413 above 5 MB (config.middleware); Django's own limit sits just above it.
@@ -123,7 +165,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apikit.pagination.CreatedCursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_PARSER_CLASSES": ["apikit.parsers.StrictJSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["apikit.renderers.SafeJSONRenderer"],
     "EXCEPTION_HANDLER": "apikit.errors.api_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["apikit.throttling.ApiKeyRateThrottle"],
     "DEFAULT_SCHEMA_CLASS": "apikit.schema.BitscaleAutoSchema",
@@ -131,7 +173,7 @@ REST_FRAMEWORK = {
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [
-        "rest_framework.renderers.JSONRenderer",
+        "apikit.renderers.SafeJSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ]
 
@@ -201,7 +243,10 @@ FIT_DEBOUNCE_SECONDS = integer("FIT_DEBOUNCE_SECONDS", default=5)  # a refit wai
 FIT_MAX_WAIT_SECONDS = integer("FIT_MAX_WAIT_SECONDS", default=60)  # ... but no longer than this after the first
 FIT_BOOTSTRAP_DRAWS = integer("FIT_BOOTSTRAP_DRAWS", default=200)
 FIT_CHUNK_SIZE = integer("FIT_CHUNK_SIZE", default=25, minimum=1)  # draws per task: 200 draws = 8 tasks
-FIT_STUCK_AFTER_SECONDS = integer("FIT_STUCK_AFTER_SECONDS", default=CELERY_TASK_TIME_LIMIT + 60)
+# A worker computing a fit step refreshes its heartbeat this often (fits.heartbeat; 0: off), so a running fit
+# silent for FIT_STUCK_AFTER_SECONDS (several heartbeats) lost its worker and the sweep takes it over.
+FIT_HEARTBEAT_SECONDS = integer("FIT_HEARTBEAT_SECONDS", default=10, minimum=0)
+FIT_STUCK_AFTER_SECONDS = integer("FIT_STUCK_AFTER_SECONDS", default=60, minimum=1)
 FIT_SWEEP_GRACE_SECONDS = integer("FIT_SWEEP_GRACE_SECONDS", default=60)  # a message younger than this is not lost
 
 # LOGGING ---------------------------------------------------------------------------------

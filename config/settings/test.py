@@ -13,3 +13,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 FIT_DEBOUNCE_SECONDS = integer("FIT_DEBOUNCE_SECONDS", default=0)  # eager tasks cannot wait
 FIT_BOOTSTRAP_DRAWS = integer("FIT_BOOTSTRAP_DRAWS", default=20)
 FIT_CHUNK_SIZE = integer("FIT_CHUNK_SIZE", default=10, minimum=1)
+# Eager fits run inside the test's own transaction, where a heartbeat thread's second connection would wait on its
+# locks; real workers (tests/workers, CELERY_TASK_ALWAYS_EAGER=false) keep the heartbeat on.
+FIT_HEARTBEAT_SECONDS = integer("FIT_HEARTBEAT_SECONDS", default=0 if CELERY_TASK_ALWAYS_EAGER else 10, minimum=0)

@@ -126,8 +126,9 @@ def ptq_delta(
     """delta_PTQ of Kumar's Eq. 9; 0 where P_post is NaN (no PTQ), NaN where some P_x < P_post."""
     p_post = np.asarray(post_train_bits, dtype=np.float64)
     d = np.asarray(n_tokens, dtype=np.float64)
-    robust: FloatArray = np.ones(1)
-    valid: npt.NDArray[np.bool_] = np.ones(1, dtype=bool)
+    # 0-d starts, so scalar inputs give a scalar delta (a shape-(1,) start would turn every scalar into a vector).
+    robust: FloatArray = np.ones(())
+    valid: npt.NDArray[np.bool_] = np.ones((), dtype=bool)
     for dim in DIMS:
         gap = np.asarray(bits[dim], dtype=np.float64) - p_post
         c_x = _get(params, f"C_{dim}", 1.0)

@@ -9,6 +9,7 @@ from apikit.fields import FiniteFloatField, StrictBooleanField, StrictCharField,
 from apikit.serializers import StrictFieldsMixin
 from fits.api.serializers import bits_field
 from fits.models import Fit
+from planner.allocation import MAX_BIT_CONFIGURATIONS
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
 from planner.services import PlanInvalid, plan_budget_validate
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
@@ -53,6 +54,19 @@ class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
         n, n_max = attrs.get("n_params"), attrs.get("n_params_max")
         if n is not None and n_max is not None and n > n_max:
             raise serializers.ValidationError({"n_params": ["Must not exceed n_params_max."]})
+        if "bits_choices" in attrs and not attrs.get("tie_bits"):
+            # Untied, every (weight, activation, KV) combination is searched: bound it before any work.
+            free = sum(1 for key in ("weight_bits", "activation_bits", "kv_bits") if attrs.get(key) is None)
+            count = len(set(attrs["bits_choices"])) ** free
+            if count > MAX_BIT_CONFIGURATIONS:
+                raise serializers.ValidationError(
+                    {
+                        "bits_choices": [
+                            f"{count} untied bit configurations; at most {MAX_BIT_CONFIGURATIONS}: "
+                            "give fewer widths, fix some bits, or set tie_bits."
+                        ]
+                    }
+                )
         return attrs
 
 

@@ -19,6 +19,7 @@ from apikit.fields import (
     iso_utc,
     slug_validator,
 )
+from apikit.json_limits import unstorable_text
 from apikit.serializers import StrictFieldsMixin
 from runs.models import (
     MAX_BITS,
@@ -157,6 +158,9 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
             size = len(json.dumps(value, allow_nan=False).encode())
         except ValueError:
             raise serializers.ValidationError("Must not contain NaN or Infinity.") from None
+        problem = unstorable_text(value)
+        if problem:
+            raise serializers.ValidationError(problem)
         if size > METADATA_MAX_BYTES:
             raise serializers.ValidationError(f"Is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}.")
         return value

@@ -11,7 +11,9 @@ from django.db import connection
 from tests.workers.celery_helpers import Worker, configure_celery
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_REDIS_DB = 14  # a database of its own, flushed per test, so stray messages never leak between tests
+# A database of its own, flushed per test, so stray messages never leak between tests (BITSCALE_TEST_REDIS_DB
+# gives each of several checkouts sharing one Redis its own).
+TEST_REDIS_DB = int(os.environ.get("BITSCALE_TEST_REDIS_DB", "14"))
 
 
 def _required(reason: str) -> None:

@@ -7,9 +7,10 @@ from fits.laws import fit_law, kumar_synthetic, load_chinchilla_epoch
 from fits.models import Fit, FitScope
 from fits.pipeline import fits_sweep
 from fits.selectors import fit_data
+from fits.services import fit_request
 from runs.models import Run, Team
 from runs.services import api_key_create
-from tests.factories import payloads_from_observations
+from tests.factories import payloads_from_observations, runs_from_observations
 from tests.workers.celery_helpers import set_broker_url, wait_for
 from workers.tasks import sweep_fits
 
@@ -98,7 +99,7 @@ def test_a_worker_killed_mid_fit_is_replaced_and_the_fit_completes_once(start_wo
     team = Team.objects.create(slug="crash")
     client = _api(team)
     noisy, _ = kumar_synthetic(seed=7)
-    slow = {"FIT_BOOTSTRAP_DRAWS": 400, "FIT_CHUNK_SIZE": 400, "FIT_STUCK_AFTER_SECONDS": 3}
+    slow = {"FIT_BOOTSTRAP_DRAWS": 400, "FIT_CHUNK_SIZE": 400, "FIT_STUCK_AFTER_SECONDS": 3, "FIT_HEARTBEAT_SECONDS": 1}
     first = start_worker(**slow)
 
     response = client.post(
@@ -127,6 +128,40 @@ def test_a_worker_killed_mid_fit_is_replaced_and_the_fit_completes_once(start_wo
     assert fit.attempt == 2
     assert fit.draws_array().shape == (400, len(fit.draw_names))
     assert Fit.objects.filter(team=team, law="precision").count() == 1
+
+
+def test_a_healthy_worker_on_a_step_longer_than_the_takeover_threshold_is_never_taken_over(start_worker, settings):
+    # One 200-draw chunk computes for many times the 3 s threshold; its heartbeat (every second) keeps the sweep
+    # from ever seeing the fit as silent, so it runs exactly once (attempt 1).
+    # Only this fit is queued (runs written directly, one law asked for), so no step waits behind another fit.
+    team = Team.objects.create(slug="healthy")
+    noisy, _ = kumar_synthetic(seed=7)
+    runs_from_observations(team, noisy, family="k", prefix="k")
+    worker = start_worker(
+        FIT_BOOTSTRAP_DRAWS=200, FIT_CHUNK_SIZE=200, FIT_STUCK_AFTER_SECONDS=3, FIT_HEARTBEAT_SECONDS=1
+    )
+    settings.FIT_BOOTSTRAP_DRAWS, settings.FIT_CHUNK_SIZE = 200, 200
+    fit_request(team=team, family="k", law="precision")
+    wait_for(
+        lambda: Fit.objects.filter(team=team, law="precision", status="running").exists(),
+        timeout=60,
+        what="the precision fit to start",
+        log=worker.log,
+    )
+    settings.FIT_STUCK_AFTER_SECONDS = 3
+    fit = Fit.objects.get(team=team, law="precision")
+    seen_silent = []
+
+    def done() -> bool:
+        if fit.pk in fits_sweep_ids():
+            seen_silent.append(True)
+        return Fit.objects.get(pk=fit.pk).status != "running"
+
+    wait_for(done, timeout=240, what="the fit", log=worker.log)
+    fit.refresh_from_db()
+    assert fit.status == "succeeded", fit.error
+    assert not seen_silent
+    assert fit.attempt == 1
 
 
 def fits_sweep_ids() -> list[int]:

@@ -1,0 +1,138 @@
+"""Worst-case CPU of one plan or suggestion request: the largest inputs the API accepts.
+
+Run: .venv/bin/python bench/request_caps.py [--draws 200] [--repeat 1]
+
+A throwaway SQLite database (or DATABASE_URL) is migrated; a precision fit (`fits.laws.fit_law` on Kumar's
+synthetic sweep, `--draws` bootstrap draws) is stored as the fit pipeline stores it. Each case is one request
+through Django's test client (full middleware and DRF stack, no sockets); the figures are the process CPU time
+and the wall time of the request (the worst of `--repeat`), and the status it answered. A request the caps
+refuse answers 400 naming the field, at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stack import machine_line
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+WIDE = [round(1 + 15 * i / 511, 6) for i in range(512)]  # 512 fractional widths in [1, 16]
+
+
+def cases() -> list[tuple[str, str, dict[str, Any]]]:
+    plan = {"family": "kumar", "law": "precision", "budget": {"flops": 1e22}}
+    suggest = {**plan, "experiment_budget": {"flops": 1e19}}
+    return [
+        ("plan, defaults (2744 configurations)", "plans", plan),
+        (
+            "plan, tie_bits, 512 bits_choices",
+            "plans",
+            {**plan, "constraints": {"tie_bits": True, "bits_choices": WIDE}},
+        ),
+        (
+            "plan, tie_bits, 64 bits_choices",
+            "plans",
+            {**plan, "constraints": {"tie_bits": True, "bits_choices": WIDE[::8]}},
+        ),
+        ("plan, untied, 512 bits_choices (134M)", "plans", {**plan, "constraints": {"bits_choices": WIDE}}),
+        ("plan, untied, 27 bits_choices (19683)", "plans", {**plan, "constraints": {"bits_choices": WIDE[::19][:27]}}),
+        ("plan, untied, 20 bits_choices (8000)", "plans", {**plan, "constraints": {"bits_choices": WIDE[::25][:20]}}),
+        ("suggestions, defaults", "suggestions", suggest),
+        (
+            "suggestions, tie_bits, 512 bits_choices",
+            "suggestions",
+            {**suggest, "constraints": {"tie_bits": True, "bits_choices": WIDE}},
+        ),
+        (
+            "suggestions, tie_bits, 64 bits_choices",
+            "suggestions",
+            {**suggest, "constraints": {"tie_bits": True, "bits_choices": WIDE[::8]}},
+        ),
+        (
+            "suggestions, untied, 20 bits_choices (8000)",
+            "suggestions",
+            {**suggest, "constraints": {"bits_choices": WIDE[::25][:20]}},
+        ),
+        ("suggestions, untied, 512 bits_choices", "suggestions", {**suggest, "constraints": {"bits_choices": WIDE}}),
+        ("plan, budget 5e-324 FLOPs", "plans", {**plan, "budget": {"flops": 5e-324}}),
+        (
+            "suggestions, max_suggestions 10, budget 1e35",
+            "suggestions",
+            {**suggest, "budget": {"flops": 1e35}, "max_suggestions": 10},
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--draws", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args()
+
+    workdir = tempfile.mkdtemp(prefix="bitscale-caps-bench-")
+    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test.utils import setup_test_environment
+    from rest_framework.test import APIClient
+
+    from fits.laws import fit_law, kumar_synthetic
+    from fits.models import Fit
+    from runs.models import Team
+    from runs.services import api_key_create
+
+    setup_test_environment()
+    call_command("migrate", verbosity=0)
+    team, _ = Team.objects.get_or_create(slug="bench-caps", defaults={"name": "Caps benchmark"})
+    _, secret = api_key_create(team=team, read_only=False, label="bench")
+    noisy, _ = kumar_synthetic()
+    result = fit_law("precision", noisy, n_bootstrap=args.draws, seed=0)
+    Fit.objects.create(
+        team=team,
+        family="kumar",
+        law="precision",
+        version=1,
+        status=Fit.Status.SUCCEEDED,
+        n_bootstrap=args.draws,
+        params=result.params,
+        fixed=result.fixed,
+        metrics=result.metrics,
+        backtest=result.backtest,
+        warnings=result.warnings,
+        data_range=result.data_range,
+        draw_names=result.draw_names,
+        draws=np.ascontiguousarray(result.draws, dtype=np.float64).tobytes(),
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    print(f"{machine_line()}; NumPy {np.__version__}; fit with {args.draws} draws\n")
+    print("| request | status | CPU s | wall s |")
+    print("|---|---|---|---|")
+    for label, path, body in cases():
+        worst = wall = 0.0
+        status = 0
+        for _ in range(args.repeat):
+            t0, w0 = time.process_time(), time.perf_counter()
+            response = client.post(f"/api/v1/{path}/", body, format="json")
+            worst = max(worst, time.process_time() - t0)
+            wall = max(wall, time.perf_counter() - w0)
+            status = response.status_code
+            if status >= 500:
+                raise SystemExit(f"{label}: {status} {response.content[:300]!r}")
+        print(f"| {label} | {status} | {worst:.2f} | {wall:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
