@@ -6,6 +6,7 @@ COPY pyproject.toml constraints.txt ./
 COPY config ./config
 COPY runs ./runs
 COPY planner ./planner
+COPY mlflow_compat ./mlflow_compat
 COPY manage.py ./
 RUN pip install --no-cache-dir -c constraints.txt .
 RUN DJANGO_SECRET_KEY=build DATABASE_URL=sqlite:////tmp/build.db CELERY_BROKER_URL=memory:// \

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "runs",
     "planner",
     "workers",
+    "mlflow_compat",
 ]
 
 MIDDLEWARE = [
