@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from typing import Any
 
 import mlflow
+import mlflow.utils.request_utils as request_utils
 import pytest
 from rest_framework.test import APIClient
 
@@ -39,6 +41,10 @@ def _reset_mlflow() -> None:
 
     fluent._active_experiment_id = None  # set_experiment's memory, per process
     mlflow.tracking._tracking_service.utils._tracking_uri = None
+    # MLflow keeps its HTTP sessions (keep-alive sockets) in a cache; each open socket holds a live-server thread
+    # and its database connection, which would outlive the test database. Dropping them closes the sockets.
+    request_utils._cached_get_request_session.cache_clear()
+    gc.collect()
 
 
 @pytest.fixture
