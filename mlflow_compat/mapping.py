@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -231,6 +231,14 @@ def training_date(end_time: int | None) -> datetime | None:
 
 
 # The mapping ------------------------------------------------------------------------------------------------
+
+
+def metrics_matter(keys: Iterable[str], experiment_tags: Mapping[str, str]) -> bool:
+    """Whether logging metrics `keys` can change the mapped run: a final loss, a PTQ loss, or any metric when a
+    team mapping may read it. A training curve alone (loss, lr, grad_norm, ...) changes nothing."""
+    if experiment_tags.get(MAPPING_TAG):
+        return True
+    return any(key == FINAL_LOSS_METRIC or PTQ_PATTERN.fullmatch(key) is not None for key in keys)
 
 
 def team_mapping_of(state: MlflowRunState, problems: list[str]) -> TeamMapping | None:

@@ -146,10 +146,12 @@ def run_log(
         if metrics:
             mlflow_run.metrics = _latest(mlflow_run.metrics, metrics)
             fields.append("metrics")
-        mlflow_run.save(update_fields=fields)
-        _sync(mlflow_run)
+        if params or tags or mapping.metrics_matter({m.key for m in metrics}, mlflow_run.experiment.tags):
+            _sync(mlflow_run)  # may link the Bitscale run, which the history below then goes to
         if metrics:
             _history_append(mlflow_run, metrics)
+            fields += ["history_points", "history_dropped"]
+        mlflow_run.save(update_fields=fields)
     return mlflow_run
 
 
@@ -223,8 +225,7 @@ def _history_append(mlflow_run: MlflowRun, metrics: Sequence[MetricInput]) -> No
         )
         kept = min(room, len(points))
     mlflow_run.history_points += kept
-    mlflow_run.history_dropped += len(points) - kept
-    mlflow_run.save(update_fields=["history_points", "history_dropped"])
+    mlflow_run.history_dropped += len(points) - kept  # the caller saves both counts
 
 
 # The Bitscale run -------------------------------------------------------------------------------------------
