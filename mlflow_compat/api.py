@@ -347,6 +347,8 @@ class ExperimentCreate(PostView):
         if data.get("artifact_location"):
             raise MlflowError(INVALID_PARAMETER_VALUE, ARTIFACTS_MESSAGE)
         tags = _key_values(data.get("tags"), "tags", limit=MAX_EXPERIMENT_TAG_VAL_LENGTH)
+        if MAPPING_TAG in tags:
+            _check_mapping(tags[MAPPING_TAG])
         experiment = services.experiment_create(team=team, name=_string(data, "name"), tags=tags)
         return {"experiment_id": experiment.experiment_id}
 

@@ -307,7 +307,13 @@ def _write(mlflow_run: MlflowRun, item: dict[str, Any], digest: str, problems: l
         with transaction.atomic():
             result = runs_upsert(team=mlflow_run.team, items=[item])
     except BatchInvalid as exc:
-        problems.append(_flatten(exc.errors.get("0", exc.errors)))
+        failing = exc.errors.get("0", exc.errors)
+        problems.append(_flatten(failing))
+        bad = failing.get("evaluations") if isinstance(failing, dict) and set(failing) == {"evaluations"} else None
+        if isinstance(bad, dict) and item.get("evaluations"):
+            # Only some evaluations are refused (e.g. at or above weight_bits): write the run without them.
+            kept = [e for position, e in enumerate(item["evaluations"]) if str(position) not in bad]
+            _write(mlflow_run, {**item, "evaluations": kept}, digest, problems)
         return
     except (ValidationError, IntegrityError, DataError) as exc:
         logger.warning("MLflow run %s: Bitscale run not written: %s", mlflow_run.run_id, exc)

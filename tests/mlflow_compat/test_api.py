@@ -361,3 +361,28 @@ def test_bitscale_api_pages_a_runs_metric_history(api, mlflow_key):
     other = APIClient()
     other.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(team=Team.objects.create(slug='o'))[1]}")
     assert other.get(f"/api/v1/runs/{run.pk}/metrics/").status_code == 404
+
+
+def test_an_evaluation_at_or_above_weight_bits_is_left_out_and_the_run_written(api):
+    run_id = _run(api)
+    params = [{"key": "weight_bits", "value": "4"}]
+    metrics = [
+        {"key": "final_loss", "value": 3.0, "timestamp": 1},
+        {"key": "ptq_loss/8", "value": 3.1, "timestamp": 1},
+        {"key": "ptq_loss/3", "value": 3.4, "timestamp": 1},
+    ]
+
+    assert post(api, "runs/log-batch", {"run_id": run_id, "params": params, "metrics": metrics}).status_code == 200
+
+    run = Run.objects.get()
+    assert (run.weight_bits, run.final_loss) == (4.0, 3.0)
+    assert list(run.evaluations.values_list("post_train_bits", flat=True)) == [3.0]
+    assert "weight_bits" in MlflowRun.objects.get(run_id=run_id).mapping_error
+
+
+def test_a_malformed_mapping_at_experiment_creation_is_refused(api):
+    tags = [{"key": "bitscale.mapping", "value": '{"fields": {"n_params": 3}}'}]
+
+    message = _error(post(api, "experiments/create", {"name": "m", "tags": tags}), 400, "INVALID_PARAMETER_VALUE")
+
+    assert "fields.n_params" in message
