@@ -73,7 +73,7 @@ def mlflow_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     if isinstance(exc, exceptions.PermissionDenied):
         return error_response(errors.PERMISSION_DENIED, str(exc.detail))
     if isinstance(exc, exceptions.Throttled):
-        wait = math.ceil(exc.wait or 1)
+        wait = math.ceil(getattr(exc, "wait", None) or 1)
         return error_response(
             errors.REQUEST_LIMIT_EXCEEDED,
             f"Rate limit exceeded; retry in {wait} s.",
@@ -129,17 +129,14 @@ def _string(data: Mapping[str, Any], name: str, *, limit: int | None = None, def
 
 
 def _integer(data: Mapping[str, Any], name: str, *, default: int | None = None) -> int | None:
-    value = data.get(name)
-    if value in (None, ""):
+    value: Any = data.get(name)
+    if value is None or value == "":
         return default
     try:
-        if isinstance(value, bool):
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
-        number = int(value) if not isinstance(value, float) else int(value) if value.is_integer() else None
-        if number is None:
-            raise ValueError
-        return number
-    except (TypeError, ValueError):
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
         raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for parameter '{name}'.") from None
 
 
@@ -397,13 +394,13 @@ class ExperimentSearch(PostView):
                 "creation_time": experiment.created_at.timestamp() * 1000,
                 "last_update_time": experiment.updated_at.timestamp() * 1000,
             }
-            record = {"attributes": attributes, "tags": experiment.tags, "row": experiment}
-            if matches(clauses, record):  # type: ignore[arg-type]
+            record: dict[str, Any] = {"attributes": attributes, "tags": experiment.tags, "row": experiment}
+            if matches(clauses, record):
                 records.append(record)
         if key is not None:
-            records.sort(key=key)  # type: ignore[arg-type]
+            records.sort(key=key)
         page = records[offset : offset + max_results]
-        body: dict[str, Any] = {"experiments": [experiment_body(r["row"]) for r in page]}  # type: ignore[arg-type]
+        body: dict[str, Any] = {"experiments": [experiment_body(r["row"]) for r in page]}
         if offset + max_results < len(records):
             body["next_page_token"] = _page_token(offset + max_results)
         return body

@@ -279,7 +279,7 @@ def map_run(state: MlflowRunState) -> Mapped:
     final_loss = state.metrics.get(FINAL_LOSS_METRIC)
     if mapping is not None:
         for name, spec in mapping.fields.items():
-            value = values.get(spec.source)
+            value: Any = values.get(spec.source)
             if _missing(value):
                 continue
             if spec.source.startswith("params."):

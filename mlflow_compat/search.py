@@ -138,7 +138,7 @@ def sort_key(order_by: list[str] | None) -> Callable[[Mapping[str, Mapping[str, 
         parsed.append((entity, _unquote(match[2]), (match[3] or "ASC").upper() == "DESC"))
 
     def key(record: Mapping[str, Mapping[str, Any]]) -> Any:
-        parts = []
+        parts: list[tuple[int, float, str]] = []
         for entity, name, descending in parsed:
             value = record.get(entity, {}).get(name)
             if value is None:

@@ -1,6 +1,7 @@
 """Reads of the MLflow API; every selector takes the acting team, and another team's rows do not exist for it."""
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -64,6 +65,7 @@ def run_list(*, team: Team, experiments: list[Experiment]) -> QuerySet[MlflowRun
 
 def run_metric_history(*, mlflow_run: MlflowRun, key: str) -> list[tuple[float, int, int]]:
     """Every logged (value, timestamp, step) of metric `key`, by step then in logging order; NaN read back."""
+    rows: Iterable[tuple[float | None, int, int]]
     if mlflow_run.bitscale_run is not None:
         rows = metric_history(run=mlflow_run.bitscale_run, key=key).values_list("value", "timestamp", "step")
     else:

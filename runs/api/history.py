@@ -29,13 +29,13 @@ def float_or_word(value: float | None) -> float | str:
     return "Infinity" if value > 0 else "-Infinity"
 
 
-class MetricPointSerializer(serializers.Serializer[MetricPoint]):
+class MetricPointSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    value = serializers.SerializerMethodField()
+    value = serializers.SerializerMethodField(method_name="value_of")
     step = serializers.IntegerField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the Unix epoch.")
 
-    def get_value(self, point: MetricPoint) -> float | str:
+    def value_of(self, point: MetricPoint) -> float | str:
         return float_or_word(point.value)
 
     def to_representation(self, instance: MetricPoint) -> dict[str, Any]:
@@ -72,4 +72,4 @@ class RunMetricsApi(GenericAPIView[MetricPoint]):
             raise NotFound("No such run.")
         key = request.query_params.get("key")
         page = self.paginate_queryset(metric_history(run=run, key=key or None))
-        return self.get_paginated_response(MetricPointSerializer(page, many=True).data)
+        return self.get_paginated_response(MetricPointSerializer(page or [], many=True).data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from bitscale_client.importers.mapping import Mapping as ImporterMapping
@@ -21,7 +22,7 @@ from mlflow_compat.mapping import (
 
 
 def state(**overrides) -> MlflowRunState:
-    values = {
+    values: dict[str, Any] = {
         "run_id": "abc",
         "run_name": "r",
         "status": "FINISHED",

@@ -1,6 +1,6 @@
 """MLflow-compatible tracking benchmark: 8 concurrent MLflow clients against gunicorn on PostgreSQL.
 
-    .venv/bin/python bench/mlflow_compat.py [--runs-per-client 5] [--mlflow-venv PATH]
+    .venv/bin/python bench/mlflow_tracking.py [--runs-per-client 5] [--mlflow-venv PATH]
 
 Creates a fresh database, starts gunicorn (4 processes, production settings, rate limit off) and runs two
 workloads, each from 8 client processes using MLflow's own client (mlflow-skinny) and nothing else:
@@ -19,7 +19,6 @@ Only loopback traffic; every loop is bounded.
 import argparse
 import os
 import subprocess
-import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -195,4 +194,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
