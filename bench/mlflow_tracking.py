@@ -6,7 +6,8 @@ Creates a fresh database, starts gunicorn (4 processes, production settings, rat
 workloads, each from 8 client processes using MLflow's own client (mlflow-skinny) and nothing else:
   1. "training": each client creates a run, logs its params, 200 steps of 3 metrics through log_batch every
      10 steps (20 batches of 30 points), and ends the run (23 requests per run);
-  2. "simplest": create, one log_batch (params and 3 metrics), terminate (3 requests per run).
+  2. "simplest": create, one log_batch (params and 3 metrics), terminate (3 requests per run);
+and, for scale, "native": the same runs posted once each through Bitscale's own POST /api/v1/runs/.
 It prints runs/s, requests/s and p50/p99 per request. Every MLflow client call is one HTTP request, timed
 around the call (the client's own work included, as a training script sees it).
 
@@ -31,8 +32,8 @@ CLIENTS = 8
 STEPS, LOG_EVERY = 200, 10
 
 
-def _client_runs(url: str, token: str, workload: str, runs: int, seed: int) -> list[float]:
-    """One client process: `runs` runs of the workload; returns each request's latency in ms."""
+def _client_runs(url: str, token: str, workload: str, runs: int, seed: int) -> tuple[list[float], float]:
+    """One client process: `runs` runs of the workload; returns each request's latency and the process's CPU, ms."""
     os.environ["MLFLOW_TRACKING_URI"] = url
     os.environ["MLFLOW_TRACKING_TOKEN"] = token
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # an error counts, it is not hidden by retries
@@ -48,6 +49,7 @@ def _client_runs(url: str, token: str, workload: str, runs: int, seed: int) -> l
         latencies.append((time.perf_counter() - t0) * 1000)
         return result
 
+    cpu_start = time.process_time()
     experiment = client.get_experiment_by_name("bench")
     experiment_id = experiment.experiment_id if experiment else "0"
     for r in range(runs):
@@ -75,14 +77,31 @@ def _client_runs(url: str, token: str, workload: str, runs: int, seed: int) -> l
             metrics = [Metric(k, 4.0, now, 0) for k in ("final_loss", "train_loss", "grad_norm")]
             timed(client.log_batch, run_id, metrics=metrics, params=params)
         timed(client.set_terminated, run_id, "FINISHED")
-    return latencies
+    return latencies, (time.process_time() - cpu_start) * 1000
+
+
+def _native_runs(url: str, token: str, workload: str, runs: int, seed: int) -> tuple[list[float], float]:
+    """The reference: the same runs posted once each through Bitscale's own POST /api/v1/runs/ (final state)."""
+    latencies: list[float] = []
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        for r in range(runs):
+            n = 10_000_000 * (1 + (seed * runs + r) % 40)
+            body = {"external_id": f"native-{seed}-{r}", "family": "bench-native", "n_params": n}
+            body.update({"n_tokens": 20 * n, "weight_bits": [16, 8, 4][r % 3], "final_loss": 4.0})
+            t0 = time.perf_counter()
+            client.post("/api/v1/runs/", json=body).raise_for_status()
+            latencies.append((time.perf_counter() - t0) * 1000)
+    return latencies, time.process_time() * 1000
 
 
 def measure(url: str, token: str, workload: str, runs_per_client: int) -> dict[str, float]:
     started = time.perf_counter()
     with ProcessPoolExecutor(max_workers=CLIENTS) as pool:
-        futures = [pool.submit(_client_runs, url, token, workload, runs_per_client, seed) for seed in range(CLIENTS)]
-        latencies = [ms for future in futures for ms in future.result()]
+        client = _native_runs if workload == "native" else _client_runs
+        futures = [pool.submit(client, url, token, workload, runs_per_client, seed) for seed in range(CLIENTS)]
+        results = [future.result() for future in futures]
+    latencies = [ms for timings, _ in results for ms in timings]
+    client_cpu_ms = sum(cpu for _, cpu in results)
     elapsed = time.perf_counter() - started
     runs = CLIENTS * runs_per_client
     return {
@@ -92,6 +111,7 @@ def measure(url: str, token: str, workload: str, runs_per_client: int) -> dict[s
         "requests_per_s": len(latencies) / elapsed,
         "p50": percentile(latencies, 50),
         "p99": percentile(latencies, 99),
+        "client_cpu_ms": client_cpu_ms / len(latencies),
     }
 
 
@@ -99,7 +119,7 @@ def line(name: str, workload: str, figures: dict[str, float]) -> str:
     return (
         f"{name} {workload}: {figures['runs']:.0f} runs in {figures['seconds']:.1f} s = {figures['runs_per_s']:.1f} "
         f"runs/s, {figures['requests_per_s']:.0f} requests/s; per request p50 {figures['p50']:.1f} ms, "
-        f"p99 {figures['p99']:.1f} ms"
+        f"p99 {figures['p99']:.1f} ms; client CPU {figures['client_cpu_ms']:.1f} ms per request"
     )
 
 
@@ -169,6 +189,8 @@ def main() -> None:
         _in_child(prepare, base, token)
         for workload, runs in workloads.items():
             results[("bitscale", workload)] = measure(base, token, workload, runs)
+        # The same load through Bitscale's own API, measured at the same time on the same machine, for scale.
+        results[("bitscale", "native")] = measure(base, token, "native", args.simple_runs_per_client)
     if args.mlflow_venv is not None:
         port = args.port + 1
         process = mlflow_server(args.mlflow_venv, args.database_url + "_ref", port, Path("/tmp/bench-mlflow-artifacts"))

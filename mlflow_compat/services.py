@@ -324,7 +324,7 @@ def _write(mlflow_run: MlflowRun, item: dict[str, Any], digest: str, problems: l
     mlflow_run.bitscale_run = run
     mlflow_run.synced_digest = digest
     mlflow_run.save(update_fields=["bitscale_run", "synced_digest"])
-    if newly_linked:
+    if newly_linked and mlflow_run.history_points:  # no point logged yet: nothing to move
         _pending_move(mlflow_run, run)
 
 
