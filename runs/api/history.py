@@ -3,10 +3,11 @@
 import math
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
-from rest_framework.generics import GenericAPIView
+from rest_framework.generics import ListAPIView
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -35,6 +36,7 @@ class MetricPointSerializer(serializers.Serializer[Any]):
     step = serializers.IntegerField()
     timestamp = serializers.IntegerField(help_text="Milliseconds since the Unix epoch.")
 
+    @extend_schema_field({"oneOf": [{"type": "number"}, {"type": "string", "enum": ["NaN", "Infinity", "-Infinity"]}]})
     def value_of(self, point: MetricPoint) -> float | str:
         return float_or_word(point.value)
 
@@ -56,7 +58,7 @@ class StepCursorPagination(CursorPagination):
     max_page_size = 10_000
 
 
-class RunMetricsApi(GenericAPIView[MetricPoint]):
+class RunMetricsApi(ListAPIView[MetricPoint]):
     """A run's logged metric points, `?key=` for one metric; another team's run does not exist (404)."""
 
     permission_classes = (IsAuthenticated,)  # a read: read-only keys may use it
@@ -64,12 +66,13 @@ class RunMetricsApi(GenericAPIView[MetricPoint]):
     pagination_class = StepCursorPagination
     filter_backends: list[Any] = []
 
-    @extend_schema(parameters=[OpenApiParameter("key", str, description="Only the points of this metric.")])
-    def get(self, request: Request, pk: int) -> Response:
-        principal: TeamPrincipal = request.user  # type: ignore[assignment]
-        run = Run.objects.filter(team=principal.team, pk=pk).first()
+    def get_queryset(self) -> QuerySet[MetricPoint]:
+        principal: TeamPrincipal = self.request.user  # type: ignore[assignment]
+        run = Run.objects.filter(team=principal.team, pk=self.kwargs["pk"]).first()
         if run is None:
             raise NotFound("No such run.")
-        key = request.query_params.get("key")
-        page = self.paginate_queryset(metric_history(run=run, key=key or None))
-        return self.get_paginated_response(MetricPointSerializer(page or [], many=True).data)
+        return metric_history(run=run, key=self.request.query_params.get("key") or None)
+
+    @extend_schema(parameters=[OpenApiParameter("key", str, description="Only the points of this metric.")])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
