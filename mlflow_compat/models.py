@@ -68,7 +68,7 @@ class MlflowRun(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     history_points = models.PositiveIntegerField(default=0)
     history_dropped = models.PositiveIntegerField(default=0, help_text="Points not kept: past the per-run bound.")
-    synced_digest = models.CharField(max_length=64, blank=True, help_text="sha256 of the payload last written.")
+    synced = models.JSONField(default=dict, blank=True, help_text="The Bitscale run's fields as last written.")
     mapping_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -6,7 +6,6 @@ soon as the run's n_params and n_tokens are known and again whenever the mapped 
 follow. A mapping problem never fails the MLflow call: it is recorded on the run (`mapping_error`).
 """
 
-import hashlib
 import json
 import logging
 import math
@@ -292,16 +291,44 @@ def _sync(mlflow_run: MlflowRun) -> None:
         item = _validated(dict(mapped.payload), problems)
         if item is not None:
             item = with_training_date(item, mapped.trained_at)
-            digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode()).hexdigest()
-            if digest != mlflow_run.synced_digest or mlflow_run.bitscale_run_id is None:
-                _write(mlflow_run, item, digest, problems)
+            changes = _changes(item, mlflow_run)
+            if changes is not None:
+                _write(mlflow_run, changes, _plain(item), problems)
     error = "; ".join(problems)
     if error != mlflow_run.mapping_error:
         mlflow_run.mapping_error = error
         mlflow_run.save(update_fields=["mapping_error"])
 
 
-def _write(mlflow_run: MlflowRun, item: dict[str, Any], digest: str, problems: list[str]) -> None:
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """`item` as JSON data (a datetime as its ISO text), to store and compare."""
+    plain: dict[str, Any] = json.loads(json.dumps(item, default=str))
+    return plain
+
+
+def _changes(item: dict[str, Any], mlflow_run: MlflowRun) -> dict[str, Any] | None:
+    """What to write: all of `item` for a run not written yet, else only the fields and evaluations that differ
+    from the last write (None when nothing does). Writing only changes keeps an edit made in Bitscale (the admin
+    excluding the run, say) unless MLflow changes that same field, and keeps the update small."""
+    synced = mlflow_run.synced
+    if mlflow_run.bitscale_run_id is None or not synced:
+        return item
+    plain = _plain(item)
+    changed = {name: item[name] for name, value in plain.items() if name != "evaluations" and synced.get(name) != value}
+    old_evaluations = synced.get("evaluations") or []
+    evaluations = [
+        evaluation
+        for evaluation, as_json in zip(item.get("evaluations") or [], plain.get("evaluations") or [], strict=True)
+        if as_json not in old_evaluations
+    ]
+    if evaluations:
+        changed["evaluations"] = evaluations
+    if not changed:
+        return None
+    return {"external_id": item["external_id"], **changed}
+
+
+def _write(mlflow_run: MlflowRun, item: dict[str, Any], synced: dict[str, Any], problems: list[str]) -> None:
     try:
         # A savepoint: a refused write rolls back alone and the MLflow call still succeeds.
         with transaction.atomic():
@@ -313,7 +340,9 @@ def _write(mlflow_run: MlflowRun, item: dict[str, Any], digest: str, problems: l
         if isinstance(bad, dict) and item.get("evaluations"):
             # Only some evaluations are refused (e.g. at or above weight_bits): write the run without them.
             kept = [e for position, e in enumerate(item["evaluations"]) if str(position) not in bad]
-            _write(mlflow_run, {**item, "evaluations": kept}, digest, problems)
+            refused = [_plain(e) for position, e in enumerate(item["evaluations"]) if str(position) in bad]
+            evaluations = [e for e in synced.get("evaluations") or [] if e not in refused]
+            _write(mlflow_run, {**item, "evaluations": kept}, {**synced, "evaluations": evaluations}, problems)
         return
     except (ValidationError, IntegrityError, DataError) as exc:
         logger.warning("MLflow run %s: Bitscale run not written: %s", mlflow_run.run_id, exc)
@@ -322,8 +351,8 @@ def _write(mlflow_run: MlflowRun, item: dict[str, Any], digest: str, problems: l
     run = result.runs[0]
     newly_linked = mlflow_run.bitscale_run_id != run.pk
     mlflow_run.bitscale_run = run
-    mlflow_run.synced_digest = digest
-    mlflow_run.save(update_fields=["bitscale_run", "synced_digest"])
+    mlflow_run.synced = synced
+    mlflow_run.save(update_fields=["bitscale_run", "synced"])
     if newly_linked and mlflow_run.history_points:  # no point logged yet: nothing to move
         _pending_move(mlflow_run, run)
 

@@ -386,3 +386,16 @@ def test_a_malformed_mapping_at_experiment_creation_is_refused(api):
     message = _error(post(api, "experiments/create", {"name": "m", "tags": tags}), 400, "INVALID_PARAMETER_VALUE")
 
     assert "fields.n_params" in message
+
+
+def test_an_update_writes_only_what_changed_in_mlflow(api):
+    run_id = _run(api)
+    run = Run.objects.get()
+    run_services.run_update(run=run, fields={"excluded": True, "exclusion_reason": "odd data", "name": "renamed"})
+
+    post(api, "runs/set-tag", {"run_id": run_id, "key": "bitscale.dataset", "value": "c4"})
+    post(api, "runs/update", {"run_id": run_id, "status": "KILLED", "end_time": 9})
+
+    run.refresh_from_db()
+    assert (run.dataset, run.status) == ("c4", "failed")
+    assert (run.excluded, run.exclusion_reason, run.name) == (True, "odd data", "renamed")  # Bitscale's edits kept
