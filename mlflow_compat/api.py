@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
@@ -48,6 +49,7 @@ MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
 MAX_RESULTS_DEFAULT = 1000
 MAX_RESULTS_LIMIT = 50000
 MAX_HISTORY_RESULTS = 25000
+ARTIFACTS_SCHEME = "mlflow-artifacts:"
 ARTIFACTS_MESSAGE = (
     "Bitscale stores no artifacts: it keeps a run's params, tags and metrics (with their history). Log artifacts "
     "to a separate MLflow artifact store, or leave them out (docs/mlflow.md)."
@@ -236,7 +238,7 @@ def experiment_body(experiment: Experiment) -> dict[str, Any]:
     return {
         "experiment_id": experiment.experiment_id,
         "name": experiment.name,
-        "artifact_location": "",
+        "artifact_location": f"{ARTIFACTS_SCHEME}/{experiment.experiment_id}",
         "lifecycle_stage": experiment.lifecycle_stage,
         "last_update_time": int(experiment.updated_at.timestamp() * 1000),
         "creation_time": int(experiment.created_at.timestamp() * 1000),
@@ -252,7 +254,9 @@ def run_info_body(run: MlflowRun) -> dict[str, Any]:
         "experiment_id": run.experiment.experiment_id,
         "user_id": run.user_id,
         "status": run.status,
-        "artifact_uri": "",
+        # MLflow's client resolves this scheme against the tracking server, where artifact paths answer with the
+        # clear refusal below; an empty URI would make it write artifacts silently to the local directory.
+        "artifact_uri": f"{ARTIFACTS_SCHEME}/{run.experiment.experiment_id}/{run.run_id}/artifacts",
         "lifecycle_stage": run.lifecycle_stage,
     }
     if run.start_time is not None:
@@ -596,6 +600,7 @@ class MetricGetHistory(GetView):
 # Paths that are not endpoints -------------------------------------------------------------------------------
 
 
+@csrf_exempt  # API clients send no CSRF token; the answer is a refusal whatever the method
 def endpoint_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """Any other path under /api/2.0/ or /api/3.0/: MLflow's ENDPOINT_NOT_FOUND, which its client acts on."""
     return error_response(
@@ -605,6 +610,7 @@ def endpoint_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     )
 
 
+@csrf_exempt
 def artifacts_unsupported(request: HttpRequest, path: str = "") -> JsonResponse:
     return error_response(errors.ENDPOINT_NOT_FOUND, ARTIFACTS_MESSAGE)
 

@@ -8,6 +8,7 @@ import math
 
 import mlflow
 import pytest
+import requests
 from django.db import connection
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -262,3 +263,13 @@ def test_deleting_a_run_excludes_its_bitscale_run(tracking):
     assert run.excluded
     assert "MLflow" in run.exclusion_reason
     assert mlflow.search_runs(experiment_names=["to-delete"], output_format="list") == []
+
+
+def test_logging_an_artifact_fails_with_a_clear_message(tracking, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # nothing may be written here instead
+    mlflow.set_experiment("artifacts")
+    with mlflow.start_run(), pytest.raises((MlflowException, requests.HTTPError)) as caught:
+        mlflow.log_text("hello", "notes.txt")
+
+    assert "Bitscale stores no artifacts" in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
