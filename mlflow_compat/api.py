@@ -46,6 +46,7 @@ MAX_ENTITY_KEY_LENGTH = 250
 MAX_PARAM_VAL_LENGTH = 6000
 MAX_TAG_VAL_LENGTH = 8000
 MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_RESULTS_DEFAULT = 1000
 MAX_RESULTS_LIMIT = 50000
 MAX_HISTORY_RESULTS = 25000
@@ -137,7 +138,10 @@ def _integer(data: Mapping[str, Any], name: str, *, default: int | None = None) 
     try:
         if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
             raise ValueError
-        return int(value)
+        number = int(value)
+        if not INT64_MIN <= number <= INT64_MAX:  # MLflow's int64, and the database's bigint
+            raise ValueError
+        return number
     except (TypeError, ValueError, OverflowError):
         raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for parameter '{name}'.") from None
 
@@ -202,6 +206,13 @@ def _metric(item: Any, path: str) -> services.MetricInput:
         timestamp=timestamp,
         step=_integer(item, "step", default=0) or 0,
     )
+
+
+def _order_by(data: Mapping[str, Any]) -> list[str]:
+    value = data.get("order_by") or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise MlflowError(INVALID_PARAMETER_VALUE, "order_by must be a list of strings.")
+    return value
 
 
 def _page_offset(token: Any) -> int:
@@ -383,8 +394,8 @@ class ExperimentSearch(PostView):
         offset = _page_offset(data.get("page_token"))
         view_type = str(data.get("view_type") or "ACTIVE_ONLY")
         try:
-            clauses = parse_filter(data.get("filter"))
-            key = sort_key(data.get("order_by"))
+            clauses = parse_filter(_string(data, "filter"))
+            key = sort_key(_order_by(data))
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
         services.experiment_default(team=team)
@@ -540,8 +551,8 @@ class RunSearch(PostView):
         if not isinstance(ids, list):
             raise MlflowError(INVALID_PARAMETER_VALUE, "experiment_ids must be a list.")
         try:
-            clauses = parse_filter(data.get("filter"))
-            key = sort_key(data.get("order_by"))
+            clauses = parse_filter(_string(data, "filter"))
+            key = sort_key(_order_by(data))
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
         experiments = [selectors.experiment_get(team=team, experiment_id=str(i)) for i in ids]

@@ -27,7 +27,8 @@ def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) 
 
         default = experiment_default(team=team)
         return experiments.get(pk=default.pk)
-    found = experiments.filter(pk=int(experiment_id), is_default=False).first() if experiment_id.isdigit() else None
+    well_formed = experiment_id.isdigit() and len(experiment_id) <= 18  # a bigint id
+    found = experiments.filter(pk=int(experiment_id), is_default=False).first() if well_formed else None
     if found is None:
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"No Experiment with id={experiment_id} exists")
     return found

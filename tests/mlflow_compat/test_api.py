@@ -399,3 +399,51 @@ def test_an_update_writes_only_what_changed_in_mlflow(api):
     run.refresh_from_db()
     assert (run.dataset, run.status) == ("c4", "failed")
     assert (run.excluded, run.exclusion_reason, run.name) == (True, "odd data", "renamed")  # Bitscale's edits kept
+
+
+def test_numbers_beyond_int64_and_odd_ids_are_refused_not_crashes(api):
+    run_id = _run(api)
+    huge = 2**63
+
+    _error(
+        post(api, "runs/log-metric", {"run_id": run_id, "key": "l", "value": 1, "timestamp": 1, "step": huge}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    _error(post(api, "runs/update", {"run_id": run_id, "end_time": huge}), 400, "INVALID_PARAMETER_VALUE")
+    _error(get(api, "experiments/get", {"experiment_id": "9" * 40}), 404, "RESOURCE_DOES_NOT_EXIST")
+    _error(get(api, "experiments/get", {"experiment_id": "-1"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    _error(post(api, "runs/create", {"experiment_id": "x"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    _error(api.post(f"{API}/runs/create", [1, 2], format="json"), 400, "INVALID_PARAMETER_VALUE")
+    _error(post(api, "runs/log-batch", {"run_id": run_id, "metrics": "nope"}), 400, "INVALID_PARAMETER_VALUE")
+    _error(post(api, "runs/log-batch", {"run_id": run_id, "params": [{"value": "v"}]}), 400, "INVALID_PARAMETER_VALUE")
+    _error(post(api, "runs/update", {"run_id": run_id, "status": "DONE"}), 400, "INVALID_PARAMETER_VALUE")
+    _error(post(api, "runs/search", {"experiment_ids": ["0"], "max_results": 0}), 400, "INVALID_PARAMETER_VALUE")
+    _error(post(api, "runs/search", {"experiment_ids": ["0"], "page_token": "%%"}), 400, "INVALID_PARAMETER_VALUE")
+
+
+ODD_BODIES = [
+    {},
+    {"run_id": 5, "experiment_id": 5, "name": 5, "key": 5, "value": 5},
+    {"run_id": None, "experiment_id": None, "experiment_name": None},
+    {"run_id": [], "experiment_ids": "0", "tags": "x", "params": {}, "metrics": [5]},
+    {"run_id": "nope", "experiment_id": "0", "tags": [5], "max_results": "many", "order_by": "x", "filter": 5},
+    {"experiment_id": {"a": 1}, "run_name": ["x"], "start_time": "soon", "status": 5, "metric_key": []},
+    {"experiment_ids": ["0"], "filter": 5, "order_by": [5]},
+    {"experiment_ids": ["0"], "filter": "params.x = 'y'", "order_by": "attributes.start_time"},
+    {"experiment_ids": [None, 0], "view_type": 7, "run_view_type": [], "page_token": 5},
+]
+
+
+@pytest.mark.parametrize("endpoint", sorted(mlflow_api.ENDPOINTS))
+@pytest.mark.parametrize("body", ODD_BODIES)
+def test_odd_bodies_get_an_mlflow_error_never_a_5xx(api, endpoint, body):
+    view = mlflow_api.ENDPOINTS[endpoint]
+    if issubclass(view, mlflow_api.GetView):
+        response = api.get(f"{API}/{endpoint}", {k: v for k, v in body.items() if isinstance(v, str | int)})
+    else:
+        response = post(api, endpoint, body)
+
+    assert response.status_code < 500, response.content
+    if response.status_code != 200:
+        assert set(response.json()) == {"error_code", "message"}
