@@ -447,3 +447,15 @@ def test_odd_bodies_get_an_mlflow_error_never_a_5xx(api, endpoint, body):
     assert response.status_code < 500, response.content
     if response.status_code != 200:
         assert set(response.json()) == {"error_code", "message"}
+
+
+def test_final_loss_is_the_value_at_the_highest_step_whatever_the_logging_order(api):
+    run_id = _run(api)
+    late = {"run_id": run_id, "key": "final_loss", "value": 3.0, "timestamp": 1, "step": 10}
+    early = {"run_id": run_id, "key": "final_loss", "value": 4.0, "timestamp": 2, "step": 5}
+
+    post(api, "runs/log-metric", late)
+    post(api, "runs/log-metric", early)
+    post(api, "runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": 3})
+
+    assert (Run.objects.get().final_loss, Run.objects.get().status) == (3.0, "finished")
