@@ -1,4 +1,4 @@
-"""Top-level routes: /admin/, /healthz, /api/v1/ with its schema and docs."""
+"""Top-level routes: /admin/, /healthz, /api/v1/ with its schema and docs, and MLflow's /api/2.0/mlflow/."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/v1/", include("runs.api.urls")),
     path("api/v1/", include("fits.api.urls")),
     path("api/v1/", include("planner.api.urls")),
+    # MLflow's tracking API (a subset), so MLflow scripts log here unchanged (docs/mlflow.md).
+    path("api/", include("mlflow_compat.urls")),
 ]
 
 handler404 = "config.errors.not_found"

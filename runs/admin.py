@@ -20,11 +20,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from runs.csvio import csv_lines
 from runs.hooks import run_densities
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
-from runs.selectors import run_export_rows
+from runs.plots import loss_curves_svg
+from runs.selectors import loss_curves, run_export_rows
 from runs.services import api_key_create, api_key_revoke, run_delete, run_update, team_get_or_create
 
 ALL_ROLES = frozenset(Membership.Role.values)
@@ -411,7 +414,7 @@ class RunAdmin(TeamScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
         fields = [f.name for f in Run._meta.fields if f.name not in EDITABLE_RUN_FIELDS]
-        return [*fields, "effective_params_16bit", "density"]
+        return [*fields, "effective_params_16bit", "density", "loss_curve"]
 
     def _density(self, run: Run) -> tuple[float | None, float | None]:
         """(N_hat, density) from the family's current fit, read once per page (fits.density)."""
@@ -434,6 +437,16 @@ class RunAdmin(TeamScopedAdmin):
     def density(self, run: Run) -> str:
         value = self._density(run)[1]
         return "—" if value is None else f"{value:.4f}"
+
+    @admin.display(description="loss curve")
+    def loss_curve(self, run: Run) -> str:
+        """The run's logged loss metrics against step (its metric history, e.g. from MLflow)."""
+        if run.pk is None:
+            return "—"
+        svg = loss_curves_svg(loss_curves(run=run), salt=f"run-{run.pk}")
+        if not svg:
+            return "— (no loss metric history logged)"
+        return format_html('<div class="loss-curve">{}</div>', mark_safe(svg))  # matplotlib escapes the text it writes
 
     def save_model(self, request: HttpRequest, obj: Run, form: Any, change: bool) -> None:
         fields = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RUN_FIELDS}

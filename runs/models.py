@@ -278,3 +278,29 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.post_train_bits:g}-bit {self.method}: {self.loss:.4f}"
+
+
+# A run's metric history is bounded: 100,000 points is a 100k-step run logging one metric every step, or
+# 20k steps of five metrics. Writers refuse or drop points past it (docs/mlflow.md says which).
+MAX_METRIC_POINTS_PER_RUN = 100_000
+
+
+class MetricPoint(models.Model):
+    """One logged value of a metric of a run at a training step (a loss curve is the points of one key).
+
+    `value` is any float, ±Infinity included, and NULL for NaN (SQLite stores NaN as NULL, so every database
+    stores it so): a diverging curve is kept as it was logged.
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="metric_points")
+    key = models.CharField(max_length=250)
+    value = models.FloatField(null=True, help_text="NULL is NaN.")
+    step = models.BigIntegerField(default=0)
+    timestamp = models.BigIntegerField(help_text="Milliseconds since the Unix epoch, as MLflow logs it.")
+
+    class Meta:
+        ordering = ["run_id", "key", "step", "timestamp", "id"]
+        indexes = [models.Index(fields=["run", "key", "step", "timestamp"], name="metricpoint_run_key_step")]
+
+    def __str__(self) -> str:
+        return f"{self.key}[{self.step}] = {self.value if self.value is not None else 'NaN'}"

@@ -1,11 +1,12 @@
 """Reads of runs, evaluations and keys; every selector over team data takes the acting team."""
 
 import hmac
+import math
 from typing import Any
 
 from django.db.models import Count, Max, QuerySet
 
-from runs.models import RUN_FIELDS, ApiKey, Run, Team
+from runs.models import RUN_FIELDS, ApiKey, MetricPoint, Run, Team
 from runs.services import api_key_digest
 
 
@@ -54,3 +55,28 @@ def run_export_rows(*, runs: QuerySet[Run], chunk_size: int = 2000) -> Any:
         .values_list(*EXPORT_RUN_COLUMNS, *EXPORT_EVALUATION_COLUMNS.values())
         .iterator(chunk_size=chunk_size)
     )
+
+
+def metric_history(*, run: Run, key: str | None = None) -> QuerySet[MetricPoint]:
+    """The run's logged metric points (of one key when given), by step, then in the order they were logged."""
+    points = MetricPoint.objects.filter(run=run)
+    if key is not None:
+        points = points.filter(key=key)
+    return points.order_by("step", "timestamp", "id")
+
+
+def loss_curves(*, run: Run, max_points_per_key: int = 2_000) -> dict[str, list[tuple[int, float]]]:
+    """{key: [(step, value), ...]} of the run's metrics whose name contains "loss", thinned to at most
+    `max_points_per_key` points each (an even stride that keeps the last point), for plotting."""
+    keys = sorted(MetricPoint.objects.filter(run=run, key__icontains="loss").values_list("key", flat=True).distinct())
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for key in keys:
+        points = [
+            (step, math.nan if value is None else value)
+            for step, value in metric_history(run=run, key=key).values_list("step", "value")
+        ]
+        if len(points) > max_points_per_key:
+            stride = -(-len(points) // max_points_per_key)
+            points = [*points[:-1:stride], points[-1]]
+        curves[key] = points
+    return curves

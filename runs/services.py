@@ -1,5 +1,6 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
+import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from apikit.exceptions import DomainError
 from runs.hooks import families_changed
-from runs.models import ApiKey, Evaluation, Run, Team
+from runs.models import MAX_METRIC_POINTS_PER_RUN, ApiKey, Evaluation, MetricPoint, Run, Team
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
 API_KEY_PREFIX = "bsk_"
@@ -278,3 +279,27 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
         Run.objects.filter(pk=run.pk).update(updated_at=timezone.now())
         families_changed(team_id=run.team_id, families=[run.family])
     return evaluation, created
+
+
+# Metric history -----------------------------------------------------------------------------
+
+
+def metric_points_append(*, run: Run, points: Sequence[tuple[str, float, int, int]], stored: int | None = None) -> int:
+    """Add (key, value, step, timestamp) points to `run`'s history, up to MAX_METRIC_POINTS_PER_RUN in all.
+
+    NaN is stored as NULL (as SQLite would anyway). Points past the bound are not stored; returns how many were.
+    `stored` is the caller's count of the points the run already holds (counted here when not given). The history
+    feeds no fit, so no refit follows.
+    """
+    if stored is None:
+        stored = MetricPoint.objects.filter(run=run).count()
+    room = max(MAX_METRIC_POINTS_PER_RUN - stored, 0)
+    kept = points[:room]
+    MetricPoint.objects.bulk_create(
+        [
+            MetricPoint(run=run, key=key, value=None if math.isnan(value) else value, step=step, timestamp=timestamp)
+            for key, value, step, timestamp in kept
+        ],
+        batch_size=2000,
+    )
+    return len(kept)

@@ -253,3 +253,12 @@ def staff_user(username: str, *, team: Team | None = None, role: str = "member",
     if team is not None:
         Membership.objects.create(user=user, team=team, role=role)
     return user
+
+
+def logged_in(user: Any) -> Any:
+    """A Django test client logged in as `user`."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return client

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "planner",
     "workers",
     "ops",
+    "mlflow_compat",
 ]
 
 MIDDLEWARE = [

@@ -3,6 +3,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from runs.api.history import RunMetricsApi
 from runs.api.views import FamilyListApi, RunViewSet
 
 router = SimpleRouter()
@@ -13,5 +14,6 @@ urlpatterns = [
     # schema has one operation for it.
     path("runs/export.csv", RunViewSet.as_view({"get": "export"}), name="run-export-csv"),
     path("families/", FamilyListApi.as_view(), name="family-list"),
+    path("runs/<int:pk>/metrics/", RunMetricsApi.as_view(), name="run-metrics"),
     *(pattern for pattern in router.urls if getattr(pattern, "name", None) != "run-export"),
 ]

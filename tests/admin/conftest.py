@@ -11,7 +11,7 @@ from django.test import Client
 from fits.laws import FitResult, Observations, kumar_synthetic
 from fits.models import Fit
 from runs.models import Run, Team
-from tests.factories import PASSWORD, FitFactory, TeamFactory, runs_from_observations, staff_user
+from tests.factories import PASSWORD, FitFactory, TeamFactory, logged_in, runs_from_observations, staff_user
 
 
 @pytest.fixture
@@ -22,12 +22,6 @@ def alpha(db: None) -> Team:
 @pytest.fixture
 def beta(db: None) -> Team:
     return TeamFactory.create(slug="beta", name="Beta Lab")
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

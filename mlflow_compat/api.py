@@ -1,0 +1,645 @@
+"""Views of /api/2.0/mlflow/: MLflow's request and response bodies, its error shape and codes; thin, team-scoped.
+
+Success is HTTP 200 with MLflow's body (its client treats any other status as an error); a refusal is
+{"error_code": ..., "message": ...} with the status MLflow's server gives that code (mlflow_compat.errors).
+GET endpoints read the query string, POST endpoints a JSON body. Numbers that MLflow's JSON may send as strings
+(int64 fields, and metric values "NaN", "Infinity", "-Infinity") are read either way.
+"""
+
+import base64
+import binascii
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
+from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apikit.parsers import StrictJSONParser
+from apikit.throttling import ApiKeyRateThrottle
+from config.middleware import DATABASE_RETRY_AFTER_SECONDS
+from mlflow_compat import errors, selectors, services
+from mlflow_compat.errors import INVALID_PARAMETER_VALUE, MlflowError
+from mlflow_compat.mapping import MAPPING_TAG
+from mlflow_compat.models import ACTIVE, DELETED, Experiment, MlflowRun
+from mlflow_compat.search import SearchInvalid, matches, parse_filter, sort_key
+from runs.api.authentication import ApiKeyAuthentication, TeamPrincipal
+from runs.models import Team
+
+logger = logging.getLogger(__name__)
+
+# MLflow's own limits (mlflow.utils.validation), enforced as its server does.
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_BATCH_LOG_REQUEST_SIZE = 1_000_000
+MAX_ENTITY_KEY_LENGTH = 250
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 8000
+MAX_EXPERIMENT_TAG_VAL_LENGTH = 20000
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+MAX_RESULTS_DEFAULT = 1000
+MAX_RESULTS_LIMIT = 50000
+MAX_HISTORY_RESULTS = 25000
+ARTIFACTS_SCHEME = "mlflow-artifacts:"
+ARTIFACTS_MESSAGE = (
+    "Bitscale stores no artifacts: it keeps a run's params, tags and metrics (with their history). Log artifacts "
+    "to a separate MLflow artifact store, or leave them out (docs/mlflow.md)."
+)
+
+
+# Errors -----------------------------------------------------------------------------------------------------
+
+
+def error_response(code: str, message: str, *, headers: Mapping[str, str] | None = None) -> JsonResponse:
+    response = JsonResponse({"error_code": code, "message": message}, status=errors.STATUS[code])
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def mlflow_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | JsonResponse:
+    """Every refusal in MLflow's shape with the code its client acts on."""
+    if isinstance(exc, MlflowError):
+        return error_response(exc.code, exc.message)
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        return error_response(errors.UNAUTHENTICATED, str(exc.detail), headers={"WWW-Authenticate": "Bearer"})
+    if isinstance(exc, exceptions.PermissionDenied):
+        return error_response(errors.PERMISSION_DENIED, str(exc.detail))
+    if isinstance(exc, exceptions.Throttled):
+        wait = math.ceil(getattr(exc, "wait", None) or 1)
+        return error_response(
+            errors.REQUEST_LIMIT_EXCEEDED,
+            f"Rate limit exceeded; retry in {wait} s.",
+            headers={"Retry-After": str(wait)},
+        )
+    if isinstance(exc, OperationalError | InterfaceError):
+        return error_response(
+            errors.TEMPORARILY_UNAVAILABLE,
+            "The database is unavailable; nothing was written. Retry shortly.",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        )
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        return error_response(errors.ENDPOINT_NOT_FOUND, f"No endpoint {context['request'].method} at this path.")
+    if isinstance(exc, Http404 | exceptions.NotFound):
+        return error_response(errors.RESOURCE_DOES_NOT_EXIST, "Not found.")
+    if isinstance(exc, exceptions.APIException):  # parse errors, unsupported media type, oversize body
+        return error_response(INVALID_PARAMETER_VALUE, str(exc.detail))
+    logger.exception("MLflow endpoint %s failed", context["request"].path)
+    return error_response(errors.INTERNAL_ERROR, "Internal error; nothing was written.")
+
+
+class MlflowKeyMayWrite(BasePermission):
+    """Any key may read; a write (a view with `writes`) needs a read-write key."""
+
+    message = "This API key is read-only: it may read runs and experiments but not log them."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if not getattr(view, "writes", True) or request.method in SAFE_METHODS:
+            return True
+        return not getattr(request.user, "read_only", True)
+
+
+# Reading requests -------------------------------------------------------------------------------------------
+
+
+def _required(data: Mapping[str, Any], *names: str) -> Any:
+    for name in names:
+        value = data.get(name)
+        if value not in (None, ""):
+            return value
+    raise MlflowError(INVALID_PARAMETER_VALUE, f"Missing value for required parameter '{names[0]}'.")
+
+
+def _string(data: Mapping[str, Any], name: str, *, limit: int | None = None, default: str = "") -> str:
+    value = data.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for parameter '{name}': a string.")
+    if limit is not None and len(value) > limit:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"'{name}' exceeds the maximum length of {limit}.")
+    return value
+
+
+def _integer(data: Mapping[str, Any], name: str, *, default: int | None = None) -> int | None:
+    value: Any = data.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError
+        number = int(value)
+        if not INT64_MIN <= number <= INT64_MAX:  # MLflow's int64, and the database's bigint
+            raise ValueError
+        return number
+    except (TypeError, ValueError, OverflowError):
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for parameter '{name}'.") from None
+
+
+def _metric_value(value: Any, path: str) -> float:
+    """A number, or MLflow's JSON words for the non-finite ones ("NaN", "Infinity", "-Infinity")."""
+    if isinstance(value, bool):
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for '{path}': a double.")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str) and value.strip() in {"NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"}:
+        return float(value.strip().replace("Infinity", "inf"))
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for '{path}': a double.")
+
+
+def _key(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Missing or invalid key for '{path}'.")
+    if len(value) > MAX_ENTITY_KEY_LENGTH:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"'{path}' exceeds the maximum length of {MAX_ENTITY_KEY_LENGTH}.")
+    return value
+
+
+def _key_values(items: Any, path: str, *, limit: int) -> dict[str, str]:
+    """[{"key": k, "value": v}, ...] as a dict; a key given twice with different values is refused."""
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"'{path}' must be a list of {{key, value}}.")
+    found: dict[str, str] = {}
+    for position, item in enumerate(items):
+        where = f"{path}[{position}]"
+        if not isinstance(item, dict):
+            raise MlflowError(INVALID_PARAMETER_VALUE, f"'{where}' must be an object with key and value.")
+        key = _key(item.get("key"), f"{where}.key")
+        value = item.get("value", "")
+        value = "" if value is None else value if isinstance(value, str) else json.dumps(value)
+        if len(value) > limit:
+            raise MlflowError(INVALID_PARAMETER_VALUE, f"'{where}.value' exceeds the maximum length of {limit}.")
+        if key in found and found[key] != value:
+            raise MlflowError(INVALID_PARAMETER_VALUE, f"Duplicate keys with different values in '{path}': {key!r}.")
+        found[key] = value
+    return found
+
+
+def _metric(item: Any, path: str) -> services.MetricInput:
+    if not isinstance(item, dict):
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"'{path}' must be an object with key, value, timestamp.")
+    if item.get("value") is None:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Missing value for required parameter '{path}.value'.")
+    timestamp = _integer(item, "timestamp")
+    if timestamp is None:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Missing value for required parameter '{path}.timestamp'.")
+    return services.MetricInput(
+        key=_key(item.get("key"), f"{path}.key"),
+        value=_metric_value(item["value"], f"{path}.value"),
+        timestamp=timestamp,
+        step=_integer(item, "step", default=0) or 0,
+    )
+
+
+def _order_by(data: Mapping[str, Any]) -> list[str]:
+    value = data.get("order_by") or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise MlflowError(INVALID_PARAMETER_VALUE, "order_by must be a list of strings.")
+    return value
+
+
+def _page_offset(token: Any) -> int:
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(str(token).encode()))["offset"]
+        if not isinstance(offset, int) or offset < 0:
+            raise ValueError
+        return offset
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise MlflowError(INVALID_PARAMETER_VALUE, "Invalid page token.") from None
+
+
+def _page_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
+
+
+def _max_results(data: Mapping[str, Any], *, default: int, limit: int) -> int:
+    value = _integer(data, "max_results", default=default)
+    if value is None or value < 1 or value > limit:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value for max_results: between 1 and {limit}.")
+    return value
+
+
+# Rendering --------------------------------------------------------------------------------------------------
+
+
+def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": key, "value": value} for key, value in tags.items()]
+
+
+def experiment_body(experiment: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": experiment.experiment_id,
+        "name": experiment.name,
+        "artifact_location": f"{ARTIFACTS_SCHEME}/{experiment.experiment_id}",
+        "lifecycle_stage": experiment.lifecycle_stage,
+        "last_update_time": int(experiment.updated_at.timestamp() * 1000),
+        "creation_time": int(experiment.created_at.timestamp() * 1000),
+        "tags": _tags(experiment.tags),
+    }
+
+
+def run_info_body(run: MlflowRun) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "run_id": run.run_id,
+        "run_uuid": run.run_id,
+        "run_name": run.run_name,
+        "experiment_id": run.experiment.experiment_id,
+        "user_id": run.user_id,
+        "status": run.status,
+        # MLflow's client resolves this scheme against the tracking server, where artifact paths answer with the
+        # clear refusal below; an empty URI would make it write artifacts silently to the local directory.
+        "artifact_uri": f"{ARTIFACTS_SCHEME}/{run.experiment.experiment_id}/{run.run_id}/artifacts",
+        "lifecycle_stage": run.lifecycle_stage,
+    }
+    if run.start_time is not None:
+        info["start_time"] = run.start_time
+    if run.end_time is not None:
+        info["end_time"] = run.end_time
+    return info
+
+
+def run_body(run: MlflowRun) -> dict[str, Any]:
+    """MLflow's Run: info, data (each metric's latest value, params, tags) and empty inputs. Bitscale adds the tag
+    `bitscale.run_id` (the Bitscale run) and `bitscale.error` (why that run is missing or behind)."""
+    tags = dict(run.tags)
+    if run.bitscale_run_id is not None:
+        tags["bitscale.run_id"] = str(run.bitscale_run_id)
+    if run.mapping_error:
+        tags["bitscale.error"] = run.mapping_error
+    if run.history_dropped:
+        tags["bitscale.history_dropped"] = str(run.history_dropped)
+    metrics = [
+        {"key": key, "value": value, "timestamp": timestamp, "step": step}
+        for key, (value, timestamp, step) in run.metrics.items()
+    ]
+    return {
+        "info": run_info_body(run),
+        "data": {"metrics": metrics, "params": _tags(run.params), "tags": _tags(tags)},
+        "inputs": {},
+    }
+
+
+# Views ------------------------------------------------------------------------------------------------------
+
+
+class MlflowView(APIView):
+    """One MLflow endpoint: `handle` takes the team and the request's fields and returns the 200 body."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [IsAuthenticated, MlflowKeyMayWrite]
+    throttle_classes = [ApiKeyRateThrottle]
+    parser_classes = [StrictJSONParser]
+    renderer_classes = [JSONRenderer]
+    writes: ClassVar[bool] = True
+    schema = None  # MLflow's API is documented by MLflow (docs/mlflow.md), not in Bitscale's OpenAPI schema
+
+    def get_exception_handler(self) -> Callable[..., Any]:
+        return mlflow_exception_handler
+
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _respond(self, request: Request, data: Any) -> Response:
+        if not isinstance(data, Mapping):
+            raise MlflowError(INVALID_PARAMETER_VALUE, "The request body must be a JSON object.")
+        principal: TeamPrincipal = request.user  # type: ignore[assignment]
+        return Response(self.handle(principal.team, data, request), status=200)
+
+
+class GetView(MlflowView):
+    http_method_names = ["get"]
+    writes = False
+
+    def get(self, request: Request) -> Response:
+        return self._respond(request, request.query_params)
+
+
+class PostView(MlflowView):
+    http_method_names = ["post"]
+
+    def post(self, request: Request) -> Response:
+        return self._respond(request, request.data if request.data is not None else {})
+
+
+class ExperimentGetByName(GetView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        name = _string(data, "experiment_name")
+        if not name:
+            raise MlflowError(INVALID_PARAMETER_VALUE, "Missing value for required parameter 'experiment_name'.")
+        return {"experiment": experiment_body(selectors.experiment_get_by_name(team=team, name=name))}
+
+
+class ExperimentGet(GetView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        experiment_id = str(_required(data, "experiment_id"))
+        return {"experiment": experiment_body(selectors.experiment_get(team=team, experiment_id=experiment_id))}
+
+
+class ExperimentCreate(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        if data.get("artifact_location"):
+            raise MlflowError(INVALID_PARAMETER_VALUE, ARTIFACTS_MESSAGE)
+        tags = _key_values(data.get("tags"), "tags", limit=MAX_EXPERIMENT_TAG_VAL_LENGTH)
+        if MAPPING_TAG in tags:
+            _check_mapping(tags[MAPPING_TAG])
+        experiment = services.experiment_create(team=team, name=_string(data, "name"), tags=tags)
+        return {"experiment_id": experiment.experiment_id}
+
+
+class ExperimentSetTag(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        experiment_id = str(_required(data, "experiment_id"))
+        key = _key(data.get("key"), "key")
+        value = _string(data, "value", limit=MAX_EXPERIMENT_TAG_VAL_LENGTH)
+        if key == MAPPING_TAG:
+            _check_mapping(value)
+        services.experiment_set_tag(team=team, experiment_id=experiment_id, key=key, value=value)
+        return {}
+
+
+def _check_mapping(text: str) -> None:
+    """A malformed team mapping is refused when it is set, so the mistake shows in the script that made it."""
+    from mlflow_compat.mapping import MappingInvalid, parse_team_mapping
+
+    try:
+        parse_team_mapping(json.loads(text))
+    except (ValueError, MappingInvalid) as exc:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"Tag {MAPPING_TAG}: {exc}") from None
+
+
+class ExperimentSearch(PostView):
+    writes = False  # a read sent as POST
+
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        max_results = _max_results(data, default=MAX_RESULTS_DEFAULT, limit=MAX_RESULTS_LIMIT)
+        offset = _page_offset(data.get("page_token"))
+        view_type = str(data.get("view_type") or "ACTIVE_ONLY")
+        try:
+            clauses = parse_filter(_string(data, "filter"))
+            key = sort_key(_order_by(data))
+        except SearchInvalid as exc:
+            raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
+        services.experiment_default(team=team)
+        records = []
+        for experiment in selectors.experiment_list(team=team):
+            if not _view_type_admits(view_type, experiment.lifecycle_stage):
+                continue
+            attributes = {
+                "name": experiment.name,
+                "experiment_id": experiment.experiment_id,
+                "creation_time": experiment.created_at.timestamp() * 1000,
+                "last_update_time": experiment.updated_at.timestamp() * 1000,
+            }
+            record: dict[str, Any] = {"attributes": attributes, "tags": experiment.tags, "row": experiment}
+            if matches(clauses, record):
+                records.append(record)
+        if key is not None:
+            records.sort(key=key)
+        page = records[offset : offset + max_results]
+        body: dict[str, Any] = {"experiments": [experiment_body(r["row"]) for r in page]}
+        if offset + max_results < len(records):
+            body["next_page_token"] = _page_token(offset + max_results)
+        return body
+
+
+def _view_type_admits(view_type: str, stage: str) -> bool:
+    if view_type in {"ALL", "3"}:
+        return True
+    if view_type in {"DELETED_ONLY", "2"}:
+        return stage == DELETED
+    return stage == ACTIVE
+
+
+class RunCreate(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        tags = _key_values(data.get("tags"), "tags", limit=MAX_TAG_VAL_LENGTH)
+        mlflow_run = services.run_create(
+            team=team,
+            experiment_id=str(data.get("experiment_id") or "0"),
+            run_name=_string(data, "run_name", limit=250),
+            start_time=_integer(data, "start_time"),
+            tags=tags,
+            user_id=_string(data, "user_id", limit=250),
+        )
+        return {"run": run_body(mlflow_run)}
+
+
+def _run_id(data: Mapping[str, Any]) -> str:
+    return str(_required(data, "run_id", "run_uuid"))
+
+
+class RunGet(GetView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        return {"run": run_body(selectors.run_get(team=team, run_id=_run_id(data)))}
+
+
+RUN_STATUSES = {choice.value for choice in MlflowRun.Status}
+
+
+class RunUpdate(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        status = data.get("status")
+        if status is not None and status not in RUN_STATUSES:
+            raise MlflowError(
+                INVALID_PARAMETER_VALUE, f"Invalid status {status!r}: one of {', '.join(sorted(RUN_STATUSES))}."
+            )
+        mlflow_run = services.run_update(
+            team=team,
+            run_id=_run_id(data),
+            status=status,
+            end_time=_integer(data, "end_time"),
+            run_name=_string(data, "run_name", limit=250) or None,
+        )
+        return {"run_info": run_info_body(mlflow_run)}
+
+
+class RunDelete(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        services.run_delete(team=team, run_id=_run_id(data))
+        return {}
+
+
+class RunLogBatch(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        size = int(request.META.get("CONTENT_LENGTH") or 0)
+        if size > MAX_BATCH_LOG_REQUEST_SIZE:
+            raise MlflowError(
+                INVALID_PARAMETER_VALUE,
+                f"Batched logging API requests must be at most {MAX_BATCH_LOG_REQUEST_SIZE} bytes, got a request "
+                f"of size {size}.",
+            )
+        metrics, params, tags = data.get("metrics") or [], data.get("params") or [], data.get("tags") or []
+        if not all(isinstance(x, list) for x in (metrics, params, tags)):
+            raise MlflowError(INVALID_PARAMETER_VALUE, "metrics, params and tags must be lists.")
+        for name, items, limit in (
+            ("metrics", metrics, MAX_METRICS_PER_BATCH),
+            ("params", params, MAX_PARAMS_TAGS_PER_BATCH),
+            ("tags", tags, MAX_PARAMS_TAGS_PER_BATCH),
+        ):
+            if len(items) > limit:
+                raise MlflowError(
+                    INVALID_PARAMETER_VALUE,
+                    f"A batch logging request can contain at most {limit} {name}. Got {len(items)} {name}. "
+                    "Please split up metrics, params, and tags across multiple requests and try again.",
+                )
+        total = len(metrics) + len(params) + len(tags)
+        if total > MAX_ENTITIES_PER_BATCH:
+            raise MlflowError(
+                INVALID_PARAMETER_VALUE,
+                f"A batch logging request can contain at most {MAX_ENTITIES_PER_BATCH} metrics, params, and tags "
+                f"in total. Got {total}.",
+            )
+        services.run_log(
+            team=team,
+            run_id=_run_id(data),
+            metrics=[_metric(item, f"metrics[{i}]") for i, item in enumerate(metrics)],
+            params=_key_values(params, "params", limit=MAX_PARAM_VAL_LENGTH),
+            tags=_key_values(tags, "tags", limit=MAX_TAG_VAL_LENGTH),
+        )
+        return {}
+
+
+class RunLogMetric(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        services.run_log(team=team, run_id=_run_id(data), metrics=[_metric(data, "metric")])
+        return {}
+
+
+class RunLogParameter(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        params = _key_values(
+            [{"key": data.get("key"), "value": data.get("value")}], "param", limit=MAX_PARAM_VAL_LENGTH
+        )
+        services.run_log(team=team, run_id=_run_id(data), params=params)
+        return {}
+
+
+class RunSetTag(PostView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        tags = _key_values([{"key": data.get("key"), "value": data.get("value")}], "tag", limit=MAX_TAG_VAL_LENGTH)
+        services.run_log(team=team, run_id=_run_id(data), tags=tags)
+        return {}
+
+
+class RunSearch(PostView):
+    writes = False  # a read sent as POST
+
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        max_results = _max_results(data, default=MAX_RESULTS_DEFAULT, limit=MAX_RESULTS_LIMIT)
+        offset = _page_offset(data.get("page_token"))
+        view_type = str(data.get("run_view_type") or "ACTIVE_ONLY")
+        ids = data.get("experiment_ids") or []
+        if not isinstance(ids, list):
+            raise MlflowError(INVALID_PARAMETER_VALUE, "experiment_ids must be a list.")
+        try:
+            clauses = parse_filter(_string(data, "filter"))
+            key = sort_key(_order_by(data))
+        except SearchInvalid as exc:
+            raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
+        experiments = [selectors.experiment_get(team=team, experiment_id=str(i)) for i in ids]
+        records = []
+        for mlflow_run in selectors.run_list(team=team, experiments=experiments):
+            if not _view_type_admits(view_type, mlflow_run.lifecycle_stage):
+                continue
+            attributes = {
+                "run_id": mlflow_run.run_id,
+                "run_name": mlflow_run.run_name,
+                "status": mlflow_run.status,
+                "user_id": mlflow_run.user_id,
+                "start_time": mlflow_run.start_time,
+                "end_time": mlflow_run.end_time,
+                "lifecycle_stage": mlflow_run.lifecycle_stage,
+            }
+            metrics = {k: selectors.metric_value_decode(v[0]) for k, v in mlflow_run.metrics.items()}
+            record = {
+                "attributes": attributes,
+                "params": mlflow_run.params,
+                "tags": mlflow_run.tags,
+                "metrics": metrics,
+            }
+            if matches(clauses, record):
+                records.append((record, mlflow_run))
+        # MLflow's default order: newest start first, then run id.
+        records.sort(key=lambda pair: (-(pair[1].start_time or 0), pair[1].run_id))
+        if key is not None:
+            records.sort(key=lambda pair: key(pair[0]))
+        page = records[offset : offset + max_results]
+        body: dict[str, Any] = {"runs": [run_body(mlflow_run) for _, mlflow_run in page]}
+        if offset + max_results < len(records):
+            body["next_page_token"] = _page_token(offset + max_results)
+        return body
+
+
+class MetricGetHistory(GetView):
+    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        mlflow_run = selectors.run_get(team=team, run_id=_run_id(data))
+        key = _key(data.get("metric_key"), "metric_key")
+        max_results = _max_results(data, default=MAX_HISTORY_RESULTS, limit=MAX_HISTORY_RESULTS)
+        offset = _page_offset(data.get("page_token"))
+        points = selectors.run_metric_history(mlflow_run=mlflow_run, key=key)
+        page = points[offset : offset + max_results]
+        body: dict[str, Any] = {
+            "metrics": [
+                {"key": key, "value": services.metric_value_encode(value), "timestamp": timestamp, "step": step}
+                for value, timestamp, step in page
+            ]
+        }
+        if offset + max_results < len(points):
+            body["next_page_token"] = _page_token(offset + max_results)
+        return body
+
+
+# Paths that are not endpoints -------------------------------------------------------------------------------
+
+
+@csrf_exempt  # API clients send no CSRF token; the answer is a refusal whatever the method
+def endpoint_not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any other path under /api/2.0/ or /api/3.0/: MLflow's ENDPOINT_NOT_FOUND, which its client acts on."""
+    return error_response(
+        errors.ENDPOINT_NOT_FOUND,
+        f"Bitscale implements a subset of MLflow's tracking API (docs/mlflow.md); {request.method} "
+        f"{request.path} is not part of it.",
+    )
+
+
+@csrf_exempt
+def artifacts_unsupported(request: HttpRequest, path: str = "") -> JsonResponse:
+    return error_response(errors.ENDPOINT_NOT_FOUND, ARTIFACTS_MESSAGE)
+
+
+ENDPOINTS: dict[str, type[MlflowView]] = {
+    "experiments/get-by-name": ExperimentGetByName,
+    "experiments/get": ExperimentGet,
+    "experiments/create": ExperimentCreate,
+    "experiments/search": ExperimentSearch,
+    "experiments/set-experiment-tag": ExperimentSetTag,
+    "runs/create": RunCreate,
+    "runs/get": RunGet,
+    "runs/update": RunUpdate,
+    "runs/delete": RunDelete,
+    "runs/log-batch": RunLogBatch,
+    "runs/log-metric": RunLogMetric,
+    "runs/log-parameter": RunLogParameter,
+    "runs/set-tag": RunSetTag,
+    "runs/search": RunSearch,
+    "metrics/get-history": MetricGetHistory,
+}

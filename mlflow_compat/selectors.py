@@ -1,0 +1,78 @@
+"""Reads of the MLflow API; every selector takes the acting team, and another team's rows do not exist for it."""
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from django.db.models import QuerySet
+
+from mlflow_compat.errors import RESOURCE_DOES_NOT_EXIST, MlflowError
+from mlflow_compat.models import Experiment, MlflowRun, PendingMetricPoint
+from runs.models import Team
+from runs.selectors import metric_history
+
+
+def metric_value_decode(value: Any) -> float:
+    """A stored metric value (a number, or "NaN", "Infinity", "-Infinity") as a float."""
+    return float(value)
+
+
+def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) -> Experiment:
+    """The team's experiment `experiment_id` ("0" is the default one); RESOURCE_DOES_NOT_EXIST otherwise."""
+    experiments = Experiment.objects.filter(team=team)
+    if for_update:
+        experiments = experiments.select_for_update()
+    if experiment_id == "0":
+        from mlflow_compat.services import experiment_default  # the default experiment is made on first use
+
+        default = experiment_default(team=team)
+        return experiments.get(pk=default.pk)
+    well_formed = experiment_id.isdigit() and len(experiment_id) <= 18  # a bigint id
+    found = experiments.filter(pk=int(experiment_id), is_default=False).first() if well_formed else None
+    if found is None:
+        raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"No Experiment with id={experiment_id} exists")
+    return found
+
+
+def experiment_get_by_name(*, team: Team, name: str) -> Experiment:
+    if name == "Default":
+        from mlflow_compat.services import experiment_default
+
+        return experiment_default(team=team)
+    found = Experiment.objects.filter(team=team, name=name).first()
+    if found is None:
+        raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Could not find experiment with name '{name}'")
+    return found
+
+
+def experiment_list(*, team: Team) -> QuerySet[Experiment]:
+    return Experiment.objects.filter(team=team).order_by("id")
+
+
+def run_get(*, team: Team, run_id: str, for_update: bool = False) -> MlflowRun:
+    """The team's MLflow run `run_id` with its experiment; RESOURCE_DOES_NOT_EXIST otherwise."""
+    runs = MlflowRun.objects.filter(team=team, run_id=run_id).select_related("experiment", "team", "bitscale_run")
+    if for_update:
+        runs = runs.select_for_update(of=("self",))
+    found = runs.first()
+    if found is None:
+        raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Run with id={run_id} not found")
+    return found
+
+
+def run_list(*, team: Team, experiments: list[Experiment]) -> QuerySet[MlflowRun]:
+    return MlflowRun.objects.filter(team=team, experiment__in=experiments).select_related("experiment")
+
+
+def run_metric_history(*, mlflow_run: MlflowRun, key: str) -> list[tuple[float, int, int]]:
+    """Every logged (value, timestamp, step) of metric `key`, by step then in logging order; NaN read back."""
+    rows: Iterable[tuple[float | None, int, int]]
+    if mlflow_run.bitscale_run is not None:
+        rows = metric_history(run=mlflow_run.bitscale_run, key=key).values_list("value", "timestamp", "step")
+    else:
+        rows = (
+            PendingMetricPoint.objects.filter(mlflow_run=mlflow_run, key=key)
+            .order_by("step", "timestamp", "id")
+            .values_list("value", "timestamp", "step")
+        )
+    return [(math.nan if value is None else value, timestamp, step) for value, timestamp, step in rows]

@@ -1,0 +1,370 @@
+"""Writes of the MLflow API: experiments, runs and what they log, and the Bitscale run each MLflow run maps to.
+
+Every write to an MLflow run locks its row, so concurrent log calls of one run (MLflow's async logging) apply
+one after the other. The Bitscale run is written through runs.services.runs_upsert, like any other post, as
+soon as the run's n_params and n_tokens are known and again whenever the mapped payload changes, so refits
+follow. A mapping problem never fails the MLflow call: it is recorded on the run (`mapping_error`).
+"""
+
+import json
+import logging
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, transaction
+
+from mlflow_compat import mapping
+from mlflow_compat.errors import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, MlflowError
+from mlflow_compat.models import ACTIVE, DELETED, Experiment, MlflowRun, PendingMetricPoint
+from mlflow_compat.selectors import experiment_get, metric_value_decode, run_get
+from runs.api.serializers import runs_validate
+from runs.models import MAX_METRIC_POINTS_PER_RUN, MetricPoint, Run, Team
+from runs.services import BatchInvalid, metric_points_append, runs_upsert
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT_NAME = "Default"
+MAX_EXPERIMENT_NAME_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class MetricInput:
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+# Experiments ------------------------------------------------------------------------------------------------
+
+
+def experiment_default(*, team: Team) -> Experiment:
+    """The team's default experiment ("0", named "Default"), created on first use."""
+    found = Experiment.objects.filter(team=team, is_default=True).first()
+    if found is not None:
+        return found
+    try:
+        with transaction.atomic():
+            return Experiment.objects.create(team=team, name=DEFAULT_EXPERIMENT_NAME, is_default=True)
+    except IntegrityError:  # a concurrent request created it first
+        return Experiment.objects.get(team=team, is_default=True)
+
+
+def experiment_create(*, team: Team, name: str, tags: Mapping[str, str]) -> Experiment:
+    """A new experiment; RESOURCE_ALREADY_EXISTS when the team has one of that name (deleted ones included)."""
+    if not name.strip():
+        raise MlflowError(INVALID_PARAMETER_VALUE, "Invalid experiment name: ''. An experiment needs a name.")
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise MlflowError(
+            INVALID_PARAMETER_VALUE, f"Experiment name exceeds the maximum length of {MAX_EXPERIMENT_NAME_LENGTH}."
+        )
+    experiment_default(team=team)  # "Default" is taken from the start, as in MLflow
+    try:
+        with transaction.atomic():
+            return Experiment.objects.create(team=team, name=name, tags=dict(tags))
+    except IntegrityError:
+        raise MlflowError(RESOURCE_ALREADY_EXISTS, f"Experiment '{name}' already exists.") from None
+
+
+def experiment_set_tag(*, team: Team, experiment_id: str, key: str, value: str) -> None:
+    """Set a tag of an experiment; `bitscale.family` and `bitscale.mapping` apply to its runs as they next log."""
+    with transaction.atomic():
+        experiment = experiment_get(team=team, experiment_id=experiment_id, for_update=True)
+        experiment.tags = {**experiment.tags, key: value}
+        experiment.save(update_fields=["tags", "updated_at"])
+
+
+# Runs -------------------------------------------------------------------------------------------------------
+
+
+def run_create(
+    *, team: Team, experiment_id: str, run_name: str, start_time: int | None, tags: Mapping[str, str], user_id: str
+) -> MlflowRun:
+    """A new RUNNING run of the experiment; its Bitscale run follows once n_params and n_tokens are known."""
+    experiment = experiment_get(team=team, experiment_id=experiment_id)
+    if experiment.lifecycle_stage != ACTIVE:
+        raise MlflowError(INVALID_PARAMETER_VALUE, f"The experiment {experiment_id} is deleted.")
+    run_id = uuid.uuid4().hex
+    name = run_name or tags.get("mlflow.runName") or f"run-{run_id[:8]}"
+    with transaction.atomic():
+        mlflow_run = MlflowRun.objects.create(
+            run_id=run_id,
+            team=team,
+            experiment=experiment,
+            run_name=name[:250],
+            user_id=user_id[:250],
+            start_time=start_time,
+            tags={**tags, "mlflow.runName": name},
+        )
+        _sync(mlflow_run)
+    return mlflow_run
+
+
+def run_log(
+    *,
+    team: Team,
+    run_id: str,
+    metrics: Sequence[MetricInput] = (),
+    params: Mapping[str, str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> MlflowRun:
+    """Log metrics, params and tags to a run, all or nothing.
+
+    A param keeps its first value: logging another raises INVALID_PARAMETER_VALUE and writes nothing (MLflow's
+    rule). Every metric point goes to the history, up to MAX_METRIC_POINTS_PER_RUN per run; each key's latest
+    point (highest step, then latest timestamp) is what the mapping reads.
+    """
+    params = params or {}
+    tags = tags or {}
+    with transaction.atomic():
+        mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
+        _check_active(mlflow_run)
+        for key, value in params.items():
+            old = mlflow_run.params.get(key)
+            if old is not None and old != value:
+                raise MlflowError(
+                    INVALID_PARAMETER_VALUE,
+                    f"Changing param values is not allowed. Param with key='{key}' was already logged with "
+                    f"value='{old}' for run ID='{run_id}'. Attempted logging new value '{value}'.",
+                )
+        fields = ["updated_at"]
+        if params:
+            mlflow_run.params = {**mlflow_run.params, **params}
+            fields.append("params")
+        if tags:
+            mlflow_run.tags = {**mlflow_run.tags, **tags}
+            fields.append("tags")
+            if "mlflow.runName" in tags:
+                mlflow_run.run_name = tags["mlflow.runName"][:250]
+                fields.append("run_name")
+        if metrics:
+            mlflow_run.metrics = _latest(mlflow_run.metrics, metrics)
+            fields.append("metrics")
+        if params or tags or mapping.metrics_matter({m.key for m in metrics}, mlflow_run.experiment.tags):
+            _sync(mlflow_run)  # may link the Bitscale run, which the history below then goes to
+        if metrics:
+            _history_append(mlflow_run, metrics)
+            fields += ["history_points", "history_dropped"]
+        mlflow_run.save(update_fields=fields)
+    return mlflow_run
+
+
+def run_update(*, team: Team, run_id: str, status: str | None, end_time: int | None, run_name: str | None) -> MlflowRun:
+    """Change a run's status, end time (its training date) or name; the Bitscale run follows."""
+    with transaction.atomic():
+        mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
+        _check_active(mlflow_run)
+        if status:
+            mlflow_run.status = status
+        if end_time is not None:
+            mlflow_run.end_time = end_time
+        if run_name:
+            mlflow_run.run_name = run_name[:250]
+            mlflow_run.tags = {**mlflow_run.tags, "mlflow.runName": run_name}
+        mlflow_run.save()
+        _sync(mlflow_run)
+    return mlflow_run
+
+
+def run_delete(*, team: Team, run_id: str) -> None:
+    """MLflow's soft delete: the run leaves searches and its Bitscale run is excluded from fits (kept, with a
+    reason, so its history survives)."""
+    with transaction.atomic():
+        mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
+        mlflow_run.lifecycle_stage = DELETED
+        mlflow_run.save(update_fields=["lifecycle_stage", "updated_at"])
+        _sync(mlflow_run)
+
+
+def _check_active(mlflow_run: MlflowRun) -> None:
+    if mlflow_run.lifecycle_stage != ACTIVE:
+        raise MlflowError(
+            INVALID_PARAMETER_VALUE,
+            f"The run {mlflow_run.run_id} must be in the 'active' state. Current state is "
+            f"{mlflow_run.lifecycle_stage}.",
+        )
+
+
+def metric_value_encode(value: float) -> float | str:
+    """A float for JSON: NaN and ±Infinity as MLflow's JSON writes them ("NaN", "Infinity", "-Infinity")."""
+    if math.isfinite(value):
+        return value
+    if math.isnan(value):
+        return "NaN"
+    return "Infinity" if value > 0 else "-Infinity"
+
+
+def _latest(stored: Mapping[str, Any], metrics: Sequence[MetricInput]) -> dict[str, Any]:
+    latest = dict(stored)
+    for metric in metrics:
+        current = latest.get(metric.key)
+        if current is None or (metric.step, metric.timestamp) >= (current[2], current[1]):
+            latest[metric.key] = [metric_value_encode(metric.value), metric.timestamp, metric.step]
+    return latest
+
+
+def _history_append(mlflow_run: MlflowRun, metrics: Sequence[MetricInput]) -> None:
+    points = [(m.key, m.value, m.step, m.timestamp) for m in metrics]
+    if mlflow_run.bitscale_run is not None:
+        kept = metric_points_append(run=mlflow_run.bitscale_run, points=points, stored=mlflow_run.history_points)
+    else:
+        room = max(MAX_METRIC_POINTS_PER_RUN - mlflow_run.history_points, 0)
+        PendingMetricPoint.objects.bulk_create(
+            [
+                PendingMetricPoint(
+                    mlflow_run=mlflow_run, key=key, value=None if math.isnan(value) else value, step=step, timestamp=ts
+                )
+                for key, value, step, ts in points[:room]
+            ]
+        )
+        kept = min(room, len(points))
+    mlflow_run.history_points += kept
+    mlflow_run.history_dropped += len(points) - kept  # the caller saves both counts
+
+
+# The Bitscale run -------------------------------------------------------------------------------------------
+
+
+def run_state(mlflow_run: MlflowRun) -> mapping.MlflowRunState:
+    """What the mapping reads of a run (pure data)."""
+    experiment = mlflow_run.experiment
+    return mapping.MlflowRunState(
+        run_id=mlflow_run.run_id,
+        run_name=mlflow_run.run_name,
+        status=mlflow_run.status,
+        end_time=mlflow_run.end_time,
+        deleted=mlflow_run.lifecycle_stage == DELETED,
+        experiment_name=experiment.name,
+        experiment_is_default=experiment.is_default,
+        experiment_tags=experiment.tags,
+        params=mlflow_run.params,
+        tags=mlflow_run.tags,
+        metrics={key: metric_value_decode(point[0]) for key, point in mlflow_run.metrics.items()},
+    )
+
+
+def with_training_date(item: dict[str, Any], trained_at: datetime | None) -> dict[str, Any]:
+    """The run's training date, for a Run model that has the field (trained_at); left out otherwise."""
+    if trained_at is not None and any(f.name == "trained_at" for f in Run._meta.get_fields()):
+        return {**item, "trained_at": trained_at}
+    return item
+
+
+def _validated(payload: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
+    """The payload through the API's own field validation; a field that fails is left out with a note (and a run
+    without its final loss cannot be finished). None when n_params or n_tokens fail."""
+    for _ in range(3):
+        items, errors = runs_validate([payload])
+        if not errors:
+            return items[0]
+        failing: dict[str, Any] = errors["0"]
+        for name, messages in failing.items():
+            problems.append(f"{name}: {_flatten(messages)}")
+            payload.pop(name, None)
+        if any(name in failing for name in mapping.REQUIRED_FIELDS):
+            return None
+        if "final_loss" in failing:
+            payload["final_loss"] = None  # explicitly: an earlier valid loss must not stay in place
+            if payload.get("status") == "finished":
+                payload["status"] = "running"
+    return None
+
+
+def _flatten(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{key}: {_flatten(value)}" for key, value in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_flatten(message) for message in messages)
+    return str(messages)
+
+
+def _sync(mlflow_run: MlflowRun) -> None:
+    """Write the Bitscale run of `mlflow_run` when its payload changed; record problems, never raise for them."""
+    mapped = mapping.map_run(run_state(mlflow_run))
+    problems = list(mapped.problems)
+    if mapped.payload is not None:
+        item = _validated(dict(mapped.payload), problems)
+        if item is not None:
+            item = with_training_date(item, mapped.trained_at)
+            changes = _changes(item, mlflow_run)
+            if changes is not None:
+                _write(mlflow_run, changes, _plain(item), problems)
+    error = "; ".join(problems)
+    if error != mlflow_run.mapping_error:
+        mlflow_run.mapping_error = error
+        mlflow_run.save(update_fields=["mapping_error"])
+
+
+def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
+    """`item` as JSON data (a datetime as its ISO text), to store and compare."""
+    plain: dict[str, Any] = json.loads(json.dumps(item, default=str))
+    return plain
+
+
+def _changes(item: dict[str, Any], mlflow_run: MlflowRun) -> dict[str, Any] | None:
+    """What to write: all of `item` for a run not written yet, else only the fields and evaluations that differ
+    from the last write (None when nothing does). Writing only changes keeps an edit made in Bitscale (the admin
+    excluding the run, say) unless MLflow changes that same field, and keeps the update small."""
+    synced = mlflow_run.synced
+    if mlflow_run.bitscale_run_id is None or not synced:
+        return item
+    plain = _plain(item)
+    changed = {name: item[name] for name, value in plain.items() if name != "evaluations" and synced.get(name) != value}
+    old_evaluations = synced.get("evaluations") or []
+    evaluations = [
+        evaluation
+        for evaluation, as_json in zip(item.get("evaluations") or [], plain.get("evaluations") or [], strict=True)
+        if as_json not in old_evaluations
+    ]
+    if evaluations:
+        changed["evaluations"] = evaluations
+    if not changed:
+        return None
+    return {"external_id": item["external_id"], **changed}
+
+
+def _write(mlflow_run: MlflowRun, item: dict[str, Any], synced: dict[str, Any], problems: list[str]) -> None:
+    try:
+        # A savepoint: a refused write rolls back alone and the MLflow call still succeeds.
+        with transaction.atomic():
+            result = runs_upsert(team=mlflow_run.team, items=[item])
+    except BatchInvalid as exc:
+        failing = exc.errors.get("0", exc.errors)
+        problems.append(_flatten(failing))
+        bad = failing.get("evaluations") if isinstance(failing, dict) and set(failing) == {"evaluations"} else None
+        if isinstance(bad, dict) and item.get("evaluations"):
+            # Only some evaluations are refused (e.g. at or above weight_bits): write the run without them.
+            kept = [e for position, e in enumerate(item["evaluations"]) if str(position) not in bad]
+            refused = [_plain(e) for position, e in enumerate(item["evaluations"]) if str(position) in bad]
+            evaluations = [e for e in synced.get("evaluations") or [] if e not in refused]
+            _write(mlflow_run, {**item, "evaluations": kept}, {**synced, "evaluations": evaluations}, problems)
+        return
+    except (ValidationError, IntegrityError, DataError) as exc:
+        logger.warning("MLflow run %s: Bitscale run not written: %s", mlflow_run.run_id, exc)
+        problems.append(f"not written: {exc}")
+        return
+    run = result.runs[0]
+    newly_linked = mlflow_run.bitscale_run_id != run.pk
+    mlflow_run.bitscale_run = run
+    mlflow_run.synced = synced
+    mlflow_run.save(update_fields=["bitscale_run", "synced"])
+    if newly_linked and mlflow_run.history_points:  # no point logged yet: nothing to move
+        _pending_move(mlflow_run, run)
+
+
+def _pending_move(mlflow_run: MlflowRun, run: Run) -> None:
+    """Move the points logged before the Bitscale run existed into its history."""
+    pending = list(
+        PendingMetricPoint.objects.filter(mlflow_run=mlflow_run).values_list("key", "value", "step", "timestamp")
+    )
+    if pending:
+        points = [(key, math.nan if value is None else value, step, ts) for key, value, step, ts in pending]
+        metric_points_append(run=run, points=points)
+        PendingMetricPoint.objects.filter(mlflow_run=mlflow_run).delete()
+    mlflow_run.history_points = MetricPoint.objects.filter(run=run).count()
+    mlflow_run.save(update_fields=["history_points"])
