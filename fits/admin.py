@@ -15,12 +15,14 @@ from fits.plots import Plot, density_over_time_svg
 from fits.review import (
     PLOTS_CACHE_SECONDS,
     PLOTS_CACHE_VERSION,
+    backtest_rows,
     fit_density_rows,
     fit_diff,
     fit_plots,
     fit_previous,
     interval_rows,
     law_comparison,
+    screened_rows,
 )
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
 
@@ -127,7 +129,10 @@ class FitAdmin(TeamScopedAdmin):
                 param_rows=interval_rows(fit=fit),
                 fixed=sorted(fit.fixed.items()),
                 metrics=sorted(fit.metrics.items()),
-                backtest=sorted(fit.backtest.items()),
+                backtest_scheme=backtest_rows(fit=fit)[0],
+                backtest=backtest_rows(fit=fit)[1],
+                screened=screened_rows(fit=fit),
+                screening_on=fit.screen_outliers,
                 warnings=fit.warnings,
                 previous=previous,
                 diff=fit_diff(fit=fit, previous=previous) if previous is not None else None,

@@ -204,8 +204,19 @@ def _log_bins(values: FloatArray, max_bins: int = 20) -> tuple[FloatArray, npt.N
     return centres, index
 
 
+def screened_mask(result: FitResult, data: Observations) -> npt.NDArray[np.bool_]:
+    """The runs of `data` (the fit's own snapshot) that the fit's screening rule left out."""
+    mask = np.zeros(data.n_runs, dtype=bool)
+    for entry in result.screened:
+        index = entry.get("index")
+        if isinstance(index, int) and 0 <= index < data.n_runs:
+            mask[index] = True
+    return mask
+
+
 def residuals_vs_n_svg(result: FitResult, data: Observations) -> str:
-    """log L_hat - log L against N (positive: the law over-predicts), with the binned median and IQR of all runs."""
+    """log L_hat - log L against N (positive: the law over-predicts), with the binned median and IQR of all runs;
+    the runs the screening rule left out are marked."""
     title = "Residuals vs model size N"
     predicted = predicted_final_loss(result, data)
     inside = np.isfinite(predicted)
@@ -240,6 +251,18 @@ def residuals_vs_n_svg(result: FitResult, data: Observations) -> str:
         ax.fill_between(used, q25, q75, color="#ff7f0e", alpha=0.2, lw=0, label="IQR per N bin (all runs)")
         ax.plot(used, medians, color="#ff7f0e", lw=1.6, marker="o", ms=3, label="median per N bin (all runs)")
         ax.axhline(0.0, color="#333333", lw=1, ls="--")
+        screened = screened_mask(result, data) & inside
+        if screened.any():  # every one, however many points are sampled: the reader looks for these
+            ax.scatter(
+                data.n_params[screened],
+                np.log(predicted[screened]) - np.log(data.final_loss[screened]),
+                marker="x",
+                color="#d62728",
+                s=36,
+                linewidths=1.4,
+                label=f"left out by the screening rule ({int(screened.sum())})",
+                zorder=5,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("N, non-embedding parameters")
         ax.set_ylabel("log predicted - log observed")

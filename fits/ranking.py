@@ -73,6 +73,8 @@ class RankedLaw:
             "reason": self.reason,
             "rank": self.rank,
             "stale": self.stale,
+            "scheme": self.scheme,
+            "held_out_n_params": list(self.held_out_n_params),
         }
 
 

@@ -14,7 +14,7 @@ from fits.models import Fit
 from fits.selectors import FitData, fit_data, law_ranking
 from runs.models import Run
 
-PLOTS_CACHE_VERSION = 2  # bump when the plots change: fits are immutable, so a plot is cached per fit
+PLOTS_CACHE_VERSION = 3  # bump when the plots change: fits are immutable, so a plot is cached per fit
 PLOTS_CACHE_SECONDS = 24 * 3600
 
 
@@ -119,6 +119,42 @@ def fit_diff(*, fit: Fit, previous: Fit) -> FitDiff:
         removed_deleted=deleted,
         removed_other=len(removed) - excluded - deleted,
     )
+
+
+BACKTEST_SCHEMES = {
+    "largest_n": "the runs of the largest N held out",
+    "largest_compute": "the largest-compute runs held out",
+}
+
+
+def backtest_rows(*, fit: Fit) -> tuple[str, list[tuple[str, str]]]:
+    """The backtest's scheme in words, and its figures as (name, text) rows for the fit page."""
+    rows = []
+    for name, value in sorted((fit.backtest or {}).items()):
+        if name == "scheme":
+            continue
+        if isinstance(value, list):
+            text = ", ".join(f"{v:.3g}" if isinstance(v, int | float) else str(v) for v in value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            text = f"{value:.5g}"
+        else:
+            text = str(value)
+        rows.append((name, text))
+    scheme = str((fit.backtest or {}).get("scheme", "largest_n"))
+    return BACKTEST_SCHEMES.get(scheme, scheme), rows
+
+
+def screened_rows(*, fit: Fit) -> list[dict[str, Any]]:
+    """The runs the fit's screening rule left out, with a link to each run's page."""
+    return [
+        {
+            **entry,
+            "n_params": f"{entry.get('n_params', 0):.3g}",
+            "n_tokens": f"{entry.get('n_tokens', 0):.3g}",
+            "url": reverse("admin:runs_run_change", args=[entry["run_id"]]) if entry.get("run_id") else None,
+        }
+        for entry in fit.screened or []
+    ]
 
 
 def fit_density_rows(*, fit: Fit) -> list[tuple[Any, ...]]:

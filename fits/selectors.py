@@ -236,6 +236,7 @@ def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
                 n_runs=int(n_runs) if isinstance(n_runs, int | float) and math.isfinite(n_runs) else None,
                 warnings=[str(w) for w in fit.warnings or []],
                 stale=fit_is_stale_by_scope(fit=fit, scope=scopes.get(law)),
+                n_screened=int(fit.metrics.get("n_screened") or 0),
             )
         )
     return FamilyLawRanking(family=family, fits=fits, ranking=rank_laws(law_fits))

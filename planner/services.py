@@ -434,9 +434,13 @@ def _first_message(errors: Any, path: str = "") -> str:
     return str(errors)
 
 
+_SCHEME_TEXT = {"largest_n": "the runs of the largest N", "largest_compute": "the largest-compute runs"}
+
+
 def _score_text(entry: RankedLaw) -> str:
     held = f" on {entry.n_held_out_runs} held-out runs" if entry.n_held_out_runs is not None else ""
-    return f"backtest RMSE of log loss {entry.score:.4g}{held}"
+    scheme = f" ({_SCHEME_TEXT.get(entry.scheme or '', entry.scheme)})" if entry.scheme else ""
+    return f"backtest RMSE of log loss {entry.score:.4g}{held}{scheme}"
 
 
 def plan_law_resolve(

@@ -175,6 +175,7 @@ class FitFactory(factory.django.DjangoModelFactory[Fit]):
     metrics = factory.LazyAttribute(lambda o: o.columns["metrics"] if o.columns is not None else {"n_draws": o.n_draws})
     backtest = factory.LazyAttribute(lambda o: o.columns["backtest"] if o.columns is not None else {})
     warnings = factory.LazyAttribute(lambda o: o.columns["warnings"] if o.columns is not None else [])
+    screened = factory.LazyAttribute(lambda o: o.columns["screened"] if o.columns is not None else [])
     data_range = factory.LazyAttribute(
         lambda o: o.columns["data_range"] if o.columns is not None else dict(KUMAR_DATA_RANGE)
     )

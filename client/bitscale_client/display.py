@@ -132,7 +132,25 @@ def render_fit(fit: Fit) -> str:
     if fit.metrics:
         out.append("\nMetrics: " + ", ".join(f"{k}={_num(v)}" for k, v in fit.metrics.items()))
     if fit.backtest:
-        out.append("Backtest (largest N held out): " + ", ".join(f"{k}={_num(v)}" for k, v in fit.backtest.items()))
+        scheme = {"largest_n": "largest N held out", "largest_compute": "largest-compute runs held out"}.get(
+            str(fit.backtest.get("scheme", "largest_n")), str(fit.backtest.get("scheme"))
+        )
+        shown = {k: v for k, v in fit.backtest.items() if k not in ("scheme", "held_out_n_params")}
+        out.append(f"Backtest ({scheme}): " + ", ".join(f"{k}={_num(v)}" for k, v in shown.items()))
+    if fit.screened:
+        out.append(f"\nRuns left out by the screening rule ({len(fit.screened)}; they still count for the ranking):")
+        rows = [
+            [
+                str(entry.get("run_id", "-")),
+                human_count(entry.get("n_params")),
+                human_count(entry.get("n_tokens")),
+                _num(entry.get("final_loss")),
+                _num(entry.get("residual")),
+                str(entry.get("reason", "")),
+            ]
+            for entry in fit.screened
+        ]
+        out.append(table(["run", "N", "D", "loss", "residual", "why"], rows))
     if fit.warnings:
         out.extend(["\nWarnings:", *[f"  - {w}" for w in fit.warnings]])
     return "\n".join(out)

@@ -143,6 +143,9 @@ class Fit:
     pending: Any
     created_at: str | None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # Runs the fit's screening rule left out (run_id, residual, reason, ...); servers before the rule send none.
+    screened: list[dict[str, Any]] = field(default_factory=list)
+    objective: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fit:
@@ -163,6 +166,8 @@ class Fit:
             pending=data.get("pending"),
             created_at=data.get("created_at"),
             raw=data,
+            screened=[dict(entry) for entry in data.get("screened") or []],
+            objective=data.get("objective") or "",
         )
 
 

@@ -164,6 +164,22 @@ class RankedLawSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(allow_null=True, help_text="Why unranked or not eligible; null otherwise.")
     rank = serializers.IntegerField(allow_null=True)
     stale = serializers.BooleanField()
+    scheme = serializers.CharField(
+        allow_null=True, help_text="The backtest's held-out runs: largest_n or largest_compute; null when unranked."
+    )
+    held_out_n_params = serializers.ListField(
+        child=serializers.FloatField(), help_text="The model sizes of the held-out runs."
+    )
+
+
+class RankingBasisSerializer(serializers.Serializer[Any]):
+    """What the best law's score rests on."""
+
+    law = serializers.CharField()
+    score = serializers.FloatField(allow_null=True)
+    scheme = serializers.CharField(allow_null=True)
+    n_held_out_runs = serializers.IntegerField(allow_null=True)
+    held_out_n_params = serializers.ListField(child=serializers.FloatField())
 
 
 class LawRankingSerializer(serializers.Serializer[Any]):
@@ -171,5 +187,6 @@ class LawRankingSerializer(serializers.Serializer[Any]):
 
     family = serializers.CharField()
     best = serializers.CharField(allow_null=True)
+    basis = RankingBasisSerializer(allow_null=True, help_text="What the best law's score rests on.")
     ranking = RankedLawSerializer(many=True)
     warnings = serializers.ListField(child=serializers.CharField(), help_text="What weakens the choice of `best`.")

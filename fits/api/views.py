@@ -104,6 +104,7 @@ class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
         body = {
             "family": family,
             "best": ranking.best,
+            "basis": ranking.basis,
             "ranking": [e.as_dict() for e in ranking.entries],
             "warnings": ranking.warnings,
         }

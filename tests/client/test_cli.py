@@ -138,6 +138,26 @@ def test_fit_prints_parameters_intervals_and_freshness(api, run_cli):
     assert "  - few low-bit runs" in out
 
 
+def test_fit_names_the_runs_its_screening_rule_left_out_and_the_backtest_scheme(api, run_cli):
+    fit = {
+        "id": 5, "family": "gems", "law": "chinchilla", "version": 1, "status": "succeeded",
+        "params": {"E": 1.9}, "intervals": {}, "fixed": {}, "metrics": {"n_runs": 126, "n_screened": 14},
+        "backtest": {"rmse_log_runs": 0.0097, "scheme": "largest_compute", "held_out_n_params": [5e8]},
+        "warnings": [], "stale": False, "pending": None,
+        "screened": [{"run_id": 812, "n_params": 1.6e8, "n_tokens": 3.3e10, "final_loss": 3.41,
+                      "residual": 0.052, "reason": "loss 5.2% above the law (robust z 6.1)"}],
+    }  # fmt: skip
+    api.responses["/api/v1/fits/current/"] = (200, fit)
+
+    code, out, _ = run_cli("fit", "gems", "--law", "chinchilla")
+
+    assert code == 0
+    assert "Backtest (largest-compute runs held out): rmse_log_runs=0.0097" in out
+    assert "Runs left out by the screening rule (1; they still count for the ranking):" in out
+    row = next(line for line in out.splitlines() if line.startswith("812 "))
+    assert "loss 5.2% above the law" in row
+
+
 def test_fit_of_a_family_without_one_exits_1(run_cli):
     code, _, err = run_cli("fit", "nothing")
 

@@ -146,6 +146,8 @@ def test_entries_serialise_to_the_api_fields():
         "reason": None,
         "rank": 1,
         "stale": False,
+        "scheme": "largest_n",  # a backtest that does not name its scheme held out the largest N
+        "held_out_n_params": [],
     }
 
 

@@ -39,6 +39,13 @@ def test_ranking_orders_laws_by_score_and_names_the_best(client_rw, team):
 
     assert body["family"] == "main"
     assert body["best"] == "chinchilla"
+    assert body["basis"] == {
+        "law": "chinchilla",
+        "score": 0.012,
+        "scheme": "largest_n",
+        "n_held_out_runs": 4,
+        "held_out_n_params": [],
+    }
     assert [e["law"] for e in body["ranking"]] == ["chinchilla", "precision"]
     first, second = body["ranking"]
     assert first == {
@@ -54,6 +61,8 @@ def test_ranking_orders_laws_by_score_and_names_the_best(client_rw, team):
         "reason": None,
         "rank": 1,
         "stale": False,
+        "scheme": "largest_n",
+        "held_out_n_params": [],
     }
     assert (second["fit_id"], second["rank"], second["score"], second["n_params_fitted"]) == (
         precision.pk,

@@ -1,0 +1,98 @@
+"""Real sweeps through the API, as a team would use Bitscale: post the runs, let the refits run, read the fits,
+the ranking and predictions. The shipped copies of OLMo 2's ladder and Gemstones (fits/data/) are real BF16 runs.
+
+The targets are those of docs/laws-engine.md, "Real sweeps": predicting runs larger than any the fit saw.
+"""
+
+import numpy as np
+import pytest
+
+from fits.laws import Observations, load_gemstones, load_olmo_ladder
+from tests.factories import payloads_from_observations
+
+OLMO_TARGET = 0.010  # rmse of log loss on the 3.2B runs, fitting 190M-1.3B
+GEMSTONES_TARGET = 0.0226  # rmse of log loss on the 1-2B shapes, fitting N <= 550M
+
+
+@pytest.fixture
+def post_sweep(client_rw, django_capture_on_commit_callbacks):
+    """Post `data` as family `family` with the refits executed (eager Celery, debounce 0)."""
+
+    def post(data: Observations, family: str) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client_rw.post(
+                "/api/v1/runs/bulk/", {"runs": payloads_from_observations(data, family=family)}, format="json"
+            )
+        assert response.status_code == 200, response.json()
+
+    return post
+
+
+def _held_out_rmse(client, family: str, law: str, held: Observations) -> float:
+    errors = []
+    for i in range(held.n_runs):
+        query = {
+            "family": family,
+            "law": law,
+            "n_params": int(held.n_params[i]),
+            "n_tokens": int(held.n_tokens[i]),
+            **({"exponent_bits": 8, "mantissa_bits": 7} if law == "fp" else {}),
+        }
+        response = client.get("/api/v1/predict/", query)
+        assert response.status_code == 200, response.json()
+        errors.append(np.log(response.json()["loss"]) - np.log(held.final_loss[i]))
+    return float(np.sqrt(np.mean(np.square(errors))))
+
+
+@pytest.mark.slow
+def test_a_three_size_sweep_gets_a_ranked_best_law_with_its_basis(client_rw, post_sweep):
+    # given OLMo's three smallest sizes (190M, 370M, 760M), as a team with a 3-size sweep would post them
+    olmo = load_olmo_ladder()
+    sizes = np.unique(olmo.n_params)
+    post_sweep(olmo.subset(olmo.n_params <= sizes[2]), "olmo-small")
+
+    # when the team asks which law to trust
+    body = client_rw.get("/api/v1/fits/ranking/", {"family": "olmo-small"}).json()
+
+    # then a law is named best, scored on held-out runs of the largest compute, and the basis is stated
+    assert body["best"] is not None
+    assert body["basis"]["scheme"] == "largest_compute"
+    assert body["basis"]["n_held_out_runs"] >= 3
+    assert {e["law"] for e in body["ranking"] if e["ranked"]} >= {"chinchilla"}
+    # and a plan without a law says which law it used and why, with the score behind the choice
+    plan = client_rw.post("/api/v1/plans/", {"family": "olmo-small", "budget": {"flops": 1e21}}, format="json")
+    assert plan.status_code == 201, plan.json()
+    assert plan.json()["law"] == body["best"]
+    assert "ranks first by backtest error" in plan.json()["law_selection"]["reason"]
+    assert "largest-compute runs" in plan.json()["law_selection"]["reason"]
+
+
+@pytest.mark.slow
+def test_olmo_ladder_fitted_through_the_api_predicts_the_3b_runs(client_rw, post_sweep):
+    olmo = load_olmo_ladder()
+    largest = olmo.n_params.max()
+    post_sweep(olmo.subset(olmo.n_params < largest), "olmo")
+
+    ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "olmo"}).json()
+    rmse = _held_out_rmse(client_rw, "olmo", ranking["best"], olmo.subset(olmo.n_params == largest))
+
+    assert rmse <= OLMO_TARGET
+
+
+@pytest.mark.slow
+def test_gemstones_wild_shapes_are_named_and_the_large_shapes_predicted(client_rw, post_sweep):
+    # given Gemstones' runs up to 550M, among them shapes whose losses lie far off the law
+    gems = load_gemstones()
+    post_sweep(gems.subset(gems.n_params <= 550e6), "gems")
+
+    # then the chinchilla fit names the runs it left out, with their ids and why
+    fit = client_rw.get("/api/v1/fits/current/", {"family": "gems", "law": "chinchilla"}).json()
+    assert fit["screen_outliers"] is True
+    assert 0 < len(fit["screened"]) <= 0.1 * fit["n_runs"]
+    assert all(entry["run_id"] and entry["reason"] for entry in fit["screened"])
+    run = client_rw.get(f"/api/v1/runs/{fit['screened'][0]['run_id']}/").json()
+    assert run["family"] == "gems"
+    # and the family's best law predicts the 1-2B shapes within the target
+    ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "gems"}).json()
+    rmse = _held_out_rmse(client_rw, "gems", ranking["best"], gems.subset(gems.n_params > 1e9))
+    assert rmse <= GEMSTONES_TARGET
