@@ -1,8 +1,20 @@
 """Query-string filters of the runs list and export."""
 
+from datetime import UTC, datetime
+from typing import Any
+
 import django_filters
+from django.db.models import QuerySet
 
 from runs.models import Run
+
+
+class UtcDateTimeFilter(django_filters.IsoDateTimeFilter):
+    """An ISO 8601 time, compared in UTC: PostgreSQL refuses offsets beyond +-15:59 that Python accepts
+    (up to +-23:59), so the value never reaches the database with the offset it was written with."""
+
+    def filter(self, qs: QuerySet[Any], value: datetime | None) -> QuerySet[Any]:
+        return super().filter(qs, value.astimezone(UTC) if value is not None else value)
 
 
 class RunFilter(django_filters.FilterSet):
@@ -25,13 +37,9 @@ class RunFilter(django_filters.FilterSet):
     n_tokens__gte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="gte", label="D at least")
     n_tokens__lte = django_filters.NumberFilter(field_name="n_tokens", lookup_expr="lte", label="D at most")
     external_id = django_filters.CharFilter(label="External id (exact)")
-    created_after = django_filters.IsoDateTimeFilter(
-        field_name="created_at", lookup_expr="gte", label="Created at or after"
-    )
-    trained_after = django_filters.IsoDateTimeFilter(
-        field_name="trained_at", lookup_expr="gte", label="Trained at or after"
-    )
-    trained_before = django_filters.IsoDateTimeFilter(field_name="trained_at", lookup_expr="lt", label="Trained before")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte", label="Created at or after")
+    trained_after = UtcDateTimeFilter(field_name="trained_at", lookup_expr="gte", label="Trained at or after")
+    trained_before = UtcDateTimeFilter(field_name="trained_at", lookup_expr="lt", label="Trained before")
 
     class Meta:
         model = Run

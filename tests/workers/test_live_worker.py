@@ -53,7 +53,7 @@ def test_300_runs_posted_one_by_one_give_a_few_fits_matching_the_engine(start_wo
         assert latest.status == "succeeded", latest.error
         assert latest.data_fingerprint == data.fingerprint
         assert len(latest.run_ids) == 300
-        direct = fit_law(law, data.observations, n_bootstrap=20, seed=latest.pk)
+        direct = fit_law(law, data.observations, objective=latest.objective, n_bootstrap=20, seed=latest.pk)
         assert latest.params == pytest.approx(direct.params, rel=1e-9)
         assert latest.draws_array() == pytest.approx(direct.draws, rel=1e-9)
     assert " ERROR" not in worker.log()
