@@ -430,7 +430,8 @@ def _evaluate(problem: _Problem, loss_fn: LossFn, x: FloatArray) -> tuple[FloatA
     """Loss at log-sizes x (K, J), shape (K, J) or (S, K, J) for draws, inf where infeasible or NaN; and D."""
     n = np.exp(x)
     factor = problem.factor[:, None]
-    d = np.minimum(problem.budget / (FLOPS_PER_PARAM_TOKEN * n * factor), problem.d_max)
+    with np.errstate(divide="ignore"):  # N = 0 at an infeasible -inf cap: D is inf there, and so is its loss
+        d = np.minimum(problem.budget / (FLOPS_PER_PARAM_TOKEN * n * factor), problem.d_max)
     wb, ab, kvb = (problem.bits[:, i : i + 1] for i in range(3))
     out: FloatArray | None = None
     groups: list[tuple[npt.NDArray[np.bool_], float | None]] = [(~problem.ptq, None)]
@@ -533,7 +534,8 @@ def _make_problem(
         n_lo = min(n_lo, n_hi)
     x_cap = np.full(bits.shape[0], math.log(n_hi))
     if constraints.weights_memory_max_bytes is not None:
-        x_cap = np.minimum(x_cap, np.log(constraints.weights_memory_max_bytes * 8.0 / deployed))
+        with np.errstate(divide="ignore"):  # a cap below one parameter's bits: log 0 = -inf, infeasible
+            x_cap = np.minimum(x_cap, np.log(constraints.weights_memory_max_bytes * 8.0 / deployed))
     x_fixed = None if constraints.n_params is None else math.log(constraints.n_params)
     return _Problem(
         loss_fn=loss_fn,
