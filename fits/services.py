@@ -33,13 +33,16 @@ def fit_current_or_404(*, team: Team, family: str, law: str) -> Fit:
     """The newest succeeded fit of (family, law); FitNotFound, saying why, when there is none yet."""
     fit = fit_current(team=team, family=family, law=law)
     if fit is None:
-        raise FitNotFound(_no_current_fit(team=team, family=family, law=law))
+        raise FitNotFound(
+            "No succeeded fit of this family and law yet." + fit_missing_reason(team=team, family=family, law=law)
+        )
     return fit
 
 
-def _no_current_fit(*, team: Team, family: str, law: str) -> str:
-    """Why there is no current fit: none succeeded yet; a failed fit is named with its reason, one in flight too."""
-    message = "No succeeded fit of this family and law yet."
+def fit_missing_reason(*, team: Team, family: str, law: str) -> str:
+    """Why (family, law) has no current fit, as sentences to append to "no succeeded fit": the newest failed fit
+    with its reason, and a fit in flight; "" when neither."""
+    message = ""
     failed = fit_newest_failed(team=team, family=family, law=law)
     if failed is not None:
         reason = (failed.error or "no reason was recorded").strip().rstrip(".")

@@ -19,6 +19,7 @@ from fits.laws import FitResult, fp_layout, in_domain, predict_loss, predict_los
 from fits.models import Fit, Law
 from fits.ranking import RankedLaw
 from fits.selectors import fit_current, fit_is_stale, law_ranking
+from fits.services import fit_missing_reason
 from planner.allocation import (
     HARDWARE_PROFILES,
     MIN_BUDGET_FLOPS,
@@ -366,7 +367,8 @@ def plan_search_on_current_fit(
     budget_json, budget_flops, hardware, _ = plan_budget_validate(budget)
     fit = fit_current(team=team, family=family, law=law)
     if fit is None:
-        raise NoSucceededFit(f"The family {family!r} has no succeeded {law} fit yet.")
+        why = fit_missing_reason(team=team, family=family, law=law)
+        raise NoSucceededFit(f"The family {family!r} has no succeeded {law} fit yet.{why}")
     point, draws, result = _plan_loss_fns(fit)
     constraints_json, search_constraints, tie_bits = _plan_constraints(constraints, result)
     try:

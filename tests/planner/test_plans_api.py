@@ -540,3 +540,13 @@ def test_plan_list_selector_is_team_scoped_and_filters_by_family(team, other_tea
 
     assert [p.pk for p in plan_list(team=team)] == [mine_b.pk, mine_a.pk]
     assert [p.pk for p in plan_list(team=team, family="a")] == [mine_a.pk]
+
+
+def test_a_plan_on_a_law_whose_fit_failed_names_the_failed_fit_and_why(client_rw, team):
+    failed = FitFactory.create(team=team, family="main", law="precision", failed=True)
+    response = client_rw.post(
+        "/api/v1/plans/", {"family": "main", "law": "precision", "budget": {"flops": 1e21}}, format="json"
+    )
+    assert response.status_code == 409
+    (message,) = response.json()["errors"]["detail"]
+    assert f"The newest failed fit is fit {failed.pk} (version 1): FitFailed: fewer than 3 distinct N." in message
