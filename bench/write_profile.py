@@ -111,7 +111,9 @@ def main() -> None:
             case()
         captured: list[str] = []
 
-        def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        def record(
+            execute: Any, sql: str, params: Any, many: bool, context: Any, captured: list[str] = captured
+        ) -> Any:
             captured.append(sql)
             return execute(sql, params, many, context)
 

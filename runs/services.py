@@ -148,17 +148,14 @@ def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResu
 
 def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
     keys = [item["external_id"] for item in items if item.get("external_id")]
+    # Stored evaluations matter only to an item that sends evaluations (merged by bits and method) or changes
+    # weight_bits (which must stay above them); the others skip reading them.
+    needs_evaluations = any("weight_bits" in item or item.get("evaluations") for item in items)
     with transaction.atomic():
-        known = (
-            {
-                run.external_id: run
-                for run in Run.objects.select_for_update()
-                .filter(team=team, external_id__in=keys)
-                .prefetch_related("evaluations")
-            }
-            if keys
-            else {}
-        )
+        known_runs = Run.objects.select_for_update().filter(team=team, external_id__in=keys)
+        if needs_evaluations:
+            known_runs = known_runs.prefetch_related("evaluations")
+        known = {run.external_id: run for run in known_runs} if keys else {}
         now = timezone.now()
         errors: dict[str, ErrorMap] = {}
         touched_families: set[str] = set()
@@ -193,7 +190,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
                 touched_families.add(run.family)  # a run that moves family changes both
                 _apply(run, fields)
                 run.updated_at = now
-                old_evaluations = list(run.evaluations.all())
+                old_evaluations = list(run.evaluations.all()) if needs_evaluations else []
             problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
             if problems:
                 errors[str(position)] = problems
