@@ -72,7 +72,8 @@ def test_writes_mark_every_scope_and_enqueue_once(client_rw, team):
         generation, enqueued = first[scope.law]
         assert scope.generation == generation + 1
         assert scope.enqueued_at == enqueued  # already enqueued: not sent again
-        assert scope.dirty_since is not None and scope.last_change_at >= scope.dirty_since
+        assert scope.dirty_since is not None
+        assert scope.last_change_at >= scope.dirty_since
 
 
 @pytest.mark.django_db
