@@ -1,7 +1,7 @@
-"""Profile of the write path in-process: one POST /api/v1/runs/ and one simplest MLflow run, on PostgreSQL.
+"""Profile of the write path in-process on PostgreSQL: a POST /api/v1/runs/, a simplest MLflow run and a bulk post.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bitscale_prof .venv/bin/python bench/write_profile.py \
-        [--repeat 200] [--cprofile native|mlflow]
+        [--repeat 200] [--cprofile native|mlflow|bulk] [--sort tottime] [--gc-freeze] [--show-queries]
 
 Uses production settings (the URL's database is dropped and recreated, migrated) and Django's test client: no
 sockets, so the figures are the server's own cost per request. Prints, per case, the queries of one request
@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=200)
-    parser.add_argument("--cprofile", choices=["native", "mlflow"], default=None)
+    parser.add_argument("--cprofile", choices=["native", "mlflow", "bulk"], default=None)
+    parser.add_argument("--sort", default="cumulative", help="pstats order for --cprofile (cumulative, tottime)")
     parser.add_argument("--show-queries", action="store_true")
+    parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after setup, as config/gunicorn.py does")
     args = parser.parse_args()
     url = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bitscale_prof")
     os.environ.update(
@@ -61,13 +63,17 @@ def main() -> None:
     team, _ = team_get_or_create(slug="prof")
     _, secret = api_key_create(team=team)
     client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    if args.gc_freeze:
+        import gc
+
+        gc.collect()
+        gc.freeze()
 
     counter = iter(range(10**9))
 
-    def native() -> None:
-        i = next(counter)
+    def run_body(i: int) -> dict[str, Any]:
         n = 10_000_000 * (1 + i % 40)
-        body = {
+        return {
             "external_id": f"single-{i}",
             "family": f"fam-{i % 10}",
             "n_params": n,
@@ -78,8 +84,16 @@ def main() -> None:
             "final_loss": 2.5 + (i % 97) / 100,
             "evaluations": [{"post_train_bits": b, "loss": 3.5 - b / 10} for b in (2, 3, 3.5)],
         }
-        response = client.post("/api/v1/runs/", body, content_type="application/json")
+
+    def native() -> None:
+        response = client.post("/api/v1/runs/", run_body(next(counter)), content_type="application/json")
         assert response.status_code == 201, response.content
+
+    def bulk() -> None:
+        start = next(counter) * 1000 + 10**8
+        body = {"runs": [dict(run_body(start + i)) for i in range(1000)]}
+        response = client.post("/api/v1/runs/bulk/", body, content_type="application/json")
+        assert response.status_code == 200, response.content
 
     def mlflow_call(endpoint: str, body: dict[str, Any]) -> Any:
         response = client.post(f"/api/2.0/mlflow/{endpoint}", body, content_type="application/json")
@@ -106,8 +120,13 @@ def main() -> None:
         )
         mlflow_call("runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": now + 1})
 
-    for label, case in (("native POST /api/v1/runs/", native), ("MLflow simplest run (3 requests)", mlflow)):
-        for _ in range(20):
+    cases = (
+        ("native POST /api/v1/runs/", native, args.repeat),
+        ("MLflow simplest run (3 requests)", mlflow, args.repeat),
+        ("bulk POST /api/v1/runs/bulk/ of 1,000 runs", bulk, max(args.repeat // 50, 3)),
+    )
+    for label, case, repeat in cases:
+        for _ in range(20 if case is not bulk else 1):
             case()
         captured: list[str] = []
 
@@ -120,25 +139,25 @@ def main() -> None:
         with connection.execute_wrapper(record):
             case()
         walls, cpus = [], []
-        for _ in range(args.repeat):
+        for _ in range(repeat):
             w0, c0 = time.perf_counter(), time.process_time()
             case()
             walls.append((time.perf_counter() - w0) * 1000)
             cpus.append((time.process_time() - c0) * 1000)
         print(
             f"{label}: {len(captured)} queries; p50 wall {statistics.median(walls):.2f} ms, "
-            f"p50 CPU {statistics.median(cpus):.2f} ms (n={args.repeat})"
+            f"p50 CPU {statistics.median(cpus):.2f} ms (n={repeat})"
         )
         if args.show_queries:
             for sql in captured:
                 print("   ", sql[:160])
-        if args.cprofile == ("native" if case is native else "mlflow"):
+        if args.cprofile == case.__name__:
             profiler = cProfile.Profile()
             profiler.enable()
-            for _ in range(args.repeat):
+            for _ in range(repeat):
                 case()
             profiler.disable()
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(45)
+            pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
     connection.close()
 
 
