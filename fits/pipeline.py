@@ -61,11 +61,12 @@ def fit_scopes_mark_dirty(*, team_id: int, families: Iterable[str]) -> None:
                     _scope_create(team_id=team_id, family=family, law=law.value, now=now)
                     created = True
         if created:
-            touched = list(
-                FitScope.objects.filter(team_id=team_id, family__in=families).values_list(
-                    "id", "family", "law", Q(enqueued_at__isnull=True)
-                )
-            )
+            touched = [
+                (scope_id, family, law, enqueued_at is None)
+                for scope_id, family, law, enqueued_at in FitScope.objects.filter(
+                    team_id=team_id, family__in=families
+                ).values_list("id", "family", "law", "enqueued_at")
+            ]
     for scope_id in [scope_id for scope_id, _, _, idle in touched if idle]:
         if FitScope.objects.filter(pk=scope_id, enqueued_at__isnull=True).update(enqueued_at=now):
             transaction.on_commit(

@@ -249,8 +249,11 @@ def run_evaluations_prime(*, run: Run, created: Sequence[Evaluation]) -> None:
     own = sorted((e for e in created if e.run is run), key=lambda e: (-e.post_train_bits, e.method))
     queryset = run.evaluations.all()
     queryset._result_cache = own
-    queryset._prefetch_done = True
-    run._prefetched_objects_cache = {**getattr(run, "_prefetched_objects_cache", {}), "evaluations": queryset}
+    queryset._prefetch_done = True  # type: ignore[attr-defined]  # what prefetch_related_objects sets
+    run._prefetched_objects_cache = {  # type: ignore[attr-defined]
+        **getattr(run, "_prefetched_objects_cache", {}),
+        "evaluations": queryset,
+    }
 
 
 def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
