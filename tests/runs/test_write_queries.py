@@ -109,3 +109,17 @@ def test_simplest_mlflow_run_budget(django_assert_max_num_queries):
     with django_assert_max_num_queries(34):
         simplest("measured")
     assert Run.objects.filter(team=team, final_loss=3.0, status="finished").count() == 2
+
+
+def test_bulk_post_costs_the_same_queries_for_2_or_20_runs(client_rw, team, django_assert_max_num_queries):
+    def batch(prefix: str, count: int) -> dict[str, object]:
+        return {"runs": [{**RUN, "external_id": f"{prefix}-{i}", "family": f"bulk-{i % 2}"} for i in range(count)]}
+
+    client_rw.post("/api/v1/runs/bulk/", batch("warm-up", 2), format="json")
+    # key lookup, savepoint, external_id lookup, runs insert, evaluations insert, scopes update, release (20 runs
+    # stay under SQLite's 999 parameters per statement, above which Django splits an INSERT)
+    for prefix, count in (("small", 2), ("large", 20)):
+        with django_assert_max_num_queries(7):
+            response = client_rw.post("/api/v1/runs/bulk/", batch(prefix, count), format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["created"] == count
