@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -51,21 +51,44 @@ def fit_scopes_mark_dirty(*, team_id: int, families: Iterable[str]) -> None:
     if not families:
         return
     now = timezone.now()
-    scopes = FitScope.objects.filter(team_id=team_id, family__in=families)
-    touched = scopes.update(
-        generation=F("generation") + 1, dirty_since=Coalesce("dirty_since", now), last_change_at=now
-    )
-    if touched < len(families) * len(Law):
-        existing = set(scopes.values_list("family", "law"))
+    touched = _scopes_bump(team_id=team_id, families=families, now=now)
+    if len(touched) < len(families) * len(Law):
+        existing = {(family, law) for _, family, law, _ in touched}
+        created = False
         for family in families:
             for law in Law:
                 if (family, law.value) not in existing:
                     _scope_create(team_id=team_id, family=family, law=law.value, now=now)
-    for scope_id in scopes.filter(enqueued_at__isnull=True).values_list("id", flat=True):
+                    created = True
+        if created:
+            touched = [
+                (scope_id, family, law, enqueued_at is None)
+                for scope_id, family, law, enqueued_at in FitScope.objects.filter(
+                    team_id=team_id, family__in=families
+                ).values_list("id", "family", "law", "enqueued_at")
+            ]
+    for scope_id in [scope_id for scope_id, _, _, idle in touched if idle]:
         if FitScope.objects.filter(pk=scope_id, enqueued_at__isnull=True).update(enqueued_at=now):
             transaction.on_commit(
                 partial(dispatch.send, dispatch.REFIT_SCOPE, scope_id=scope_id, countdown=settings.FIT_DEBOUNCE_SECONDS)
             )
+
+
+def _scopes_bump(*, team_id: int, families: list[str], now: Any) -> list[tuple[int, str, str, bool]]:
+    """Count a change on the existing scopes of `families`, in one statement that also returns, per scope,
+    (id, family, law, whether no refit is enqueued): the UPDATE locks the rows until the commit, and RETURNING
+    saves reading them again (PostgreSQL; SQLite 3.35+)."""
+    table = connection.ops.quote_name(FitScope._meta.db_table)
+    marks = ", ".join(["%s"] * len(families))
+    at = connection.ops.adapt_datetimefield_value(now)  # as the ORM stores it (naive UTC text on SQLite)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET generation = generation + 1, dirty_since = COALESCE(dirty_since, %s), "  # noqa: S608
+            f"last_change_at = %s WHERE team_id = %s AND family IN ({marks}) "
+            "RETURNING id, family, law, enqueued_at IS NULL",
+            [at, at, team_id, *families],
+        )
+        return [(scope_id, family, law, bool(idle)) for scope_id, family, law, idle in cursor.fetchall()]
 
 
 def _scope_create(*, team_id: int, family: str, law: str, now: Any) -> None:

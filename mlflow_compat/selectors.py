@@ -26,7 +26,7 @@ def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) 
         from mlflow_compat.services import experiment_default  # the default experiment is made on first use
 
         default = experiment_default(team=team)
-        return experiments.get(pk=default.pk)
+        return experiments.get(pk=default.pk) if for_update else default
     well_formed = experiment_id.isdigit() and len(experiment_id) <= 18  # a bigint id
     found = experiments.filter(pk=int(experiment_id), is_default=False).first() if well_formed else None
     if found is None:

@@ -101,7 +101,9 @@ def run_create(
             start_time=start_time,
             tags={**tags, "mlflow.runName": name},
         )
-        _sync(mlflow_run)
+        synced_fields = _sync(mlflow_run)
+        if synced_fields:
+            mlflow_run.save(update_fields=synced_fields)
     return mlflow_run
 
 
@@ -146,11 +148,11 @@ def run_log(
             mlflow_run.metrics = _latest(mlflow_run.metrics, metrics)
             fields.append("metrics")
         if params or tags or mapping.metrics_matter({m.key for m in metrics}, mlflow_run.experiment.tags):
-            _sync(mlflow_run)  # may link the Bitscale run, which the history below then goes to
+            fields += _sync(mlflow_run)  # may link the Bitscale run, which the history below then goes to
         if metrics:
             _history_append(mlflow_run, metrics)
             fields += ["history_points", "history_dropped"]
-        mlflow_run.save(update_fields=fields)
+        mlflow_run.save(update_fields=sorted(set(fields)))
     return mlflow_run
 
 
@@ -166,8 +168,8 @@ def run_update(*, team: Team, run_id: str, status: str | None, end_time: int | N
         if run_name:
             mlflow_run.run_name = run_name[:250]
             mlflow_run.tags = {**mlflow_run.tags, "mlflow.runName": run_name}
-        mlflow_run.save()
         _sync(mlflow_run)
+        mlflow_run.save()
     return mlflow_run
 
 
@@ -177,8 +179,7 @@ def run_delete(*, team: Team, run_id: str) -> None:
     with transaction.atomic():
         mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
         mlflow_run.lifecycle_stage = DELETED
-        mlflow_run.save(update_fields=["lifecycle_stage", "updated_at"])
-        _sync(mlflow_run)
+        mlflow_run.save(update_fields=["lifecycle_stage", "updated_at", *_sync(mlflow_run)])
 
 
 def _check_active(mlflow_run: MlflowRun) -> None:
@@ -283,8 +284,12 @@ def _flatten(messages: Any) -> str:
     return str(messages)
 
 
-def _sync(mlflow_run: MlflowRun) -> None:
-    """Write the Bitscale run of `mlflow_run` when its payload changed; record problems, never raise for them."""
+def _sync(mlflow_run: MlflowRun) -> list[str]:
+    """Write the Bitscale run of `mlflow_run` when its payload changed; record problems, never raise for them.
+
+    Returns the fields of `mlflow_run` it changed, which the caller saves with its own changes (one UPDATE).
+    """
+    fields: list[str] = []
     mapped = mapping.map_run(run_state(mlflow_run))
     problems = list(mapped.problems)
     if mapped.payload is not None:
@@ -293,11 +298,12 @@ def _sync(mlflow_run: MlflowRun) -> None:
             item = with_training_date(item, mapped.trained_at)
             changes = _changes(item, mlflow_run)
             if changes is not None:
-                _write(mlflow_run, changes, _plain(item), problems)
+                fields += _write(mlflow_run, changes, _plain(item), problems)
     error = "; ".join(problems)
     if error != mlflow_run.mapping_error:
         mlflow_run.mapping_error = error
-        mlflow_run.save(update_fields=["mapping_error"])
+        fields.append("mapping_error")
+    return fields
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -328,11 +334,12 @@ def _changes(item: dict[str, Any], mlflow_run: MlflowRun) -> dict[str, Any] | No
     return {"external_id": item["external_id"], **changed}
 
 
-def _write(mlflow_run: MlflowRun, item: dict[str, Any], synced: dict[str, Any], problems: list[str]) -> None:
+def _write(mlflow_run: MlflowRun, item: dict[str, Any], synced: dict[str, Any], problems: list[str]) -> list[str]:
+    """Write `item` through runs_upsert and link the Bitscale run; returns the fields of `mlflow_run` changed."""
     try:
-        # A savepoint: a refused write rolls back alone and the MLflow call still succeeds.
-        with transaction.atomic():
-            result = runs_upsert(team=mlflow_run.team, items=[item])
+        # runs_upsert writes inside its own transaction.atomic(), a savepoint within the MLflow call's
+        # transaction: a refused write rolls back alone and the MLflow call still succeeds.
+        result = runs_upsert(team=mlflow_run.team, items=[item])
     except BatchInvalid as exc:
         failing = exc.errors.get("0", exc.errors)
         problems.append(_flatten(failing))
@@ -342,19 +349,20 @@ def _write(mlflow_run: MlflowRun, item: dict[str, Any], synced: dict[str, Any], 
             kept = [e for position, e in enumerate(item["evaluations"]) if str(position) not in bad]
             refused = [_plain(e) for position, e in enumerate(item["evaluations"]) if str(position) in bad]
             evaluations = [e for e in synced.get("evaluations") or [] if e not in refused]
-            _write(mlflow_run, {**item, "evaluations": kept}, {**synced, "evaluations": evaluations}, problems)
-        return
+            return _write(mlflow_run, {**item, "evaluations": kept}, {**synced, "evaluations": evaluations}, problems)
+        return []
     except (ValidationError, IntegrityError, DataError) as exc:
         logger.warning("MLflow run %s: Bitscale run not written: %s", mlflow_run.run_id, exc)
         problems.append(f"not written: {exc}")
-        return
+        return []
     run = result.runs[0]
     newly_linked = mlflow_run.bitscale_run_id != run.pk
     mlflow_run.bitscale_run = run
     mlflow_run.synced = synced
-    mlflow_run.save(update_fields=["bitscale_run", "synced"])
     if newly_linked and mlflow_run.history_points:  # no point logged yet: nothing to move
         _pending_move(mlflow_run, run)
+        return ["bitscale_run", "synced", "history_points"]
+    return ["bitscale_run", "synced"]
 
 
 def _pending_move(mlflow_run: MlflowRun, run: Run) -> None:
@@ -366,5 +374,4 @@ def _pending_move(mlflow_run: MlflowRun, run: Run) -> None:
         points = [(key, math.nan if value is None else value, step, ts) for key, value, step, ts in pending]
         metric_points_append(run=run, points=points)
         PendingMetricPoint.objects.filter(mlflow_run=mlflow_run).delete()
-    mlflow_run.history_points = MetricPoint.objects.filter(run=run).count()
-    mlflow_run.save(update_fields=["history_points"])
+    mlflow_run.history_points = MetricPoint.objects.filter(run=run).count()  # the caller saves it

@@ -36,6 +36,7 @@ class UpsertResult:
     runs: list[Run]
     created: int
     updated: int
+    created_evaluations: list[Evaluation]  # the evaluations inserted, of new and updated runs
 
 
 # Teams and keys ----------------------------------------------------------------------------
@@ -147,17 +148,14 @@ def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResu
 
 def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
     keys = [item["external_id"] for item in items if item.get("external_id")]
+    # Stored evaluations matter only to an item that sends evaluations (merged by bits and method) or changes
+    # weight_bits (which must stay above them); the others skip reading them.
+    needs_evaluations = any("weight_bits" in item or item.get("evaluations") for item in items)
     with transaction.atomic():
-        known = (
-            {
-                run.external_id: run
-                for run in Run.objects.select_for_update()
-                .filter(team=team, external_id__in=keys)
-                .prefetch_related("evaluations")
-            }
-            if keys
-            else {}
-        )
+        known_runs = Run.objects.select_for_update().filter(team=team, external_id__in=keys)
+        if needs_evaluations:
+            known_runs = known_runs.prefetch_related("evaluations")
+        known = {run.external_id: run for run in known_runs} if keys else {}
         now = timezone.now()
         errors: dict[str, ErrorMap] = {}
         touched_families: set[str] = set()
@@ -192,7 +190,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
                 touched_families.add(run.family)  # a run that moves family changes both
                 _apply(run, fields)
                 run.updated_at = now
-                old_evaluations = list(run.evaluations.all())
+                old_evaluations = list(run.evaluations.all()) if needs_evaluations else []
             problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
             if problems:
                 errors[str(position)] = problems
@@ -206,15 +204,21 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         old_runs = [run for run, is_new, _, _ in plan if not is_new]
         if old_runs:
             Run.objects.bulk_update(old_runs, fields=changed_fields)
-        _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
+        created_evaluations = _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
         families_changed(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
-    return UpsertResult(runs=[run for run, _, _, _ in plan], created=len(new_runs), updated=len(old_runs))
+    return UpsertResult(
+        runs=[run for run, _, _, _ in plan],
+        created=len(new_runs),
+        updated=len(old_runs),
+        created_evaluations=created_evaluations,
+    )
 
 
 def _evaluations_upsert_many(
     triples: Sequence[tuple[Run, Sequence[Mapping[str, Any]], Sequence[Evaluation]]], *, now: datetime
-) -> None:
-    """Insert new evaluations and replace the loss of known ones, in two statements for the whole batch."""
+) -> list[Evaluation]:
+    """Insert new evaluations and replace the loss of known ones, in two statements for the whole batch; returns
+    the inserted ones."""
     to_create: list[Evaluation] = []
     to_update: list[Evaluation] = []
     for run, items, old_evaluations in triples:
@@ -232,6 +236,24 @@ def _evaluations_upsert_many(
     Evaluation.objects.bulk_create(to_create)
     if to_update:
         Evaluation.objects.bulk_update(to_update, fields=["loss", "updated_at"])
+    return to_create
+
+
+def run_evaluations_prime(*, run: Run, created: Sequence[Evaluation]) -> None:
+    """Give a run just created by runs_upsert its evaluations (from `created_evaluations`) as
+    `run.evaluations.all()`, so that rendering it reads nothing.
+
+    In the model's order (`Evaluation.Meta.ordering`: highest post_train_bits first, then method), as a query
+    would return them.
+    """
+    own = sorted((e for e in created if e.run is run), key=lambda e: (-e.post_train_bits, e.method))
+    queryset = run.evaluations.all()
+    queryset._result_cache = own
+    queryset._prefetch_done = True  # type: ignore[attr-defined]  # what prefetch_related_objects sets
+    run._prefetched_objects_cache = {  # type: ignore[attr-defined]
+        **getattr(run, "_prefetched_objects_cache", {}),
+        "evaluations": queryset,
+    }
 
 
 def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:

@@ -2,7 +2,6 @@
 
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import prefetch_related_objects
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status, viewsets
@@ -28,7 +27,14 @@ from runs.filters import RunFilter
 from runs.hooks import run_densities
 from runs.models import Run
 from runs.selectors import family_list, run_export_rows, run_list
-from runs.services import BatchInvalid, evaluation_upsert, run_delete, run_update, runs_upsert
+from runs.services import (
+    BatchInvalid,
+    evaluation_upsert,
+    run_delete,
+    run_evaluations_prime,
+    run_update,
+    runs_upsert,
+)
 
 
 class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
@@ -68,7 +74,7 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
             return Response({"errors": exc.errors["0"]}, status=status.HTTP_400_BAD_REQUEST)
         if result.created:
             run = result.runs[0]
-            prefetch_related_objects([run], "evaluations")
+            run_evaluations_prime(run=run, created=result.created_evaluations)
         else:  # its evaluations were merged with stored ones: read them back
             run = run_list(team=self.team).get(pk=result.runs[0].pk)
         return Response(self._rendered(run), status=201 if result.created else 200)

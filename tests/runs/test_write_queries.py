@@ -1,0 +1,125 @@
+"""Query budgets of the write path: a run post, a re-post, and a simplest MLflow run cost a fixed number of queries.
+
+The budgets count what the test database adds (each transaction.atomic() inside the test's transaction is a
+SAVEPOINT and a RELEASE). Every request is made once before the measured one, so that the key's last-used
+time, written at most once a minute, is not counted.
+"""
+
+import pytest
+
+from fits.models import FitScope, Law
+from runs.models import Run
+
+RUN = {
+    "external_id": "q-1",
+    "family": "queries",
+    "n_params": 10_000_000,
+    "n_tokens": 200_000_000,
+    "weight_bits": 8,
+    "activation_bits": 16,
+    "kv_bits": 16,
+    "final_loss": 3.1,
+    "evaluations": [
+        {"post_train_bits": 3, "loss": 3.4},
+        {"post_train_bits": 4, "loss": 3.3, "method": "gptq"},
+        {"post_train_bits": 4, "loss": 3.35},
+    ],
+}
+
+
+def test_post_run_budget_and_response_equals_a_read(client_rw, team, django_assert_max_num_queries):
+    client_rw.post("/api/v1/runs/", {**RUN, "external_id": "warm-up"}, format="json")
+    # key lookup, savepoint, external_id lookup, run insert, evaluations insert, scopes update (returning),
+    # release, the family's reference fit
+    with django_assert_max_num_queries(8):
+        response = client_rw.post("/api/v1/runs/", RUN, format="json")
+    assert response.status_code == 201, response.content
+    # The evaluations rendered from memory are those a read returns, in the same order.
+    assert response.json() == client_rw.get(f"/api/v1/runs/{response.json()['id']}/").json()
+
+
+def test_repost_without_evaluations_budget(client_rw, team, django_assert_max_num_queries):
+    client_rw.post("/api/v1/runs/", RUN, format="json")
+    client_rw.post("/api/v1/runs/", {**RUN, "final_loss": 3.0}, format="json")
+    # the same and the stored evaluations (weight_bits is sent), less the insert, plus the run read back
+    with django_assert_max_num_queries(10):
+        response = client_rw.post("/api/v1/runs/", {"external_id": "q-1", **_fields(final_loss=2.9)}, format="json")
+    assert response.status_code == 200, response.content
+    assert len(response.json()["evaluations"]) == 3
+
+
+def _fields(**changes: object) -> dict[str, object]:
+    fields = {key: value for key, value in RUN.items() if key not in ("external_id", "evaluations")}
+    return {**fields, **changes}
+
+
+def test_repost_lowering_weight_bits_below_stored_evaluations_is_refused(client_rw, team):
+    client_rw.post("/api/v1/runs/", RUN, format="json")
+    response = client_rw.post("/api/v1/runs/", {"external_id": "q-1", **_fields(weight_bits=4)}, format="json")
+    assert response.status_code == 400
+    assert "weight_bits" in response.json()["errors"]
+    assert Run.objects.get(external_id="q-1").weight_bits == 8
+
+
+def test_writes_mark_every_scope_and_enqueue_once(client_rw, team):
+    client_rw.post("/api/v1/runs/", RUN, format="json")
+    scopes = FitScope.objects.filter(team=team, family="queries")
+    assert sorted(scopes.values_list("law", flat=True)) == sorted(law.value for law in Law)
+    first = {s.law: (s.generation, s.enqueued_at) for s in scopes}
+    assert all(enqueued is not None for _, enqueued in first.values())
+    client_rw.post("/api/v1/runs/", {**RUN, "final_loss": 3.0}, format="json")
+    for scope in scopes.all():
+        generation, enqueued = first[scope.law]
+        assert scope.generation == generation + 1
+        assert scope.enqueued_at == enqueued  # already enqueued: not sent again
+        assert scope.dirty_since is not None
+        assert scope.last_change_at >= scope.dirty_since
+
+
+@pytest.mark.django_db
+def test_simplest_mlflow_run_budget(django_assert_max_num_queries):
+    from rest_framework.test import APIClient
+
+    from runs.services import api_key_create, team_get_or_create
+
+    team, _ = team_get_or_create(slug="mlq")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(team=team)[1]}")
+
+    def simplest(name: str) -> None:
+        created = client.post(
+            "/api/2.0/mlflow/runs/create", {"experiment_id": "0", "run_name": name, "start_time": 1}, format="json"
+        )
+        run_id = created.json()["run"]["info"]["run_id"]
+        params = {"n_params": "10000000", "n_tokens": "200000000", "weight_bits": "8"}
+        logged = client.post(
+            "/api/2.0/mlflow/runs/log-batch",
+            {
+                "run_id": run_id,
+                "params": [{"key": k, "value": v} for k, v in params.items()],
+                "metrics": [{"key": "final_loss", "value": 3.0, "timestamp": 1, "step": 0}],
+            },
+            format="json",
+        )
+        assert logged.status_code == 200, logged.content
+        ended = client.post("/api/2.0/mlflow/runs/update", {"run_id": run_id, "status": "FINISHED"}, format="json")
+        assert ended.status_code == 200, ended.content
+
+    simplest("warm-up")
+    with django_assert_max_num_queries(34):
+        simplest("measured")
+    assert Run.objects.filter(team=team, final_loss=3.0, status="finished").count() == 2
+
+
+def test_bulk_post_costs_the_same_queries_for_2_or_20_runs(client_rw, team, django_assert_max_num_queries):
+    def batch(prefix: str, count: int) -> dict[str, object]:
+        return {"runs": [{**RUN, "external_id": f"{prefix}-{i}", "family": f"bulk-{i % 2}"} for i in range(count)]}
+
+    client_rw.post("/api/v1/runs/bulk/", batch("warm-up", 2), format="json")
+    # key lookup, savepoint, external_id lookup, runs insert, evaluations insert, scopes update, release (20 runs
+    # stay under SQLite's 999 parameters per statement, above which Django splits an INSERT)
+    for prefix, count in (("small", 2), ("large", 20)):
+        with django_assert_max_num_queries(7):
+            response = client_rw.post("/api/v1/runs/bulk/", batch(prefix, count), format="json")
+        assert response.status_code == 200, response.content
+        assert response.json()["created"] == count
