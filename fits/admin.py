@@ -124,13 +124,14 @@ class FitAdmin(TeamScopedAdmin):
             context["law_comparison"] = law_comparison(fit=fit)  # the fit's team: the page is already team-scoped
         if fit is not None and fit.status == Fit.Status.SUCCEEDED:
             previous = fit_previous(fit=fit)
+            scheme, backtest = backtest_rows(fit=fit)
             context.update(
                 review=True,
                 param_rows=interval_rows(fit=fit),
                 fixed=sorted(fit.fixed.items()),
                 metrics=sorted(fit.metrics.items()),
-                backtest_scheme=backtest_rows(fit=fit)[0],
-                backtest=backtest_rows(fit=fit)[1],
+                backtest_scheme=scheme,
+                backtest=backtest,
                 screened=screened_rows(fit=fit),
                 screening_on=fit.screen_outliers,
                 warnings=fit.warnings,
