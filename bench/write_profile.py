@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--cprofile", choices=["native", "mlflow", "bulk"], default=None)
     parser.add_argument("--sort", default="cumulative", help="pstats order for --cprofile (cumulative, tottime)")
     parser.add_argument("--show-queries", action="store_true")
+    parser.add_argument("--callees", help="with --cprofile: also print what functions matching this regex call")
     parser.add_argument("--gc-freeze", action="store_true", help="gc.freeze() after setup, as config/gunicorn.py does")
     args = parser.parse_args()
     url = os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/bitscale_prof")
@@ -118,11 +119,14 @@ def main() -> None:
                 ],
             },
         )
+        # MLflow's set_terminated reads the run (to print its link), then updates it.
+        response = client.get("/api/2.0/mlflow/runs/get", {"run_id": run_id})
+        assert response.status_code == 200, response.content
         mlflow_call("runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": now + 1})
 
     cases = (
         ("native POST /api/v1/runs/", native, args.repeat),
-        ("MLflow simplest run (3 requests)", mlflow, args.repeat),
+        ("MLflow simplest run (4 requests)", mlflow, args.repeat),
         ("bulk POST /api/v1/runs/bulk/ of 1,000 runs", bulk, max(args.repeat // 50, 3)),
     )
     for label, case, repeat in cases:
@@ -157,7 +161,10 @@ def main() -> None:
             for _ in range(repeat):
                 case()
             profiler.disable()
-            pstats.Stats(profiler).sort_stats(args.sort).print_stats(45)
+            stats = pstats.Stats(profiler).sort_stats(args.sort)
+            stats.print_stats(45)
+            if args.callees:
+                stats.print_callees(args.callees)
     connection.close()
 
 
