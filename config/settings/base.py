@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "ops.middleware.ProbeMiddleware",  # /healthz and /metrics, before host validation (ops.middleware)
     "ops.middleware.RequestIdMiddleware",
     "ops.metrics.RequestMetricsMiddleware",
+    "mlflow_compat.middleware.MlflowErrorShapeMiddleware",  # sees the refusals of the three below
     "config.chunked.ChunkedBodyMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -459,3 +460,41 @@ def test_final_loss_is_the_value_at_the_highest_step_whatever_the_logging_order(
     post(api, "runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": 3})
 
     assert (Run.objects.get().final_loss, Run.objects.get().status) == (3.0, "finished")
+
+
+# Refusals made before a view runs -----------------------------------------------------------------------------
+
+
+def test_a_body_over_the_limit_is_refused_in_mlflows_shape(api, settings):
+    settings.REQUEST_BODY_MAX_BYTES = 1000
+    body = {"run_id": "x" * 32, "params": [{"key": "k", "value": "v" * 2000}]}
+    message = _error(post(api, "runs/log-batch", body), 413, "INVALID_PARAMETER_VALUE")
+    assert "limit is 1000 bytes" in message
+    # Bitscale's own API keeps its shape for the same refusal.
+    response = api.post("/api/v1/runs/", {"name": "y" * 2000}, format="json")
+    assert response.status_code == 413
+    assert "errors" in response.json()
+
+
+def test_a_chunked_body_the_server_cannot_end_is_refused_in_mlflows_shape(api):
+    # A server that does not decode chunks hands Django no Content-Length (the test client would set one).
+    response = api.post(
+        f"{API}/runs/log-batch",
+        b'{"run_id": "x"}',
+        content_type="application/json",
+        HTTP_TRANSFER_ENCODING="chunked",
+        CONTENT_LENGTH="",
+    )
+    assert "Content-Length" in _error(response, 411, "INVALID_PARAMETER_VALUE")
+
+
+def test_a_database_lost_outside_a_view_is_temporarily_unavailable_in_mlflows_shape():
+    from config.middleware import database_unavailable_response
+    from mlflow_compat.middleware import mlflow_shaped
+
+    response = mlflow_shaped(database_unavailable_response())
+    assert response.status_code == 503
+    body = json.loads(response.content)
+    assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
+    assert body["message"].startswith("The database is unavailable")
+    assert response["Retry-After"] == "5"
