@@ -130,14 +130,16 @@ def fit_latest(*, team_id: int, family: str, law: str) -> Fit | None:
     return Fit.objects.filter(team_id=team_id, family=family, law=law).without_blobs().order_by("-version").first()
 
 
-def fit_current(*, team: Team, family: str, law: str) -> Fit | None:
-    """The newest succeeded fit of (family, law), with its draws; None when there is none yet."""
-    return (
-        Fit.objects.filter(team=team, family=family, law=law, status=Fit.Status.SUCCEEDED)
-        .defer("point_state", "snapshot")
-        .order_by("-version")
-        .first()
-    )
+def fit_current(*, team: Team, family: str, law: str, fit_id: int | None = None) -> Fit | None:
+    """The newest succeeded fit of (family, law), with its draws; None when there is none yet.
+
+    With `fit_id`, that succeeded version (the one a ranking just read), so a decision and its answer rest on the
+    same fit even when a newer version lands in between.
+    """
+    fits = Fit.objects.filter(team=team, family=family, law=law, status=Fit.Status.SUCCEEDED)
+    if fit_id is not None:
+        fits = fits.filter(pk=fit_id)
+    return fits.defer("point_state", "snapshot").order_by("-version").first()
 
 
 def fit_pending(*, team: Team, family: str, law: str) -> Fit | None:

@@ -354,8 +354,10 @@ def plan_search_on_current_fit(
     budget: Mapping[str, Any],
     constraints: Mapping[str, Any] | None,
     cost_model: str,
+    fit_id: int | None = None,
 ) -> PlanOnFit:
-    """Validate a plan request and run the search on the family's current fit of `law` and its draws.
+    """Validate a plan request and run the search on the family's current fit of `law` and its draws (with
+    `fit_id`, that version: the one the law selection ranked).
 
     Raises NoSucceededFit when the family has no succeeded fit of that law, PlanInvalid (naming the field)
     when the budget or constraints are malformed, contradictory or outside the fitted law's domain.
@@ -365,7 +367,7 @@ def plan_search_on_current_fit(
     if cost_model not in Plan.CostModel.values:
         raise PlanInvalid({"cost_model": [f"Unknown cost model {cost_model!r}."]})
     budget_json, budget_flops, hardware, _ = plan_budget_validate(budget)
-    fit = fit_current(team=team, family=family, law=law)
+    fit = fit_current(team=team, family=family, law=law, fit_id=fit_id)
     if fit is None:
         why = fit_missing_reason(team=team, family=family, law=law)
         raise NoSucceededFit(f"The family {family!r} has no succeeded {law} fit yet.{why}")
@@ -404,6 +406,7 @@ class LawSelection:
     reason: str
     ranking: list[dict[str, Any]]  # compact: empty for an explicit law (no ranking is read)
     warnings: tuple[str, ...] = ()  # the ranking's (fits.ranking.Ranking.warnings); added to the plan's warnings
+    fit_id: int | None = None  # the version of `used` the ranking read; None for an explicit law
 
     def as_json(self) -> dict[str, Any]:
         return {"requested": self.requested, "used": self.used, "reason": self.reason, "ranking": self.ranking}
@@ -468,7 +471,12 @@ def plan_law_resolve(
 
     def select(used: str, reason: str) -> LawSelection:
         return LawSelection(
-            requested=AUTO_LAW, used=used, reason=reason, ranking=compact, warnings=tuple(ranking.warnings)
+            requested=AUTO_LAW,
+            used=used,
+            reason=reason,
+            ranking=compact,
+            warnings=tuple(ranking.warnings),
+            fit_id=fits[used].pk,
         )
 
     refused: dict[str, str] = {}
@@ -534,7 +542,13 @@ def plan_create(
         plan_budget_validate(budget)
     selection = plan_law_resolve(team=team, family=family, law=law, constraints=constraints)
     search = plan_search_on_current_fit(
-        team=team, family=family, law=selection.used, budget=budget, constraints=constraints, cost_model=cost_model
+        team=team,
+        family=family,
+        law=selection.used,
+        budget=budget,
+        constraints=constraints,
+        cost_model=cost_model,
+        fit_id=selection.fit_id,
     )
     planned = search.planned
     rec = planned.recommendation

@@ -95,6 +95,7 @@ def suggestions_compute(
     cost_model: str = "linear_bits",
     experiment_budget: Mapping[str, Any],
     max_suggestions: int = 3,
+    fit_id: int | None = None,
 ) -> dict[str, Any]:
     """Up to `max_suggestions` runs, together within `experiment_budget`, that would narrow the 95% interval
     of the loss at the plan's optimum for `budget` the most (planner.suggestions), as the response body.
@@ -107,7 +108,13 @@ def suggestions_compute(
     max_suggestions = min(max_suggestions, MAX_SUGGESTIONS)
     experiment_json, experiment_flops = _experiment_budget(experiment_budget)
     search = plan_search_on_current_fit(
-        team=team, family=family, law=law, budget=budget, constraints=constraints, cost_model=cost_model
+        team=team,
+        family=family,
+        law=law,
+        budget=budget,
+        constraints=constraints,
+        cost_model=cost_model,
+        fit_id=fit_id,  # the version the law selection ranked, when it ranked one
     )
     if search.draws is None:
         raise NoSucceededFit(f"The current {law} fit of {family!r} has no bootstrap draws to compare.")

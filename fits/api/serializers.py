@@ -4,14 +4,11 @@ from typing import Any
 
 from rest_framework import serializers
 
-from apikit.fields import FiniteFloatField, StrictBooleanField, StrictIntegerField, bounded_float_field, slug_validator
+from apikit.fields import FiniteFloatField, StrictBooleanField, StrictIntegerField, slug_validator
 from apikit.serializers import StrictFieldsMixin
 from fits.models import Fit, Law, Objective
-from runs.models import MAX_BITS, MAX_N_PARAMS, MAX_N_TOKENS, MIN_BITS
-
-
-def bits_field(**kwargs: Any) -> FiniteFloatField:
-    return bounded_float_field(MIN_BITS, MAX_BITS, **kwargs)
+from runs.api.serializers import bits_field
+from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
 
 class FitSerializer(serializers.ModelSerializer[Fit]):

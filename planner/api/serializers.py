@@ -7,11 +7,11 @@ from rest_framework import serializers
 
 from apikit.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField, slug_validator
 from apikit.serializers import StrictFieldsMixin
-from fits.api.serializers import bits_field
 from fits.models import Fit
 from planner.allocation import MAX_BIT_CONFIGURATIONS
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
 from planner.services import PlanInvalid, plan_budget_validate
+from runs.api.serializers import bits_field
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
 MAX_BUDGET_FLOPS = 1e35  # far above any plan the laws can speak to; keeps the arithmetic finite

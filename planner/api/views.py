@@ -79,7 +79,7 @@ class SuggestionsApi(TeamScopedMixin, APIView):
         selection = plan_law_resolve(  # "auto" (the default) as for plans; errors as for plans
             team=self.team, family=inputs["family"], law=inputs.pop("law"), constraints=inputs.get("constraints")
         )
-        body = suggestions_compute(team=self.team, law=selection.used, **inputs)
+        body = suggestions_compute(team=self.team, law=selection.used, fit_id=selection.fit_id, **inputs)
         body["warnings"] = [*body["warnings"], *selection.warnings]
         return Response(
             SuggestionsSerializer({**body, "law_selection": selection.as_json()}).data, status=status.HTTP_200_OK

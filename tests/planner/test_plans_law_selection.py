@@ -226,3 +226,18 @@ def test_an_auto_plan_warns_when_the_ranking_rests_on_few_held_out_runs(
 
     explicit = post_plan(client_rw, {"family": "main", "law": "precision", "budget": BUDGET})
     assert not any("held-out run" in w for w in explicit["warnings"])  # no ranking was read
+
+
+def test_an_auto_plan_rests_on_the_fit_version_its_law_selection_ranked(team, chinchilla_ranks_first):
+    # A newer succeeded version landing between the ranking and the search must not replace the ranked one:
+    # the plan's reason quotes that version's backtest.
+    from planner.services import plan_search_on_current_fit
+
+    selection = plan_law_resolve(team=team, family="main")
+    assert selection.used == "chinchilla"
+    assert selection.fit_id == chinchilla_ranks_first["chinchilla"].pk
+    newer = scored_fit(team, "chinchilla", 0.5, version=2)
+    kwargs = {"team": team, "family": "main", "law": "chinchilla", "budget": BUDGET, "constraints": None}
+    ranked = plan_search_on_current_fit(**kwargs, cost_model="linear_bits", fit_id=selection.fit_id)
+    assert ranked.fit.pk == selection.fit_id
+    assert plan_search_on_current_fit(**kwargs, cost_model="linear_bits").fit.pk == newer.pk
