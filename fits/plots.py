@@ -9,7 +9,6 @@ are small, searchable and testable; each plot salts its element ids, so several 
 
 from __future__ import annotations
 
-import io
 import math
 import warnings
 from collections.abc import Sequence
@@ -18,9 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import matplotlib
-
-matplotlib.use("Agg")  # no display on a server; set before anything imports pyplot
-
 import matplotlib.dates as mdates
 import numpy as np
 import numpy.typing as npt
@@ -30,6 +26,7 @@ from matplotlib.figure import Figure
 
 from fits.density import MIN_TREND_POINTS, MIN_TREND_SPAN_DAYS, density_trend
 from fits.laws import DIMS, FitResult, Observations, effective_params_ratio, predict_loss
+from plotkit import STYLE, add_note, axes_of, message_svg, new_figure, render_svg
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -39,18 +36,6 @@ MAX_CELLS = 3  # (N, D) cells in the loss-against-bits plot
 DIM_LABELS = {"w": "weights", "a": "activations", "kv": "KV cache"}
 BITS_ARGUMENT = {"w": "weight_bits", "a": "activation_bits", "kv": "kv_bits"}
 DIM_COLOURS = {"w": "#1f77b4", "a": "#d62728", "kv": "#2ca02c"}
-FIGSIZE = (6.4, 4.2)
-STYLE = {
-    "svg.fonttype": "none",  # text as <text>, not glyph outlines: smaller and searchable
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.25,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-}
 
 
 @dataclass(frozen=True)
@@ -63,42 +48,6 @@ class Plot:
 
 
 # Helpers -------------------------------------------------------------------------------------------------
-
-
-def render_svg(fig: Figure, *, salt: str) -> str:
-    """The figure as SVG text without the XML prolog; element ids are salted per plot and deterministic."""
-    buffer = io.StringIO()
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": salt}):
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
-
-
-def new_figure(size: tuple[float, float] = FIGSIZE) -> Figure:
-    with matplotlib.rc_context(STYLE):
-        fig = Figure(figsize=size, layout="constrained")
-        return fig
-
-
-def axes_of(fig: Figure, ncols: int = 1) -> list[Axes]:
-    with matplotlib.rc_context(STYLE):
-        axes = fig.subplots(1, ncols, squeeze=False)
-    return list(axes[0])
-
-
-def add_note(ax: Axes, text: str) -> None:
-    """A small grey note under the axes title (sampling, what is held fixed)."""
-    ax.text(0.0, 1.01, text, transform=ax.transAxes, fontsize=7, color="#666666", va="bottom", ha="left")
-
-
-def message_svg(title: str, message: str, *, salt: str = "message") -> str:
-    """A plot-sized SVG that says why there is no plot, so the page keeps its layout."""
-    fig = new_figure((6.4, 1.4))
-    ax = axes_of(fig)[0]
-    ax.set_axis_off()
-    ax.set_title(title, loc="left")
-    ax.text(0.5, 0.45, message, transform=ax.transAxes, ha="center", va="center", color="#666666", wrap=True)
-    return render_svg(fig, salt=salt)
 
 
 def sample_indices(n: int, limit: int = MAX_POINTS, *, seed: int = SAMPLE_SEED) -> npt.NDArray[np.intp]:

@@ -13,8 +13,8 @@ import matplotlib
 import numpy as np
 
 from fits.laws import predict_loss
-from fits.plots import STYLE, add_note, axes_of, new_figure, render_svg
 from planner.allocation import cost_factor, tokens_for_budget
+from plotkit import STYLE, add_note, axes_of, new_figure, render_svg
 
 
 @dataclass(frozen=True)

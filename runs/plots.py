@@ -6,27 +6,11 @@ under the title, so a curve that stops is not mistaken for one that ended.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping, Sequence
 
-import matplotlib
+from plotkit import add_note, axes_of, new_figure, render_svg
 
-matplotlib.use("Agg")  # no display on a server; set before anything imports pyplot
-
-from matplotlib.figure import Figure
-
-STYLE = {
-    "svg.fonttype": "none",  # text as <text>: smaller and searchable
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    "axes.grid": True,
-    "grid.alpha": 0.25,
-    "legend.fontsize": 8,
-    "legend.frameon": False,
-}
 FIGSIZE = (6.4, 3.6)
 
 
@@ -39,19 +23,15 @@ def loss_curves_svg(curves: Mapping[str, Sequence[tuple[int, float]]], *, salt: 
     drawable = {key: points for key, points in drawable.items() if points}
     if not drawable:
         return ""
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": salt}):
-        fig = Figure(figsize=FIGSIZE)
-        ax = fig.add_subplot()
-        for key, points in sorted(drawable.items()):
-            steps, values = zip(*points, strict=True)
-            ax.plot(steps, values, linewidth=1.2, label=key, marker="." if len(points) < 30 else None)
-        ax.set_xlabel("step")
-        ax.set_ylabel("loss (nats)")
-        ax.set_title("Loss curves")
-        if dropped:
-            ax.text(0.0, 1.01, f"{dropped} NaN/Infinity value(s) not drawn", transform=ax.transAxes, fontsize=7)
-        ax.legend(loc="upper right")
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    text = buffer.getvalue()
-    return text[text.index("<svg") :]
+    fig = new_figure(FIGSIZE)
+    ax = axes_of(fig)[0]
+    for key, points in sorted(drawable.items()):
+        steps, values = zip(*points, strict=True)
+        ax.plot(steps, values, linewidth=1.2, label=key, marker="." if len(points) < 30 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss (nats)")
+    ax.set_title("Loss curves")
+    if dropped:
+        add_note(ax, f"{dropped} NaN/Infinity value(s) not drawn")
+    ax.legend(loc="upper right")
+    return render_svg(fig, salt=salt)

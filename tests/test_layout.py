@@ -14,11 +14,13 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each package may import the packages at its own position or before it, never one after it.
-LAYERS = ("config", "apikit", "runs", "mlflow_compat", "fits", "planner", "ops", "workers")
+LAYERS = ("config", "apikit", "plotkit", "runs", "mlflow_compat", "fits", "planner", "ops", "workers")
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
 # The pure maths and plotting: NumPy, SciPy and matplotlib only; tested and typed strictly without Django.
 PURE_MODULES = (
+    "plotkit",
+    "runs.plots",
     "fits.laws",
     "fits.ranking",
     "fits.density",
