@@ -50,13 +50,17 @@ def experiment_list(*, team: Team) -> QuerySet[Experiment]:
 
 
 def run_get(*, team: Team, run_id: str, for_update: bool = False) -> MlflowRun:
-    """The team's MLflow run `run_id` with its experiment; RESOURCE_DOES_NOT_EXIST otherwise."""
-    runs = MlflowRun.objects.filter(team=team, run_id=run_id).select_related("experiment", "team", "bitscale_run")
+    """The team's MLflow run `run_id` with its experiment (and, to write, its Bitscale run);
+    RESOURCE_DOES_NOT_EXIST otherwise."""
+    runs = MlflowRun.objects.filter(team=team, run_id=run_id)
     if for_update:
-        runs = runs.select_for_update(of=("self",))
+        runs = runs.select_related("experiment", "bitscale_run").select_for_update(of=("self",))
+    else:
+        runs = runs.select_related("experiment")
     found = runs.first()
     if found is None:
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Run with id={run_id} not found")
+    found.team = team  # the acting team, already read: no join for it
     return found
 
 

@@ -161,15 +161,19 @@ def run_update(*, team: Team, run_id: str, status: str | None, end_time: int | N
     with transaction.atomic():
         mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
         _check_active(mlflow_run)
+        fields = ["updated_at"]
         if status:
             mlflow_run.status = status
+            fields.append("status")
         if end_time is not None:
             mlflow_run.end_time = end_time
+            fields.append("end_time")
         if run_name:
             mlflow_run.run_name = run_name[:250]
             mlflow_run.tags = {**mlflow_run.tags, "mlflow.runName": run_name}
-        _sync(mlflow_run)
-        mlflow_run.save()
+            fields += ["run_name", "tags"]
+        fields += _sync(mlflow_run)
+        mlflow_run.save(update_fields=sorted(set(fields)))
     return mlflow_run
 
 
