@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apikit.json_limits import unstorable_text
 from apikit.parsers import StrictJSONParser
 from apikit.throttling import ApiKeyRateThrottle
 from config.middleware import DATABASE_RETRY_AFTER_SECONDS
@@ -110,6 +111,16 @@ class MlflowKeyMayWrite(BasePermission):
 
 
 # Reading requests -------------------------------------------------------------------------------------------
+
+
+def _check_storable(data: Mapping[str, Any]) -> None:
+    """Text the database cannot hold (NUL, a lone surrogate), anywhere in a field, is refused by the field's name
+    before anything is read or written: PostgreSQL would fail the query."""
+    items = data.lists() if isinstance(data, QueryDict) else data.items()
+    for name, value in items:
+        why = unstorable_text([name, value])
+        if why is not None:
+            raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value for parameter '{name}': {why}")
 
 
 def _required(data: Mapping[str, Any], *names: str) -> Any:
@@ -321,6 +332,7 @@ class MlflowView(APIView):
     def _respond(self, request: Request, data: Any) -> Response:
         if not isinstance(data, Mapping):
             raise MlflowError(INVALID_PARAMETER_VALUE, "The request body must be a JSON object.")
+        _check_storable(data)
         principal: TeamPrincipal = request.user  # type: ignore[assignment]
         return Response(self.handle(principal.team, data, request), status=200)
 
@@ -458,7 +470,7 @@ RUN_STATUSES = {choice.value for choice in MlflowRun.Status}
 class RunUpdate(PostView):
     def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
         status = data.get("status")
-        if status is not None and status not in RUN_STATUSES:
+        if status is not None and (not isinstance(status, str) or status not in RUN_STATUSES):
             raise MlflowError(
                 INVALID_PARAMETER_VALUE, f"Invalid status {status!r}: one of {', '.join(sorted(RUN_STATUSES))}."
             )

@@ -498,3 +498,23 @@ def test_a_database_lost_outside_a_view_is_temporarily_unavailable_in_mlflows_sh
     assert body["error_code"] == "TEMPORARILY_UNAVAILABLE"
     assert body["message"].startswith("The database is unavailable")
     assert response["Retry-After"] == "5"
+
+
+def test_text_the_database_cannot_hold_is_refused_by_name_before_any_query(api):
+    # PostgreSQL refuses NUL in text and jsonb, and a lone surrogate cannot be encoded as UTF-8.
+    message = _error(get(api, "experiments/get-by-name", {"experiment_name": "a\x00b"}), 400, "INVALID_PARAMETER_VALUE")
+    assert "'experiment_name'" in message
+    assert "NUL" in message
+    run_id = _run(api)
+    before = MlflowRun.objects.get(run_id=run_id).params
+    body = {"run_id": run_id, "params": [{"key": "note", "value": "\ud800"}]}
+    response = api.post(f"{API}/runs/log-batch", json.dumps(body), content_type="application/json")  # \ud800 escaped
+    assert "'params'" in _error(response, 400, "INVALID_PARAMETER_VALUE")
+    assert MlflowRun.objects.get(run_id=run_id).params == before
+
+
+def test_a_status_that_is_not_a_string_is_a_bad_parameter(api):
+    run_id = _run(api)
+    assert "Invalid status" in _error(
+        post(api, "runs/update", {"run_id": run_id, "status": ["FINISHED"]}), 400, "INVALID_PARAMETER_VALUE"
+    )
