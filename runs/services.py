@@ -134,8 +134,8 @@ def _columns(model: type[models.Model]) -> tuple[tuple[tuple[str, Any], ...], fr
 
 def _built(model: type[M], values: Mapping[str, Any], *, related: Mapping[str, models.Model]) -> M:
     """`model(**values, **related)` (`related`: the foreign keys, such as team=team), built through
-    Model.__init__'s positional path: a batch of 1,000 runs with 3,000 evaluations builds in about two thirds
-    of the time, the keyword path spending it on a lookup and a KeyError per field not given
+    Model.__init__'s positional path: 1,000 runs with 3,000 evaluations build in about 22 ms instead of 27, the
+    keyword path spending the difference on a lookup and a KeyError per field not given
     (tests/runs/test_write_queries.py checks that the two agree)."""
     columns, names = _columns(model)
     if not names.issuperset(values):
