@@ -49,7 +49,10 @@ class FiniteFloatField(serializers.FloatField):
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
-        value = float(data)
+        try:
+            value = float(data)
+        except OverflowError:  # an integer past float's range (JSON integers have no limit)
+            self.fail("not_finite")
         if not math.isfinite(value):
             self.fail("not_finite")
         if self.above is not None and not value > self.above:

@@ -1,5 +1,6 @@
 """Serializers of the runs API: strict input (unknown fields are errors) and slim output."""
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,6 +11,7 @@ from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apikit.fast_validation import Check, NotCompilable, compile_serializer, validate_all
 from apikit.fields import (
     FiniteFloatField,
     StrictBooleanField,
@@ -216,11 +218,28 @@ class FamilySerializer(serializers.Serializer[Any]):
     last_run_at = serializers.DateTimeField()
 
 
+@functools.cache
+def _run_fast_check() -> Check | None:
+    """RunSerializer's compiled fast path, or None if it cannot be compiled (tests/runs/test_fast_validation.py
+    fails then)."""
+    try:
+        return compile_serializer(RunSerializer())
+    except NotCompilable:
+        return None
+
+
 def runs_validate(items: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Validate many run bodies with one serializer: (validated items, errors keyed by position).
 
-    Building a serializer deep-copies its fields (about 1 ms); a batch of 1,000 builds one, not 1,000.
+    A batch of plain, valid bodies is validated by the serializer's compiled fast path (apikit.fast_validation,
+    about a fifth of the cost); when it is unsure of any body, the whole batch goes through the serializer, so
+    the errors are the serializer's. Building a serializer deep-copies its fields (about 1 ms); a batch of 1,000
+    builds one, not 1,000.
     """
+    check = _run_fast_check()
+    fast = validate_all(check, items) if check is not None else None
+    if fast is not None:
+        return fast, {}
     serializer = RunSerializer()
     validated: list[dict[str, Any]] = []
     errors: dict[str, Any] = {}

@@ -72,6 +72,25 @@ def test_json_nested_past_the_limit_is_400_and_writes_nothing(client_rw, depth):
     assert Run.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("value", "depth"),
+    [
+        (1, 0),
+        ("s", 0),
+        (None, 0),
+        ([], 1),
+        ({}, 1),
+        ([1, "a"], 1),
+        ([[]], 2),
+        ({"a": [{"b": 1}]}, 3),
+        ([1, [2, [3]], {}], 3),
+    ],
+)
+def test_json_depth_counts_nested_containers(value, depth):
+    assert json_depth(value) == depth
+    assert json_depth(json.loads(_nested(40))) == 40
+
+
 def test_metadata_nested_within_the_limit_is_kept(client_rw):
     metadata = {"a": {"b": {"c": [[[{"d": [1, 2, {"e": "deep"}]}]]]}}}
     assert json_depth(metadata) < MAX_JSON_DEPTH

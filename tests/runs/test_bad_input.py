@@ -37,6 +37,7 @@ BAD_RUNS = [
     ("final_loss as string", payload(final_loss="3.2"), "final_loss"),
     ("weight_bits 0.5", payload(weight_bits=0.5), "weight_bits"),
     ("weight_bits 33", payload(weight_bits=33), "weight_bits"),
+    ("weight_bits an integer past float's range", payload(weight_bits=10**400), "weight_bits"),
     ("activation_bits NaN", payload(activation_bits=float("nan")), "activation_bits"),
     ("kv_bits null", payload(kv_bits=None), "kv_bits"),
     ("number_format unknown", payload(number_format="bf16"), "number_format"),

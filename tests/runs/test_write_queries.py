@@ -6,9 +6,11 @@ time, written at most once a minute, is not counted.
 """
 
 import pytest
+from django.utils import timezone
 
 from fits.models import FitScope, Law
-from runs.models import Run
+from runs.models import Evaluation, Run
+from runs.services import _built
 
 RUN = {
     "external_id": "q-1",
@@ -119,7 +121,40 @@ def test_bulk_post_costs_the_same_queries_for_2_or_20_runs(client_rw, team, djan
     # key lookup, savepoint, external_id lookup, runs insert, evaluations insert, scopes update, release (20 runs
     # stay under SQLite's 999 parameters per statement, above which Django splits an INSERT)
     for prefix, count in (("small", 2), ("large", 20)):
-        with django_assert_max_num_queries(7):
+        with django_assert_max_num_queries(7) as queries:
             response = client_rw.post("/api/v1/runs/bulk/", batch(prefix, count), format="json")
         assert response.status_code == 200, response.content
         assert response.json()["created"] == count
+        inserts = [q["sql"].split("(")[0].strip() for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+        assert inserts == ['INSERT INTO "runs_run"', 'INSERT INTO "runs_evaluation"']  # one statement per table
+    stored = Run.objects.filter(team=team, external_id="large-3").prefetch_related("evaluations").get()
+    assert (stored.n_params, stored.family, stored.metadata) == (10**7, "bulk-1", {})
+    evaluations = RUN["evaluations"]
+    assert sorted((e.post_train_bits, e.method, e.loss) for e in stored.evaluations.all()) == sorted(
+        (float(e["post_train_bits"]), e.get("method", "rtn"), e["loss"]) for e in evaluations
+    )
+
+
+def _state(instance: object) -> dict[str, object]:
+    """What a model instance holds: its field values, whether it is new, and its cached related objects."""
+    values = {k: v for k, v in vars(instance).items() if k != "_state"}
+    state = instance._state  # type: ignore[attr-defined]
+    return {**values, "adding": state.adding, "db": state.db, "cached": dict(state.fields_cache)}
+
+
+@pytest.mark.django_db
+def test_runs_and_evaluations_built_positionally_equal_those_built_by_keyword(team):
+    fields = {"external_id": "e", "n_params": 10, "n_tokens": 200, "weight_bits": 8.0, "final_loss": 3.0}
+    now = timezone.now()
+
+    run = _built(Run, {"trained_at": now, **fields}, related={"team": team})
+
+    assert _state(run) == _state(Run(team=team, trained_at=now, **fields))
+    assert run.team is team
+    run.pk = 7
+    values = {"post_train_bits": 4.0, "method": "rtn", "loss": 3.1}
+    evaluation = _built(Evaluation, values, related={"run": run})
+    assert _state(evaluation) == _state(Evaluation(run=run, post_train_bits=4.0, method="rtn", loss=3.1))
+    assert evaluation.run is run
+    with pytest.raises(TypeError):
+        _built(Run, {"n_param": 10}, related={"team": team})
