@@ -1,11 +1,12 @@
-"""Request middleware: the 5 MB body limit (413) and a 503 with Retry-After when the database is unreachable."""
+"""Request middleware: the 5 MB body limit (413), query strings the database cannot compare (400) and a 503 with
+Retry-After when the database is unreachable."""
 
 import logging
 from collections.abc import Callable
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 logger = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER_SECONDS = 5
@@ -26,6 +27,30 @@ class RequestSizeLimitMiddleware:
         if length > limit:
             message = f"Request body is {length} bytes; the limit is {limit} bytes."
             return JsonResponse({"errors": {"detail": [message]}}, status=413)
+        return self.get_response(request)
+
+
+NUL_MESSAGE = "Must not contain the NUL character (\\u0000)."
+
+
+class QueryStringTextMiddleware:
+    """Refuse a query string holding the NUL character (400, naming the parameter), before any view.
+
+    PostgreSQL cannot hold or compare text with NUL, so a filter on such a value (an admin list filter, an API
+    filter) would fail its query with a 500. Django decodes percent-escapes with replacement characters, so NUL is
+    the only character of a query string the database refuses.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        for name, values in request.GET.lists():
+            if "\x00" in name or any("\x00" in value for value in values):
+                shown = name.replace("\x00", "\\u0000")
+                if request.path.startswith("/api/"):
+                    return JsonResponse({"errors": {shown: [NUL_MESSAGE]}}, status=400)
+                return HttpResponseBadRequest(f"Query parameter {shown!r}: {NUL_MESSAGE}", content_type="text/plain")
         return self.get_response(request)
 
 

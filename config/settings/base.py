@@ -56,9 +56,10 @@ MIDDLEWARE = [
     "ops.middleware.ProbeMiddleware",  # /healthz and /metrics, before host validation (ops.middleware)
     "ops.middleware.RequestIdMiddleware",
     "ops.metrics.RequestMetricsMiddleware",
-    "mlflow_compat.middleware.MlflowErrorShapeMiddleware",  # sees the refusals of the three below
+    "mlflow_compat.middleware.MlflowErrorShapeMiddleware",  # sees the refusals of the four below
     "config.chunked.ChunkedBodyMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
+    "config.middleware.QueryStringTextMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
