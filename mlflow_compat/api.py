@@ -161,8 +161,15 @@ def _metric_value(value: Any, path: str) -> float:
     """A number, or MLflow's JSON words for the non-finite ones ("NaN", "Infinity", "-Infinity")."""
     if isinstance(value, bool):
         raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value {value!r} for '{path}': a double.")
-    if isinstance(value, int | float):
-        return float(value)
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:  # an integer past a double's range: no double to store
+            raise MlflowError(
+                INVALID_PARAMETER_VALUE, f"Invalid value for '{path}': beyond a double's range."
+            ) from None
     if isinstance(value, str) and value.strip() in {"NaN", "Infinity", "-Infinity", "inf", "-inf", "nan"}:
         return float(value.strip().replace("Infinity", "inf"))
     if isinstance(value, str):

@@ -518,3 +518,14 @@ def test_a_status_that_is_not_a_string_is_a_bad_parameter(api):
     assert "Invalid status" in _error(
         post(api, "runs/update", {"run_id": run_id, "status": ["FINISHED"]}), 400, "INVALID_PARAMETER_VALUE"
     )
+
+
+def test_a_metric_value_past_a_doubles_range_is_a_bad_parameter(api):
+    run_id = _run(api)
+    metric = {"key": "loss", "value": 10**400, "timestamp": 1, "step": 1}
+    response = api.post(
+        f"{API}/runs/log-batch", json.dumps({"run_id": run_id, "metrics": [metric]}), content_type="application/json"
+    )
+    assert "metrics[0].value" in _error(response, 400, "INVALID_PARAMETER_VALUE")
+    assert not MetricPoint.objects.exists()
+    assert not PendingMetricPoint.objects.exists()
