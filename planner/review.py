@@ -1,9 +1,23 @@
 """Reads for the admin's plan pages: how a plan's law was chosen."""
 
+import math
 from typing import Any
 
 from fits.review import fit_admin_url, number_label
 from planner.models import AUTO_LAW, Plan
+
+SCHEME_LABELS = {"largest_n": "runs of the largest N", "largest_compute": "largest-compute runs"}
+
+
+def _basis_label(entry: dict[str, Any]) -> str:
+    """What a law's score was measured on: "4 held-out runs (runs of the largest N)"; "" when not recorded (plans
+    made before the basis was stored, or a law without a score)."""
+    held = entry.get("n_held_out_runs")
+    if isinstance(held, bool) or not isinstance(held, int | float) or not math.isfinite(held):
+        return ""
+    label = f"{int(held)} held-out run{'s' if int(held) != 1 else ''}"
+    scheme = entry.get("scheme")
+    return f"{label} ({SCHEME_LABELS.get(scheme, scheme)})" if isinstance(scheme, str) and scheme else label
 
 
 def plan_law_selection(*, plan: Plan) -> dict[str, Any]:
@@ -18,6 +32,7 @@ def plan_law_selection(*, plan: Plan) -> dict[str, Any]:
             "law": entry.get("law"),
             "rank": entry.get("rank"),
             "score_label": number_label(entry.get("score")),
+            "basis": _basis_label(entry),
             "version": entry.get("version"),
             "url": fit_admin_url(entry.get("fit_id")),
             "eligible": entry.get("eligible"),

@@ -413,7 +413,17 @@ class LawSelection:
 
 
 # The keys of a ranking entry that a plan keeps (the full entry is GET /api/v1/fits/ranking/).
-_COMPACT_RANKING_KEYS = ("law", "fit_id", "version", "score", "rank", "eligible", "reason")
+_COMPACT_RANKING_KEYS = (
+    "law",
+    "fit_id",
+    "version",
+    "score",
+    "scheme",
+    "n_held_out_runs",
+    "rank",
+    "eligible",
+    "reason",
+)
 
 
 def _law_refusal(fit: Fit, constraints: Mapping[str, Any] | None) -> str | None:

@@ -108,6 +108,10 @@ class CompactRankedLawSerializer(serializers.Serializer[Any]):
     fit_id = serializers.IntegerField()
     version = serializers.IntegerField()
     score = serializers.FloatField(allow_null=True)
+    scheme = serializers.CharField(
+        allow_null=True, help_text="The backtest's held-out runs: largest_n or largest_compute; null when unranked."
+    )
+    n_held_out_runs = serializers.IntegerField(allow_null=True, help_text="How many runs the score was measured on.")
     rank = serializers.IntegerField(allow_null=True)
     eligible = serializers.BooleanField()
     reason = serializers.CharField(allow_null=True)

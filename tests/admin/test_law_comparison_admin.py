@@ -151,6 +151,12 @@ def test_plan_page_shows_the_law_selection_and_its_ranking(alpha_member, alpha, 
     used = re.search(r'<tr class="used-law">.*?<a href="[^"]+">(\w+) v\d+</a> \(used\)', ranking.group(1), re.S)
     assert used is not None
     assert used.group(1) == selection["used"] == plan.law
+    # What each score was measured on, as stored with the plan.
+    bases = re.findall(r'<td class="plan-law-basis">(.*?)</td>', ranking.group(1))
+    held = [e.get("n_held_out_runs") for e in selection["ranking"]]
+    assert any(n is not None for n in held)
+    for basis, n in zip(bases, held, strict=True):
+        assert basis.startswith(f"{int(n)} held-out run") if n is not None else basis == "—"
     assert 'id="plan-suggestions"' in page  # the next runs to train are still there
 
 

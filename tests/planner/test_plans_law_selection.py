@@ -241,3 +241,16 @@ def test_an_auto_plan_rests_on_the_fit_version_its_law_selection_ranked(team, ch
     ranked = plan_search_on_current_fit(**kwargs, cost_model="linear_bits", fit_id=selection.fit_id)
     assert ranked.fit.pk == selection.fit_id
     assert plan_search_on_current_fit(**kwargs, cost_model="linear_bits").fit.pk == newer.pk
+
+
+def test_the_ranking_of_a_plan_says_what_each_score_was_measured_on(client_rw, team, chinchilla_ranks_first, post_plan):
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+    assert [(e["scheme"], e["n_held_out_runs"]) for e in body["law_selection"]["ranking"]] == [("largest_n", 4)] * 2
+    # A plan stored before the basis was kept answers null for it.
+    stored = Plan.objects.get(pk=body["id"])
+    old = [
+        {k: v for k, v in e.items() if k not in ("scheme", "n_held_out_runs")} for e in stored.law_selection["ranking"]
+    ]
+    Plan.objects.filter(pk=stored.pk).update(law_selection={**stored.law_selection, "ranking": old})
+    again = client_rw.get(f"/api/v1/plans/{stored.pk}/").json()["law_selection"]["ranking"]
+    assert [(e["scheme"], e["n_held_out_runs"]) for e in again] == [(None, None)] * 2
