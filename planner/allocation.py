@@ -430,7 +430,8 @@ def _evaluate(problem: _Problem, loss_fn: LossFn, x: FloatArray) -> tuple[FloatA
     """Loss at log-sizes x (K, J), shape (K, J) or (S, K, J) for draws, inf where infeasible or NaN; and D."""
     n = np.exp(x)
     factor = problem.factor[:, None]
-    with np.errstate(divide="ignore"):  # N = 0 at an infeasible -inf cap: D is inf there, and so is its loss
+    # N = 0 at an infeasible -inf cap, or so small that D overflows: D is inf there, and so is its loss.
+    with np.errstate(divide="ignore", over="ignore"):
         d = np.minimum(problem.budget / (FLOPS_PER_PARAM_TOKEN * n * factor), problem.d_max)
     wb, ab, kvb = (problem.bits[:, i : i + 1] for i in range(3))
     out: FloatArray | None = None
@@ -441,7 +442,9 @@ def _evaluate(problem: _Problem, loss_fn: LossFn, x: FloatArray) -> tuple[FloatA
         if not mask.any():
             continue
         post_arr = None if post is None else np.full((int(mask.sum()), 1), post, dtype=np.float64)
-        vals = np.asarray(loss_fn(n[mask], d[mask], wb[mask], ab[mask], kvb[mask], post_arr), dtype=np.float64)
+        # Losses that are not finite (N = 0, D = inf) are infeasible below, so their arithmetic warnings say nothing.
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            vals = np.asarray(loss_fn(n[mask], d[mask], wb[mask], ab[mask], kvb[mask], post_arr), dtype=np.float64)
         if out is None:
             out = np.full(vals.shape[:-2] + x.shape, np.nan, dtype=np.float64)
         out[..., mask, :] = vals
