@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from inprocess import fitted_team
 from stack import machine_line
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -32,52 +27,9 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=200)
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="bitscale-plan-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
-    from rest_framework.test import APIClient
-
-    from fits.laws import fit_law, kumar_synthetic
-    from fits.models import Fit
-    from runs.models import Team
-    from runs.services import api_key_create
-
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    team, _ = Team.objects.get_or_create(slug="bench-plans", defaults={"name": "Plan benchmark"})
-    _, secret = api_key_create(team=team, read_only=False, label="bench")
-
-    noisy, _ = kumar_synthetic()
-    start = time.perf_counter()
-    result = fit_law("precision", noisy, n_bootstrap=args.draws, seed=0)
-    fit_seconds = time.perf_counter() - start
-    Fit.objects.filter(team=team).delete()
-    Fit.objects.create(
-        team=team,
-        family="kumar",
-        law="precision",
-        version=1,
-        status=Fit.Status.SUCCEEDED,
-        n_bootstrap=args.draws,
-        params=result.params,
-        intervals={k: [v[0], v[1]] for k, v in result.intervals.items()},
-        fixed=result.fixed,
-        metrics=result.metrics,
-        backtest=result.backtest,
-        warnings=result.warnings,
-        data_range=result.data_range,
-        draw_names=result.draw_names,
-        draws=np.ascontiguousarray(result.draws, dtype=np.float64).tobytes(),
-    )
+    fitted = fitted_team("bench-plans", draws=args.draws)
+    client, result, fit_seconds = fitted.client, fitted.result, fitted.fit_seconds
     finite = int(np.all(np.isfinite(result.draws), axis=1).sum())
-
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
     cases: list[tuple[str, dict[str, Any]]] = [
         ("flops 1e22, untied bits 3..16 (2744 configurations)", {"budget": {"flops": 1e22}}),
         (

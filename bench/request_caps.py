@@ -12,18 +12,12 @@ refuse answers 400 naming the field, at once.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from inprocess import fitted_team
 from stack import machine_line
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 WIDE = [round(1 + 15 * i / 511, 6) for i in range(512)]  # 512 fractional widths in [1, 16]
 
@@ -78,45 +72,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="bitscale-caps-bench-")
-    os.environ.setdefault("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.test.utils import setup_test_environment
-    from rest_framework.test import APIClient
-
-    from fits.laws import fit_law, kumar_synthetic
-    from fits.models import Fit
-    from runs.models import Team
-    from runs.services import api_key_create
-
-    setup_test_environment()
-    call_command("migrate", verbosity=0)
-    team, _ = Team.objects.get_or_create(slug="bench-caps", defaults={"name": "Caps benchmark"})
-    _, secret = api_key_create(team=team, read_only=False, label="bench")
-    noisy, _ = kumar_synthetic()
-    result = fit_law("precision", noisy, n_bootstrap=args.draws, seed=0)
-    Fit.objects.create(
-        team=team,
-        family="kumar",
-        law="precision",
-        version=1,
-        status=Fit.Status.SUCCEEDED,
-        n_bootstrap=args.draws,
-        params=result.params,
-        fixed=result.fixed,
-        metrics=result.metrics,
-        backtest=result.backtest,
-        warnings=result.warnings,
-        data_range=result.data_range,
-        draw_names=result.draw_names,
-        draws=np.ascontiguousarray(result.draws, dtype=np.float64).tobytes(),
-    )
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client = fitted_team("bench-caps", draws=args.draws).client
     print(f"{machine_line()}; NumPy {np.__version__}; fit with {args.draws} draws\n")
     print("| request | status | CPU s | wall s |")
     print("|---|---|---|---|")
