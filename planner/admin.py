@@ -16,6 +16,7 @@ from django.urls import reverse
 from fits.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION
 from fits.selectors import fit_families, fit_result
 from planner.allocation import HARDWARE_PROFILES
+from planner.api.serializers import PlanConstraintsSerializer
 from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
 from planner.plots import PlanPoint, plan_contour_svg
 from planner.review import plan_law_selection
@@ -103,7 +104,10 @@ class PlanForm(forms.Form):
             raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
         if not isinstance(value, dict):
             raise forms.ValidationError("Must be a JSON object.")
-        return value
+        constraints = PlanConstraintsSerializer(data=value)  # the API's own rules for each field
+        if not constraints.is_valid():
+            raise forms.ValidationError(_flatten_errors(constraints.errors))
+        return dict(constraints.validated_data)
 
     def budget(self) -> dict[str, Any]:
         data = self.cleaned_data

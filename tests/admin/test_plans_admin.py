@@ -61,3 +61,11 @@ def test_other_team_cannot_see_plan_for_or_rerun_a_teams_plans(alpha_member, bet
     assert Plan.objects.count() == 1
     assert _plan(beta_member, alpha).status_code == 200  # alpha is not a choice for beta
     assert Plan.objects.count() == 1
+
+
+def test_plan_form_checks_constraint_values_as_the_api_does(alpha_member, alpha, alpha_fits):
+    # A value of the wrong type reached the planner's arithmetic and was a 500.
+    response = _plan(alpha_member, alpha, constraints='{"post_train_bits": "\\u0000"}')
+    assert response.status_code == 200
+    assert b"post_train_bits" in response.content
+    assert not Plan.objects.exists()

@@ -128,3 +128,15 @@ def test_fit_page_first_version_has_no_diff(alpha_member, alpha_fits):
     page = alpha_member.get(f"/admin/fits/fit/{v1.pk}/change/")
     assert page.context["diff"] is None
     assert "First succeeded version" in page.content.decode()
+
+
+def test_an_action_on_a_selection_that_is_not_row_ids_does_nothing(alpha_member, alpha, alpha_runs):
+    # Django filters on whatever ids were posted; anything but integers was a 500.
+    for ids in (["abc"], ["\x00"], [str(alpha_runs[0].pk), "²"]):
+        response = _post_action(alpha_member, "exclude_runs", ids, apply="1", reason="x")
+        assert response.status_code == 302
+        page = alpha_member.get(response.url).content.decode()
+        assert "The selection is not a list of row ids; nothing was done." in page
+    assert not Run.objects.filter(excluded=True).exists()
+    assert _post_action(alpha_member, "delete_selected", ["abc"]).status_code == 302
+    assert Run.objects.count() == len(alpha_runs)
