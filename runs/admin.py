@@ -14,6 +14,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.widgets import AutocompleteSelect as AutocompleteSelectBase
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
@@ -60,6 +61,36 @@ def admin_team_ids(request: HttpRequest, roles: Collection[str] = ALL_ROLES) -> 
 def is_superuser(request: HttpRequest) -> bool:
     user = request.user
     return bool(user.is_active and user.is_superuser)
+
+
+class AutocompleteSelect(AutocompleteSelectBase):
+    """Django's autocomplete widget, rendering a posted value that is not an id of its model as no selection.
+
+    Django's own filters its model on the posted value to show it again, so a form posted with `team=abc` failed
+    with a 500 instead of showing the field's error.
+    """
+
+    def optgroups(
+        self, name: str, value: Sequence[str], attr: dict[str, Any] | None = None
+    ) -> list[tuple[str | None, list[dict[str, Any]], int | None]]:
+        remote = self.field.remote_field
+        opts = remote.model._meta
+        target = opts.get_field(getattr(remote, "field_name", None) or opts.pk.attname)
+        return super().optgroups(name, [v for v in value if _is_valid(target, v)], attr)
+
+
+def _is_valid(field: Any, value: Any) -> bool:
+    try:
+        field.to_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
+def autocomplete_widget(model_admin: Any, db_field: Any, request: HttpRequest, kwargs: dict[str, Any]) -> None:
+    """Put the safe autocomplete widget on `db_field` when the admin autocompletes it (before Django puts its own)."""
+    if db_field.name in model_admin.get_autocomplete_fields(request):
+        kwargs.setdefault("widget", AutocompleteSelect(db_field, model_admin.admin_site, using=kwargs.get("using")))
 
 
 class TeamScopedAdmin(admin.ModelAdmin[Any]):
@@ -129,6 +160,7 @@ class TeamScopedAdmin(admin.ModelAdmin[Any]):
         # A row can only be put into a team where the user may add rows.
         if db_field.related_model is Team and not is_superuser(request):
             kwargs["queryset"] = Team.objects.filter(pk__in=admin_team_ids(request, self.add_roles))
+        autocomplete_widget(self, db_field, request, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
@@ -160,6 +192,10 @@ class TeamScopedInline(admin.TabularInline[Any, Any]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
         return self._allowed(request, self.change_roles, obj)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        autocomplete_widget(self, db_field, request, kwargs)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 TEAM_FILTER = ("team", admin.RelatedOnlyFieldListFilter)  # lists only teams present in the scoped queryset

@@ -140,3 +140,15 @@ def test_an_action_on_a_selection_that_is_not_row_ids_does_nothing(alpha_member,
     assert not Run.objects.filter(excluded=True).exists()
     assert _post_action(alpha_member, "delete_selected", ["abc"]).status_code == 302
     assert Run.objects.count() == len(alpha_runs)
+
+
+def test_a_key_form_posted_with_a_team_that_is_not_an_id_shows_the_error(alpha_member, alpha):
+    # Django's autocomplete widget filtered teams on the posted value to show it again: a 500.
+    for value in ("abc", "1e400", "\x00", "²"):
+        response = alpha_member.post("/admin/runs/apikey/add/", {"team": value, "label": "k"})
+        assert response.status_code == 200, value
+        assert b"errorlist" in response.content
+    assert not ApiKey.objects.exists()
+    done = alpha_member.post("/admin/runs/apikey/add/", {"team": alpha.pk, "label": "k"})
+    assert done.status_code == 302
+    assert ApiKey.objects.filter(team=alpha, label="k").exists()
