@@ -66,8 +66,8 @@ def is_superuser(request: HttpRequest) -> bool:
 class AutocompleteSelect(AutocompleteSelectBase):
     """Django's autocomplete widget, rendering a posted value that is not an id of its model as no selection.
 
-    Django's own filters its model on the posted value to show it again, so a form posted with `team=abc` failed
-    with a 500 instead of showing the field's error.
+    Django's own filters its model on the posted value to show it again, which fails on a value that is not an
+    id (`team=abc`); the form shows the field's error instead.
     """
 
     def optgroups(

@@ -1,8 +1,8 @@
 """Every admin add and change form, posted with odd values one field at a time, answers without a 5xx.
 
 The fields are read from each rendered form, so a new admin page is covered without naming it here. The values
-are those that reached the database or Python's number parsing unchecked before (an id that is not one, NUL,
-a number past a double's range); a member and a superuser each post them (their forms differ by scope).
+are the ones a form must stop before the database or Python's number parsing sees them (an id that is not one,
+NUL, a number past a double's range); a member and a superuser each post them (their forms differ by scope).
 """
 
 import re

@@ -64,7 +64,7 @@ def test_other_team_cannot_see_plan_for_or_rerun_a_teams_plans(alpha_member, bet
 
 
 def test_plan_form_checks_constraint_values_as_the_api_does(alpha_member, alpha, alpha_fits):
-    # A value of the wrong type reached the planner's arithmetic and was a 500.
+    # A value of the wrong type is refused by the form, as the API refuses it, before any arithmetic.
     response = _plan(alpha_member, alpha, constraints='{"post_train_bits": "\\u0000"}')
     assert response.status_code == 200
     assert b"post_train_bits" in response.content

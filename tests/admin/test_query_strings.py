@@ -1,5 +1,5 @@
-"""A query string holding the NUL character: PostgreSQL cannot compare text with it, so every list filter on it
-was a 500 (found by probing every admin list on PostgreSQL). It is a 400 naming the parameter, everywhere."""
+"""A query string holding the NUL character: PostgreSQL cannot compare text with it, so a list filter on it would
+fail its query. It is a 400 naming the parameter, everywhere."""
 
 import pytest
 from django.contrib import admin

@@ -131,7 +131,7 @@ def test_fit_page_first_version_has_no_diff(alpha_member, alpha_fits):
 
 
 def test_an_action_on_a_selection_that_is_not_row_ids_does_nothing(alpha_member, alpha, alpha_runs):
-    # Django filters on whatever ids were posted; anything but integers was a 500.
+    # Django filters on whatever ids are posted: anything but integers is refused before that.
     for ids in (["abc"], ["\x00"], [str(alpha_runs[0].pk), "²"]):
         response = _post_action(alpha_member, "exclude_runs", ids, apply="1", reason="x")
         assert response.status_code == 302
@@ -143,7 +143,7 @@ def test_an_action_on_a_selection_that_is_not_row_ids_does_nothing(alpha_member,
 
 
 def test_a_key_form_posted_with_a_team_that_is_not_an_id_shows_the_error(alpha_member, alpha):
-    # Django's autocomplete widget filtered teams on the posted value to show it again: a 500.
+    # Django's autocomplete widget filters teams on the posted value to redraw it: only ids may reach it.
     for value in ("abc", "1e400", "\x00", "²"):
         response = alpha_member.post("/admin/runs/apikey/add/", {"team": value, "label": "k"})
         assert response.status_code == 200, value
