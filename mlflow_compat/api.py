@@ -575,6 +575,15 @@ class RunSearch(PostView):
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
         experiments = [selectors.experiment_get(team=team, experiment_id=str(i)) for i in ids]
+        if not clauses and key is None:  # the common call: paged by the database, not read whole into Python
+            stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
+            runs = selectors.run_page(
+                team=team, experiments=experiments, stages=stages, offset=offset, limit=max_results + 1
+            )
+            body: dict[str, Any] = {"runs": [run_body(mlflow_run) for mlflow_run in runs[:max_results]]}
+            if len(runs) > max_results:
+                body["next_page_token"] = _page_token(offset + max_results)
+            return body
         records = []
         for mlflow_run in selectors.run_list(team=team, experiments=experiments):
             if not _view_type_admits(view_type, mlflow_run.lifecycle_stage):
@@ -602,7 +611,7 @@ class RunSearch(PostView):
         if key is not None:
             records.sort(key=lambda pair: key(pair[0]))
         page = records[offset : offset + max_results]
-        body: dict[str, Any] = {"runs": [run_body(mlflow_run) for _, mlflow_run in page]}
+        body = {"runs": [run_body(mlflow_run) for _, mlflow_run in page]}
         if offset + max_results < len(records):
             body["next_page_token"] = _page_token(offset + max_results)
         return body

@@ -1,10 +1,11 @@
 """Reads of the MLflow API; every selector takes the acting team, and another team's rows do not exist for it."""
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 
 from mlflow_compat.errors import RESOURCE_DOES_NOT_EXIST, MlflowError
 from mlflow_compat.models import Experiment, MlflowRun, PendingMetricPoint
@@ -66,6 +67,15 @@ def run_get(*, team: Team, run_id: str, for_update: bool = False) -> MlflowRun:
 
 def run_list(*, team: Team, experiments: list[Experiment]) -> QuerySet[MlflowRun]:
     return MlflowRun.objects.filter(team=team, experiment__in=experiments).select_related("experiment")
+
+
+def run_page(
+    *, team: Team, experiments: list[Experiment], stages: Collection[str], offset: int, limit: int
+) -> list[MlflowRun]:
+    """`limit` runs of the experiments from `offset`, in MLflow's default order (newest start first, a run without
+    a start time as 0, then run id), read from the database one page at a time."""
+    runs = run_list(team=team, experiments=experiments).filter(lifecycle_stage__in=list(stages))
+    return list(runs.order_by(Coalesce("start_time", 0).desc(), "run_id")[offset : offset + limit])
 
 
 def run_metric_history(*, mlflow_run: MlflowRun, key: str) -> list[tuple[float, int, int]]:
