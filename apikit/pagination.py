@@ -11,12 +11,10 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 
-class CreatedCursorPagination(CursorPagination):
-    """Newest first by default; `?page_size=` up to 1000; `?ordering=` from the view's ordering_fields."""
+class StrictCursorPagination(CursorPagination):
+    """Cursor pages whose cursor, malformed or forged, is a 400 naming `cursor` (DRF answers 404 or fails)."""
 
-    ordering = ("-created_at", "-id")
     page_size_query_param = "page_size"
-    max_page_size = 1000
     invalid_cursor_message = "Invalid cursor; follow the next or previous link of a page."
 
     def decode_cursor(self, request: Request) -> Cursor | None:
@@ -34,6 +32,13 @@ class CreatedCursorPagination(CursorPagination):
             if not request.query_params.get(self.cursor_query_param):
                 raise
             raise ValidationError({"cursor": [self.invalid_cursor_message]}) from None
+
+
+class CreatedCursorPagination(StrictCursorPagination):
+    """Newest first by default; `?page_size=` up to 1000; `?ordering=` from the view's ordering_fields."""
+
+    ordering = ("-created_at", "-id")
+    max_page_size = 1000
 
 
 class StableOrderingFilter(OrderingFilter):

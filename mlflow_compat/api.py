@@ -51,6 +51,8 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 MAX_RESULTS_DEFAULT = 1000
 MAX_RESULTS_LIMIT = 50000
 MAX_HISTORY_RESULTS = 25000
+MAX_PAGE_OFFSET = 2**62  # a page token is not signed: a forged offset stays within the database's bigint
+MAX_SEARCH_EXPERIMENTS = 1000  # read in one query
 ARTIFACTS_SCHEME = "mlflow-artifacts:"
 ARTIFACTS_MESSAGE = (
     "Bitscale stores no artifacts: it keeps a run's params, tags and metrics (with their history). Log artifacts "
@@ -238,7 +240,7 @@ def _page_offset(token: Any) -> int:
         return 0
     try:
         offset = json.loads(base64.urlsafe_b64decode(str(token).encode()))["offset"]
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or not 0 <= offset <= MAX_PAGE_OFFSET:
             raise ValueError
         return offset
     except (ValueError, KeyError, TypeError, binascii.Error):
@@ -569,12 +571,17 @@ class RunSearch(PostView):
         ids = data.get("experiment_ids") or []
         if not isinstance(ids, list):
             raise MlflowError(INVALID_PARAMETER_VALUE, "experiment_ids must be a list.")
+        ids = list(dict.fromkeys(str(i) for i in ids))
+        if len(ids) > MAX_SEARCH_EXPERIMENTS:
+            raise MlflowError(
+                INVALID_PARAMETER_VALUE, f"experiment_ids: at most {MAX_SEARCH_EXPERIMENTS} experiments per search."
+            )
         try:
             clauses = parse_filter(_string(data, "filter"))
             key = sort_key(_order_by(data))
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
-        experiments = [selectors.experiment_get(team=team, experiment_id=str(i)) for i in ids]
+        experiments = selectors.experiments_get(team=team, experiment_ids=ids)
         if not clauses and key is None:  # the common call: paged by the database, not read whole into Python
             stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
             runs = selectors.run_page(

@@ -8,6 +8,7 @@ end_time), = != LIKE ILIKE for strings. Anything else is refused with a message 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -63,9 +64,34 @@ def _unquote(text: str) -> str:
     return text
 
 
-def _like(pattern: str, *, ignore_case: bool) -> re.Pattern[str]:
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
-    return re.compile(regex, re.IGNORECASE if ignore_case else 0)
+@functools.lru_cache(maxsize=256)
+def _like_pieces(pattern: str, ignore_case: bool) -> tuple[tuple[re.Pattern[str], int], ...]:
+    """The pattern's pieces between `%`: each a regex of fixed width (`_` any one character) and that width."""
+    flags = re.IGNORECASE | re.DOTALL if ignore_case else re.DOTALL
+    return tuple(
+        (re.compile("".join("." if c == "_" else re.escape(c) for c in piece), flags), len(piece))
+        for piece in pattern.split("%")
+    )
+
+
+def like(pattern: str, text: str, *, ignore_case: bool) -> bool:
+    """SQL LIKE: `%` any run of characters, `_` any one. The pieces between `%` are found leftmost, one after the
+    other, so the time is linear in the text whatever the pattern (a regex with `.*` for each `%` backtracks
+    exponentially on patterns like `%a%a%a%b`)."""
+    (first, first_width), *rest = _like_pieces(pattern, ignore_case)
+    if not rest:
+        return first.fullmatch(text) is not None
+    *middle, (last, last_width) = rest
+    if first.match(text) is None:
+        return False
+    position = first_width
+    for piece, _ in middle:
+        found = piece.search(text, position)
+        if found is None:
+            return False
+        position = found.end()
+    tail = len(text) - last_width
+    return tail >= position and last.fullmatch(text, tail) is not None
 
 
 def parse_filter(text: str | None) -> list[Clause]:
@@ -116,7 +142,7 @@ def matches(clauses: list[Clause], record: Mapping[str, Mapping[str, Any]]) -> b
             if math.isnan(number) or not NUMERIC_OPS[clause.op](number, clause.value):
                 return False
         elif clause.op in {"LIKE", "ILIKE"}:
-            if _like(clause.value, ignore_case=clause.op == "ILIKE").fullmatch(str(found)) is None:
+            if not like(clause.value, str(found), ignore_case=clause.op == "ILIKE"):
                 return False
         elif not NUMERIC_OPS[clause.op](str(found), clause.value):
             return False

@@ -1,6 +1,7 @@
 """Reads of the MLflow API; every selector takes the acting team, and another team's rows do not exist for it."""
 
 import math
+import re
 from collections.abc import Collection, Iterable
 from typing import Any
 
@@ -28,11 +29,33 @@ def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) 
 
         default = experiment_default(team=team)
         return experiments.get(pk=default.pk) if for_update else default
-    well_formed = experiment_id.isdigit() and len(experiment_id) <= 18  # a bigint id
-    found = experiments.filter(pk=int(experiment_id), is_default=False).first() if well_formed else None
+    row = _row_id(experiment_id)
+    found = experiments.filter(pk=row, is_default=False).first() if row is not None else None
     if found is None:
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"No Experiment with id={experiment_id} exists")
     return found
+
+
+def _row_id(experiment_id: str) -> int | None:
+    """The row id an experiment id names: ASCII digits that fit a bigint, else None."""
+    return int(experiment_id) if re.fullmatch(r"[0-9]{1,18}", experiment_id) else None
+
+
+def experiments_get(*, team: Team, experiment_ids: list[str]) -> list[Experiment]:
+    """The team's experiments `experiment_ids`, in that order, read in one query ("0" is the default one);
+    RESOURCE_DOES_NOT_EXIST for the first that the team does not have."""
+    rows = {row for row in map(_row_id, experiment_ids) if row is not None}
+    found = {e.pk: e for e in Experiment.objects.filter(team=team, is_default=False, pk__in=rows)} if rows else {}
+    experiments = []
+    for experiment_id in experiment_ids:
+        if experiment_id == "0":
+            experiments.append(experiment_get(team=team, experiment_id="0"))
+            continue
+        experiment = found.get(_row_id(experiment_id) or -1)
+        if experiment is None:
+            raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"No Experiment with id={experiment_id} exists")
+        experiments.append(experiment)
+    return experiments
 
 
 def experiment_get_by_name(*, team: Team, name: str) -> Experiment:

@@ -8,11 +8,11 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apikit.pagination import StrictCursorPagination
 from runs.api.authentication import TeamPrincipal
 from runs.models import MetricPoint, Run
 from runs.selectors import metric_history
@@ -41,6 +41,7 @@ class MetricPointSerializer(serializers.Serializer[Any]):
         return float_or_word(point.value)
 
     def to_representation(self, instance: MetricPoint) -> dict[str, Any]:
+        # The fields above describe the schema; a history page renders up to 10,000 points, directly.
         return {
             "key": instance.key,
             "value": float_or_word(instance.value),
@@ -49,12 +50,11 @@ class MetricPointSerializer(serializers.Serializer[Any]):
         }
 
 
-class StepCursorPagination(CursorPagination):
+class StepCursorPagination(StrictCursorPagination):
     """By step, then in logging order; `?page_size=` up to 10,000 (a history holds at most 100,000 points)."""
 
     ordering = ("step", "id")
     page_size = 1000
-    page_size_query_param = "page_size"
     max_page_size = 10_000
 
 

@@ -136,3 +136,11 @@ def test_a_real_cursor_still_pages(client_rw, team):
     second = client_rw.get(first["next"]).json()
     assert len(second["results"]) == 2
     assert {r["id"] for r in first["results"]}.isdisjoint(r["id"] for r in second["results"])
+
+
+@pytest.mark.parametrize("cursor", ["cD1ub3RhZGF0ZQ==", "!!!not-base64"])  # p=notadate (steps are numbers)
+def test_a_forged_cursor_on_a_metric_history_is_400_invalid_cursor(client_rw, team, cursor):
+    run = RunFactory.create(team=team)
+    response = client_rw.get(f"{RUNS}{run.pk}/metrics/?cursor={cursor}")
+    assert response.status_code == 400, response.content
+    assert "Invalid cursor" in response.json()["errors"]["cursor"][0]

@@ -561,3 +561,14 @@ def test_a_search_without_filter_pages_in_the_database_in_the_same_order_as_a_fi
         everything = {"run_view_type": view_type, "filter": "attributes.run_name != 'none of them'"}
         assert pages({"run_view_type": view_type}) == pages(everything)
     assert sum(len(page) for page in pages({})) == len(starts) - 1
+
+
+def test_experiment_ids_and_page_tokens_that_are_not_ids_or_offsets_are_refused(api):
+    # int("²") fails although "²".isdigit(); an offset past a bigint fails in the database.
+    _error(get(api, "experiments/get", {"experiment_id": "²"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    _error(post(api, "runs/search", {"experiment_ids": ["0", "²"]}), 404, "RESOURCE_DOES_NOT_EXIST")
+    token = mlflow_api._page_token(2**63)
+    _error(post(api, "runs/search", {"experiment_ids": ["0"], "page_token": token}), 400, "INVALID_PARAMETER_VALUE")
+    many = {"experiment_ids": [str(i) for i in range(mlflow_api.MAX_SEARCH_EXPERIMENTS + 1)]}
+    assert "at most" in _error(post(api, "runs/search", many), 400, "INVALID_PARAMETER_VALUE")
+    assert post(api, "runs/search", {"experiment_ids": ["0", "0"]}).json() == {"runs": []}

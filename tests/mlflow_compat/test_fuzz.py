@@ -44,7 +44,22 @@ LEAVES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=20),
     st.sampled_from(
-        ["NaN", "Infinity", "-Infinity", "1e8", "2.5", "-1", "FINISHED", "KILLED", "ALL", "x\x00y", "\ud800", REAL]
+        [
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "1e8",
+            "2.5",
+            "-1",
+            "FINISHED",
+            "KILLED",
+            "ALL",
+            "x\x00y",
+            "\ud800",
+            "²",
+            "٣",
+            REAL,
+        ]
     ),
 )
 VALUES = st.recursive(
@@ -57,7 +72,9 @@ BODIES = st.one_of(
     st.dictionaries(st.sampled_from(FIELDS), st.one_of(VALUES, st.lists(ENTITY, max_size=4)), max_size=6),
     VALUES,  # not an object at all, now and then
 )
-QUERIES = st.dictionaries(st.sampled_from(FIELDS), st.one_of(st.text(max_size=20), st.just(REAL)), max_size=4)
+QUERIES = st.dictionaries(
+    st.sampled_from(FIELDS), st.one_of(st.text(max_size=20), st.sampled_from([REAL, "²", "0"])), max_size=4
+)
 
 
 def _with_ids(value: Any, field: str, run_id: str, experiment_id: str) -> Any:
