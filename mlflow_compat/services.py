@@ -12,7 +12,6 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -253,13 +252,6 @@ def run_state(mlflow_run: MlflowRun) -> mapping.MlflowRunState:
     )
 
 
-def with_training_date(item: dict[str, Any], trained_at: datetime | None) -> dict[str, Any]:
-    """The run's training date, for a Run model that has the field (trained_at); left out otherwise."""
-    if trained_at is not None and any(f.name == "trained_at" for f in Run._meta.get_fields()):
-        return {**item, "trained_at": trained_at}
-    return item
-
-
 def _validated(payload: dict[str, Any], problems: list[str]) -> dict[str, Any] | None:
     """The payload through the API's own field validation; a field that fails is left out with a note (and a run
     without its final loss cannot be finished). None when n_params or n_tokens fail."""
@@ -297,9 +289,11 @@ def _sync(mlflow_run: MlflowRun) -> list[str]:
     mapped = mapping.map_run(run_state(mlflow_run))
     problems = list(mapped.problems)
     if mapped.payload is not None:
-        item = _validated(dict(mapped.payload), problems)
+        payload = dict(mapped.payload)
+        if mapped.trained_at is not None:  # the run's end time, checked by the API's rule like any other field
+            payload["trained_at"] = mapped.trained_at
+        item = _validated(payload, problems)
         if item is not None:
-            item = with_training_date(item, mapped.trained_at)
             changes = _changes(item, mlflow_run)
             if changes is not None:
                 fields += _write(mlflow_run, changes, _plain(item), problems)

@@ -572,3 +572,17 @@ def test_experiment_ids_and_page_tokens_that_are_not_ids_or_offsets_are_refused(
     many = {"experiment_ids": [str(i) for i in range(mlflow_api.MAX_SEARCH_EXPERIMENTS + 1)]}
     assert "at most" in _error(post(api, "runs/search", many), 400, "INVALID_PARAMETER_VALUE")
     assert post(api, "runs/search", {"experiment_ids": ["0", "0"]}).json() == {"runs": []}
+
+
+def test_an_end_time_outside_the_apis_rule_is_not_the_training_date(api):
+    # The end time becomes trained_at through the API's own rule (on or after 2000, not in the future).
+    run_id = _run(api)
+    metrics = [{"key": "final_loss", "value": 3.0, "timestamp": 1, "step": 1}]
+    assert post(api, "runs/log-batch", {"run_id": run_id, "metrics": metrics}).status_code == 200
+    assert post(api, "runs/update", {"run_id": run_id, "status": "FINISHED", "end_time": 1}).status_code == 200
+    mlflow_run = MlflowRun.objects.select_related("bitscale_run").get(run_id=run_id)
+    assert mlflow_run.bitscale_run.trained_at.year >= 2000
+    assert "trained_at" in mlflow_run.mapping_error
+    assert "bitscale.error" in {
+        t["key"] for t in get(api, "runs/get", {"run_id": run_id}).json()["run"]["data"]["tags"]
+    }
