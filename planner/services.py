@@ -508,8 +508,11 @@ def plan_law_resolve(
             )
         refused[entry.law] = refusal
 
-    # Precision first (the law that models every precision input the planner takes), then ranking order.
-    fallback = sorted(ranking.entries, key=lambda e: e.law != Law.PRECISION)  # stable sort
+    # When no law is eligible, first the law the ranking names best anyway (its warnings say why), so a plan and
+    # GET /fits/ranking/ agree; then precision (the law that models every precision input the planner takes);
+    # then ranking order.
+    named = ranking.best if not preferred else None
+    fallback = sorted(ranking.entries, key=lambda e: (e.law != named, e.law != Law.PRECISION))  # stable sort
     if preferred:
         why_not = "; ".join(f"{name} cannot serve this request ({why})" for name, why in refused.items())
         context = f"no eligible ranked law can serve this request: {why_not}"
@@ -522,7 +525,13 @@ def plan_law_resolve(
             continue
         refusal = _law_refusal(fits[entry.law], constraints)
         if refusal is None:
-            kind = "the default law" if entry.law == Law.PRECISION else "a law with a succeeded fit"
+            kind = (
+                "the law the ranking names best"
+                if entry.law == named
+                else "the default law"
+                if entry.law == Law.PRECISION
+                else "a law with a succeeded fit"
+            )
             return select(entry.law, f"{context}; fell back to {entry.law}, {kind}")
         refused[entry.law] = refusal
     # No law accepts the constraints: plan with the fallback's first choice, whose search names the field (400).

@@ -254,3 +254,14 @@ def test_the_ranking_of_a_plan_says_what_each_score_was_measured_on(client_rw, t
     Plan.objects.filter(pk=stored.pk).update(law_selection={**stored.law_selection, "ranking": old})
     again = client_rw.get(f"/api/v1/plans/{stored.pk}/").json()["law_selection"]["ranking"]
     assert [(e["scheme"], e["n_held_out_runs"]) for e in again] == [(None, None)] * 2
+
+
+def test_when_no_law_is_eligible_a_plan_uses_the_law_the_ranking_names_best(client_rw, team, post_plan):
+    # fp has the only score but covers a subset of the runs: the ranking names it best with a warning, and an
+    # auto plan answers with the same law and says why, rather than with a law the ranking did not name.
+    scored_fit(team, "chinchilla", 0.005, n_runs=12)
+    scored_fit(team, "precision", None, n_runs=40)
+    ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "main"}).json()
+    body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
+    assert ranking["best"] == body["law"] == "chinchilla"
+    assert body["law_selection"]["reason"].endswith("fell back to chinchilla, the law the ranking names best")
