@@ -1,10 +1,8 @@
-"""OpenAPI schema: the Bearer key scheme and the error responses every endpoint can give."""
+"""OpenAPI schema: the error responses every endpoint can give (the Bearer key scheme is runs.api.openapi)."""
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.plumbing import build_bearer_security_scheme_object
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -27,16 +25,6 @@ COMMON_ERRORS = {
     "429": "This key is over its rate limit.",
     "503": "The database is unreachable; nothing was written.",
 }
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    """`Authorization: Bearer <api key>` in the schema and the docs page's Authorize button."""
-
-    target_class = "runs.api.authentication.ApiKeyAuthentication"
-    name = "ApiKey"
-
-    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
-        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Bearer")
 
 
 class BitscaleAutoSchema(AutoSchema):

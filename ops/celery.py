@@ -2,7 +2,8 @@
 
 Both are written to the database, which every worker on every machine reaches, so /metrics and /healthz on
 any web process see all of them whatever the pool (prefork children included) and without a shared cache.
-Nothing here imports models at module level: config.celery imports this before Django is set up.
+Nothing here imports models at module level: the heartbeat step is added by ops.apps while the app registry
+loads.
 """
 
 import logging
@@ -12,9 +13,11 @@ from typing import Any
 from celery import bootsteps
 from celery.signals import task_postrun, task_prerun
 
+from fits.dispatch import RUN_FIT_CHUNK
+
 logger = logging.getLogger(__name__)
 
-CHUNK_TASK = "workers.run_fit_chunk"
+CHUNK_TASK = RUN_FIT_CHUNK
 CHUNK_DURATION = "bitscale_fit_chunk_duration_seconds"
 CHUNK_DURATION_BOUNDS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 

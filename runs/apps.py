@@ -9,4 +9,4 @@ class RunsConfig(AppConfig):
     verbose_name = "Runs"
 
     def ready(self) -> None:
-        from apikit import schema  # noqa: F401  (registers the OpenAPI extension for API keys)
+        from runs.api import openapi  # noqa: F401  (registers the OpenAPI extension for API keys)
