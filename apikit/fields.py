@@ -94,3 +94,13 @@ def iso_utc(value: datetime) -> str:
     """ISO 8601 in UTC with a Z, as DRF renders datetimes with USE_TZ."""
     text = value.astimezone(UTC).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text
+
+
+def float_or_word(value: float | None) -> float | str:
+    """A finite float as a number; NaN (or None, as NaN is stored) and ±Infinity as "NaN", "Infinity",
+    "-Infinity": JSON has no such numbers, and MLflow's JSON writes them so."""
+    if value is None or math.isnan(value):
+        return "NaN"
+    if math.isfinite(value):
+        return value
+    return "Infinity" if value > 0 else "-Infinity"

@@ -24,7 +24,7 @@ def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def json_depth(value: Any) -> int:
     """Nesting depth of a parsed JSON value (a scalar is 0, [] and {} are 1), without recursion.
 
-    Only containers go on the stack: a bulk body of 1,000 runs is checked in about 1.5 ms instead of 4.
+    Only containers go on the stack: scalars, most of a bulk body, never are (docs/benchmarks.md has the cost).
     """
     if not isinstance(value, (dict, list)):
         return 0

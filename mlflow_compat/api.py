@@ -24,6 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apikit.fields import float_or_word
 from apikit.json_limits import unstorable_text
 from apikit.parsers import StrictJSONParser
 from apikit.throttling import ApiKeyRateThrottle
@@ -634,7 +635,7 @@ class MetricGetHistory(GetView):
         page = points[offset : offset + max_results]
         body: dict[str, Any] = {
             "metrics": [
-                {"key": key, "value": services.metric_value_encode(value), "timestamp": timestamp, "step": step}
+                {"key": key, "value": float_or_word(value), "timestamp": timestamp, "step": step}
                 for value, timestamp, step in page
             ]
         }

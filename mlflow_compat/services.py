@@ -17,6 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
+from apikit.fields import float_or_word
 from mlflow_compat import mapping
 from mlflow_compat.errors import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, MlflowError
 from mlflow_compat.models import ACTIVE, DELETED, Experiment, MlflowRun, PendingMetricPoint
@@ -194,21 +195,12 @@ def _check_active(mlflow_run: MlflowRun) -> None:
         )
 
 
-def metric_value_encode(value: float) -> float | str:
-    """A float for JSON: NaN and ±Infinity as MLflow's JSON writes them ("NaN", "Infinity", "-Infinity")."""
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
-
-
 def _latest(stored: Mapping[str, Any], metrics: Sequence[MetricInput]) -> dict[str, Any]:
     latest = dict(stored)
     for metric in metrics:
         current = latest.get(metric.key)
         if current is None or (metric.step, metric.timestamp) >= (current[2], current[1]):
-            latest[metric.key] = [metric_value_encode(metric.value), metric.timestamp, metric.step]
+            latest[metric.key] = [float_or_word(metric.value), metric.timestamp, metric.step]
     return latest
 
 

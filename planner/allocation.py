@@ -512,8 +512,6 @@ def _bit_configurations(constraints: PlanConstraints, tie_bits: bool) -> tuple[F
     if count > MAX_BIT_CONFIGURATIONS:
         raise PlanningError(f"{count} bit configurations: narrow bits_choices or tie the bits")
     grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
-    if grid.shape[0] > MAX_BIT_CONFIGURATIONS:
-        raise PlanningError(f"{grid.shape[0]} bit configurations: narrow bits_choices or tie the bits")
     return grid.astype(np.float64), candidates
 
 

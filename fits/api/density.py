@@ -1,6 +1,5 @@
 """GET /api/v1/density/trend/: a family's capacity density trend over when its runs were trained."""
 
-import math
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -15,6 +14,7 @@ from apikit.scoping import TeamScopedMixin
 from apikit.serializers import StrictFieldsMixin
 from fits.density import MIN_TREND_POINTS, MIN_TREND_SPAN_DAYS
 from fits.density_selectors import family_density_trend
+from fits.json_numbers import finite_or_none
 
 
 class DensityTrendQuerySerializer(StrictFieldsMixin, serializers.Serializer[Any]):
@@ -41,10 +41,6 @@ class DensityTrendSerializer(serializers.Serializer[Any]):
     min_points = serializers.IntegerField()
     min_span_days = serializers.FloatField()
     reason = serializers.CharField(allow_null=True, help_text="Why there is no trend; null when there is one.")
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 class DensityTrendApi(TeamScopedMixin, APIView):
@@ -78,10 +74,10 @@ class DensityTrendApi(TeamScopedMixin, APIView):
             "n_points": trend.n_points,
             "first_trained_at": iso_utc(found.first_trained_at) if found.first_trained_at else None,
             "last_trained_at": iso_utc(found.last_trained_at) if found.last_trained_at else None,
-            "span_days": _finite(trend.span_days),
+            "span_days": finite_or_none(trend.span_days),
             "doubling_days": trend.doubling_days,
-            "slope_per_day": _finite(trend.slope),
-            "r2": _finite(trend.r2),
+            "slope_per_day": finite_or_none(trend.slope),
+            "r2": finite_or_none(trend.r2),
             "min_points": MIN_TREND_POINTS,
             "min_span_days": MIN_TREND_SPAN_DAYS,
             "reason": trend.reason,

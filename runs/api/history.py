@@ -1,6 +1,5 @@
 """GET /api/v1/runs/{id}/metrics/: a run's metric history (an extension of the contract, docs/api.md)."""
 
-import math
 from typing import Any
 
 from django.db.models import QuerySet
@@ -12,22 +11,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from apikit.fields import float_or_word
 from apikit.pagination import StrictCursorPagination
 from runs.api.authentication import TeamPrincipal
 from runs.models import MetricPoint, Run
 from runs.selectors import metric_history
-
-
-def float_or_word(value: float | None) -> float | str:
-    """A finite float as a number; NaN (stored as NULL) and ±Infinity as "NaN", "Infinity", "-Infinity" (JSON has
-    no such numbers)."""
-    if value is None:
-        return "NaN"
-    if math.isfinite(value):
-        return value
-    if math.isnan(value):
-        return "NaN"
-    return "Infinity" if value > 0 else "-Infinity"
 
 
 class MetricPointSerializer(serializers.Serializer[Any]):

@@ -1,6 +1,6 @@
 """Views of /api/v1/runs/ and /api/v1/families/: thin, team-scoped, writes through runs.services."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -9,9 +9,6 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-
-if TYPE_CHECKING:
-    pass
 
 from apikit.scoping import TeamScopedMixin
 from runs.api.serializers import (

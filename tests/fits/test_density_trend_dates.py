@@ -125,7 +125,7 @@ def test_a_batch_trained_the_same_day_gets_no_trend_and_says_why(client_rw, team
 
 @pytest.mark.django_db
 def test_runs_without_dates_default_to_their_registration_and_get_no_trend(client_rw, team):
-    """The demo's old failure: densities spread over days of the sweep, all registered in one second."""
+    """Runs registered within one second (no training dates given) span no time: no trend is fitted."""
     _post_and_fit(client_rw, team, _sweep([0, 60, 120, 180, 240], with_dates=False))
     body = client_rw.get(f"{TREND}?family=sweep").json()
     assert body["doubling_days"] is None

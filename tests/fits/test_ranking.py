@@ -104,8 +104,8 @@ def test_a_law_covering_fewer_runs_is_ranked_but_cannot_be_best():
 
 
 def test_coverage_is_compared_with_unranked_fits_too():
-    # The old precision fit covers every run: the fp fit's backtest saw a subset, so it is not eligible; it is
-    # still named best, the only law with a score, and the warnings say on what it rests.
+    # An unranked precision fit (no run-level score) covers every run: the fp fit's backtest saw a subset, so fp
+    # is not eligible; it is still named best, the only law with a score, and the warnings say on what it rests.
     ranking = rank_laws([law_fit("fp", 0.005, n_runs=12), law_fit("precision", n_runs=40, backtest={"rmse_log": 0.01})])
     assert ranking.best == "fp"
     assert ranking.get("fp").ranked

@@ -13,7 +13,7 @@ from tests.browser import console_errors
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_api_docs_page_renders_under_the_policy(browser, live_server):  # noqa: F811
+def test_the_api_docs_page_renders_under_the_policy(browser, live_server):
     browser.get(f"{live_server.url}/api/v1/docs/")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not browser.find_elements("css selector", ".opblock"):
