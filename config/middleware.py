@@ -5,6 +5,7 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
@@ -51,6 +52,27 @@ class QueryStringTextMiddleware:
                 if request.path.startswith("/api/"):
                     return JsonResponse({"errors": {shown: [NUL_MESSAGE]}}, status=400)
                 return HttpResponseBadRequest(f"Query parameter {shown!r}: {NUL_MESSAGE}", content_type="text/plain")
+        return self.get_response(request)
+
+
+class AdminSelectionMiddleware:
+    """Refuse an admin action whose selection is not a list of row ids (400), before any admin filters on it.
+
+    Django's admin filters the changelist on whatever `_selected_action` holds, and fails on text where an id
+    belongs; every model in this admin (Django's users and groups, django-axes' logs included) has integer ids.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method == "POST" and request.path.startswith("/admin/"):
+            selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
+            if any(not (value.isascii() and value.isdigit()) for value in selected):
+                return HttpResponseBadRequest(
+                    f"{ACTION_CHECKBOX_NAME}: the selection is not a list of row ids; nothing was done.",
+                    content_type="text/plain",
+                )
         return self.get_response(request)
 
 

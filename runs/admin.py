@@ -18,7 +18,7 @@ from django.contrib.admin.widgets import AutocompleteSelect as AutocompleteSelec
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -146,15 +146,6 @@ class TeamScopedAdmin(admin.ModelAdmin[Any]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
         return self._allowed(request, self.delete_roles, obj)
-
-    def response_action(self, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
-        """Django's action handler, once the selection is known to be row ids (every model here has integer
-        ids): Django would filter on whatever was posted and fail with a 500 on anything else."""
-        selected = request.POST.getlist(ACTION_CHECKBOX_NAME)
-        if any(not (value.isascii() and value.isdigit()) for value in selected):
-            self.message_user(request, "The selection is not a list of row ids; nothing was done.", messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
-        return super().response_action(request, queryset)
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         # A row can only be put into a team where the user may add rows.

@@ -3,6 +3,7 @@
 from fits.models import FitScope
 from runs.models import ApiKey, Run
 from runs.services import api_key_digest
+from tests.factories import logged_in, staff_user
 
 RUNS = "/admin/runs/run/"
 
@@ -131,15 +132,18 @@ def test_fit_page_first_version_has_no_diff(alpha_member, alpha_fits):
 
 
 def test_an_action_on_a_selection_that_is_not_row_ids_does_nothing(alpha_member, alpha, alpha_runs):
-    # Django filters on whatever ids are posted: anything but integers is refused before that.
+    # Django's admin filters on whatever ids are posted: anything but integers is refused before that, on every
+    # admin list (Django's own user and group lists too).
     for ids in (["abc"], ["\x00"], [str(alpha_runs[0].pk), "²"]):
         response = _post_action(alpha_member, "exclude_runs", ids, apply="1", reason="x")
-        assert response.status_code == 302
-        page = alpha_member.get(response.url).content.decode()
-        assert "The selection is not a list of row ids; nothing was done." in page
+        assert response.status_code == 400
+        assert b"_selected_action: the selection is not a list of row ids" in response.content
     assert not Run.objects.filter(excluded=True).exists()
-    assert _post_action(alpha_member, "delete_selected", ["abc"]).status_code == 302
+    assert _post_action(alpha_member, "delete_selected", ["abc"]).status_code == 400
     assert Run.objects.count() == len(alpha_runs)
+    root = logged_in(staff_user("root", team=alpha, is_superuser=True))
+    for url in ("/admin/auth/user/", "/admin/auth/group/", "/admin/axes/accessattempt/"):
+        assert root.post(url, {"action": "delete_selected", "_selected_action": ["abc"]}).status_code == 400
 
 
 def test_a_key_form_posted_with_a_team_that_is_not_an_id_shows_the_error(alpha_member, alpha):
