@@ -9,14 +9,13 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 
-from fits.density import capacity_density
+from fits.density_selectors import fit_run_densities
 from fits.models import Fit, FitQuerySet
 from fits.plots import Plot, density_over_time_svg
 from fits.review import (
     PLOTS_CACHE_SECONDS,
     PLOTS_CACHE_VERSION,
     backtest_rows,
-    fit_density_rows,
     fit_diff,
     fit_plots,
     fit_previous,
@@ -50,32 +49,18 @@ def fit_density_plot(fit: Fit) -> Plot:
     """Capacity density of the fit's runs (those still stored, with a final loss) against when they were
     trained, relative to this fit's 16-bit curve; cached per fit and training dates (a fit never changes, but a
     run's trained_at may be corrected without changing what the fit reads)."""
-    rows = fit_density_rows(fit=fit)
-    dates = hashlib.sha256(repr([(r[0], r[7].isoformat()) for r in rows]).encode()).hexdigest()[:16]
+    rows, density = fit_run_densities(fit=fit)
+    dates = hashlib.sha256(repr([(r[0], r[-1].isoformat()) for r in rows]).encode()).hexdigest()[:16]
     key = f"fit-density:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{DENSITY_PLOT_VERSION}:{dates}"
     cached: Plot | None = cache.get(key)
     if cached is not None:
         return cached
-    params = {**fit.fixed, **fit.params}
-    try:
-        density = capacity_density(
-            params,
-            law=fit.law,
-            n_params=[r[1] for r in rows],
-            n_tokens=[r[2] for r in rows],
-            final_loss=[float(r[3] or "nan") for r in rows],
-        )
-    except (KeyError, ValueError):
-        density = None
-    if density is None:
-        svg = density_over_time_svg([], [])
-    else:
-        svg = density_over_time_svg(
-            [r[7] for r in rows],
-            density,
-            bits=[min(r[4], r[5], r[6]) for r in rows],
-            reference=f"{fit.law} v{fit.version} at 16 bits",
-        )
+    svg = density_over_time_svg(  # all NaN (no density defined) draws the message saying so
+        [r[-1] for r in rows],
+        density,
+        bits=[min(r[4], r[5], r[6]) for r in rows],
+        reference=f"{fit.law} v{fit.version} at 16 bits",
+    )
     plot = Plot("density", "Capacity density over time", svg)
     cache.set(key, plot, PLOTS_CACHE_SECONDS)
     return plot

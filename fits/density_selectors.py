@@ -7,11 +7,12 @@ A run's density uses its family's current fit: the newest succeeded `precision` 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from django.db.models import OuterRef, Subquery
 
-from fits.density import DensityTrend, capacity_density, density_trend, effective_params_16bit
+from fits.density import DensityTrend, FloatArray, capacity_density, density_trend, effective_params_16bit
 from fits.json_numbers import finite_or_none
 from fits.models import Fit, Law
 from runs.models import Run, Team
@@ -41,7 +42,7 @@ def current_reference_fits(*, scopes: Iterable[tuple[int, str]]) -> dict[tuple[i
         law__in=LAW_PREFERENCE,
         status=Fit.Status.SUCCEEDED,
         version=Subquery(newest),
-    ).only("id", "team_id", "family", "law", "version", "params", "fixed")
+    ).only("id", "team_id", "family", "law", "version", "params", "fixed", "run_ids")
     by_scope: dict[tuple[int, str], Fit] = {}
     rank = {str(law): i for i, law in enumerate(LAW_PREFERENCE)}
     for fit in fits:
@@ -95,17 +96,19 @@ class FamilyDensityTrend:
     trend: DensityTrend
 
 
-def family_density_trend(*, team: Team, family: str) -> FamilyDensityTrend | None:
-    """The trend of ln(density) against trained_at over the runs the reference fit read; None without a fit."""
-    fit = current_reference_fits(scopes=[(team.pk, family)]).get((team.pk, family))
-    if fit is None:
-        return None
+DENSITY_ROW_FIELDS = ("id", "n_params", "n_tokens", "final_loss", "weight_bits", "activation_bits", "kv_bits")
+
+
+def fit_run_densities(*, fit: Fit) -> tuple[list[tuple[Any, ...]], FloatArray]:
+    """The fit's runs still stored with a final loss, in training order, as rows (DENSITY_ROW_FIELDS then
+    trained_at), and each one's capacity density under `fit` (NaN where undefined; all NaN when the fit row lacks
+    the law's parameters). The API's trend and the fit page's plot both read this."""
     fitted = set(fit.run_ids)
     rows = [
         row
-        for row in Run.objects.filter(team=team, family=family, final_loss__isnull=False)
+        for row in Run.objects.filter(team_id=fit.team_id, family=fit.family, final_loss__isnull=False)
         .order_by("trained_at", "id")
-        .values_list("id", "n_params", "n_tokens", "final_loss", "trained_at")
+        .values_list(*DENSITY_ROW_FIELDS, "trained_at")
         if row[0] in fitted
     ]
     try:
@@ -118,9 +121,19 @@ def family_density_trend(*, team: Team, family: str) -> FamilyDensityTrend | Non
         )
     except (KeyError, ValueError, TypeError):  # a fit row without the law's parameters: no density
         rho = np.full(len(rows), np.nan)
-    defined = [r[4] for r, value in zip(rows, rho, strict=True) if np.isfinite(value) and value > 0]
-    origin = rows[0][4] if rows else None
-    days = [(r[4] - origin).total_seconds() / 86400.0 for r in rows] if origin is not None else []
+    return rows, np.asarray(rho, dtype=np.float64)
+
+
+def family_density_trend(*, team: Team, family: str) -> FamilyDensityTrend | None:
+    """The trend of ln(density) against trained_at over the runs the reference fit read; None without a fit."""
+    fit = current_reference_fits(scopes=[(team.pk, family)]).get((team.pk, family))
+    if fit is None:
+        return None
+    rows, rho = fit_run_densities(fit=fit)
+    trained = [r[-1] for r in rows]
+    defined = [at for at, value in zip(trained, rho, strict=True) if np.isfinite(value) and value > 0]
+    origin = trained[0] if trained else None
+    days = [(at - origin).total_seconds() / 86400.0 for at in trained] if origin is not None else []
     return FamilyDensityTrend(
         fit=fit,
         n_runs=len(rows),

@@ -157,21 +157,6 @@ def screened_rows(*, fit: Fit) -> list[dict[str, Any]]:
     ]
 
 
-def fit_density_rows(*, fit: Fit) -> list[tuple[Any, ...]]:
-    """The fit's runs still stored with a final loss, in training order: (id, n_params, n_tokens, final_loss,
-    weight_bits, activation_bits, kv_bits, trained_at)."""
-    fitted = set(fit.run_ids)
-    return [
-        row
-        for row in Run.objects.filter(team_id=fit.team_id, family=fit.family, final_loss__isnull=False)
-        .order_by("trained_at", "id")
-        .values_list(
-            "id", "n_params", "n_tokens", "final_loss", "weight_bits", "activation_bits", "kv_bits", "trained_at"
-        )
-        if row[0] in fitted
-    ]
-
-
 def fit_plots(*, fit: Fit) -> list[plots.Plot]:
     """The fit page's plots, rendered once per fit and cached (a finished fit never changes)."""
     key = f"fit-plots:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}"

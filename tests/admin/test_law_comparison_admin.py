@@ -8,6 +8,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from fits import density_selectors
+from fits.admin import fit_density_plot
 from fits.laws import FitResult, Observations, fit_law
 from fits.models import Fit
 from fits.review import law_comparison
@@ -15,7 +17,8 @@ from fits.selectors import law_ranking
 from planner.models import Plan
 from planner.services import plan_create
 from runs.models import Run, Team
-from tests.factories import N_BOOTSTRAP, FitFactory, runs_from_observations
+from tests.factories import N_BOOTSTRAP, FitFactory, RunFactory, runs_from_observations
+from tests.published import EPOCH
 
 
 def _fit_url(fit_id: int) -> str:
@@ -192,3 +195,17 @@ def test_a_failed_fits_page_shows_the_comparison_of_the_succeeded_ones(alpha_mem
     assert chinchilla["url"] == _fit_url(alpha_laws["chinchilla"].pk)
     assert "page-law" in chinchilla["classes"]
     assert "the comparison uses the current version" in page
+
+
+def test_a_fit_row_without_usable_parameters_has_no_density_in_the_plot_nor_in_the_trend(alpha):
+    # The fit page's density plot and GET /density/trend/ read one selector, which answers "no density" for
+    # parameters the law cannot use (None where a number belongs).
+    fit = FitFactory.create(team=alpha, family="broken", law="chinchilla", params={**EPOCH, "alpha": None})
+    RunFactory.create(team=alpha, family="broken", final_loss=3.0)
+    Fit.objects.filter(pk=fit.pk).update(run_ids=list(Run.objects.filter(family="broken").values_list("id", flat=True)))
+    fit.refresh_from_db()
+    assert "No run with a defined density." in fit_density_plot(fit).svg
+    trend = density_selectors.family_density_trend(team=alpha, family="broken")
+    assert trend is not None
+    assert trend.n_runs == 1
+    assert trend.trend.doubling_days is None
