@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fits.laws.backtest import SCHEME_TEXT
+
 # Scores within this relative distance of the best score of their group count as tied: a backtest on a handful
 # of held-out runs cannot tell 2% apart. Tied laws are ordered by fewer fitted parameters (parsimony), then by
 # law name, so the order never depends on the order of the input.
@@ -122,7 +124,7 @@ class Ranking:
         held = best.n_held_out_runs
         if held is not None and held < MIN_HELD_OUT_RUNS:
             runs = "run" if held == 1 else "runs"
-            which = "the largest-compute runs" if best.scheme == "largest_compute" else "those of the largest N"
+            which = SCHEME_TEXT.get(best.scheme or "", "the runs of the largest N")
             out.append(
                 f"the law ranking rests on {held} held-out {runs} ({which}): a weak basis for choosing "
                 "a law; runs at several sizes near the largest would make it firmer"

@@ -10,6 +10,7 @@ from django.urls import reverse
 
 from fits import plots
 from fits.laws import Observations
+from fits.laws.backtest import SCHEME_TEXT
 from fits.models import Fit
 from fits.selectors import FitData, fit_data, law_ranking
 from runs.models import Run
@@ -121,12 +122,6 @@ def fit_diff(*, fit: Fit, previous: Fit) -> FitDiff:
     )
 
 
-BACKTEST_SCHEMES = {
-    "largest_n": "the runs of the largest N held out",
-    "largest_compute": "the largest-compute runs held out",
-}
-
-
 def backtest_rows(*, fit: Fit) -> tuple[str, list[tuple[str, str]]]:
     """The backtest's scheme in words, and its figures as (name, text) rows for the fit page."""
     rows = []
@@ -141,7 +136,7 @@ def backtest_rows(*, fit: Fit) -> tuple[str, list[tuple[str, str]]]:
             text = str(value)
         rows.append((name, text))
     scheme = str((fit.backtest or {}).get("scheme", "largest_n"))
-    return BACKTEST_SCHEMES.get(scheme, scheme), rows
+    return (f"{SCHEME_TEXT[scheme]} held out" if scheme in SCHEME_TEXT else scheme), rows
 
 
 def screened_rows(*, fit: Fit) -> list[dict[str, Any]]:

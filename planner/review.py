@@ -3,10 +3,9 @@
 import math
 from typing import Any
 
+from fits.laws.backtest import SCHEME_TEXT
 from fits.review import fit_admin_url, number_label
 from planner.models import AUTO_LAW, Plan
-
-SCHEME_LABELS = {"largest_n": "runs of the largest N", "largest_compute": "largest-compute runs"}
 
 
 def _basis_label(entry: dict[str, Any]) -> str:
@@ -17,7 +16,7 @@ def _basis_label(entry: dict[str, Any]) -> str:
         return ""
     label = f"{int(held)} held-out run{'s' if int(held) != 1 else ''}"
     scheme = entry.get("scheme")
-    return f"{label} ({SCHEME_LABELS.get(scheme, scheme)})" if isinstance(scheme, str) and scheme else label
+    return f"{label} ({SCHEME_TEXT.get(scheme, scheme)})" if isinstance(scheme, str) and scheme else label
 
 
 def plan_law_selection(*, plan: Plan) -> dict[str, Any]:

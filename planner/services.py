@@ -16,6 +16,7 @@ from rest_framework import status
 from apikit.exceptions import DomainError
 from fits.json_numbers import finite_or_none
 from fits.laws import FitResult, fp_layout, in_domain, predict_loss, predict_loss_draws
+from fits.laws.backtest import SCHEME_TEXT
 from fits.models import Fit, Law
 from fits.ranking import RankedLaw
 from fits.selectors import fit_current, fit_is_stale, law_ranking
@@ -449,12 +450,9 @@ def _first_message(errors: Any, path: str = "") -> str:
     return str(errors)
 
 
-_SCHEME_TEXT = {"largest_n": "the runs of the largest N", "largest_compute": "the largest-compute runs"}
-
-
 def _score_text(entry: RankedLaw) -> str:
     held = f" on {entry.n_held_out_runs} held-out runs" if entry.n_held_out_runs is not None else ""
-    scheme = f" ({_SCHEME_TEXT.get(entry.scheme or '', entry.scheme)})" if entry.scheme else ""
+    scheme = f" ({SCHEME_TEXT.get(entry.scheme or '', entry.scheme)})" if entry.scheme else ""
     return f"backtest RMSE of log loss {entry.score:.4g}{held}{scheme}"
 
 

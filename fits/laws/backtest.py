@@ -29,6 +29,7 @@ LARGEST_N_MIN_SIZES = 4
 HOLD_OUT_FRACTION = 0.25
 MIN_TOKEN_COUNTS = 3
 SCHEMES = ("largest_n", "largest_compute")
+SCHEME_TEXT = {"largest_n": "the runs of the largest N", "largest_compute": "the largest-compute runs"}  # held out
 BoolArray = npt.NDArray[np.bool_]
 
 
