@@ -6,11 +6,13 @@ time, written at most once a minute, is not counted.
 """
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from fits.models import FitScope, Law
 from runs.models import Evaluation, Run
-from runs.services import _built
+from runs.services import _built, runs_upsert
 
 RUN = {
     "external_id": "q-1",
@@ -158,3 +160,16 @@ def test_runs_and_evaluations_built_positionally_equal_those_built_by_keyword(te
     assert evaluation.run is run
     with pytest.raises(TypeError):
         _built(Run, {"n_param": 10}, related={"team": team})
+
+
+def test_an_upsert_reads_stored_evaluations_only_when_it_needs_them(client_rw, team):
+    # Only evaluations sent, or a weight_bits change (which must stay above them), need the stored ones.
+    client_rw.post("/api/v1/runs/", RUN, format="json")
+
+    def evaluation_reads(item: dict[str, object]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            runs_upsert(team=team, items=[{"external_id": "q-1", **item}])
+        return sum(q["sql"].startswith("SELECT") and "runs_evaluation" in q["sql"] for q in queries.captured_queries)
+
+    assert evaluation_reads({"final_loss": 2.8, "status": "finished"}) == 0
+    assert evaluation_reads({"weight_bits": 16.0}) == 1
