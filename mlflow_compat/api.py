@@ -631,15 +631,14 @@ class MetricGetHistory(GetView):
         key = _key(data.get("metric_key"), "metric_key")
         max_results = _max_results(data, default=MAX_HISTORY_RESULTS, limit=MAX_HISTORY_RESULTS)
         offset = _page_offset(data.get("page_token"))
-        points = selectors.run_metric_history(mlflow_run=mlflow_run, key=key)
-        page = points[offset : offset + max_results]
+        points = selectors.run_metric_history(mlflow_run=mlflow_run, key=key, offset=offset, limit=max_results + 1)
         body: dict[str, Any] = {
             "metrics": [
                 {"key": key, "value": float_or_word(value), "timestamp": timestamp, "step": step}
-                for value, timestamp, step in page
+                for value, timestamp, step in points[:max_results]
             ]
         }
-        if offset + max_results < len(points):
+        if len(points) > max_results:
             body["next_page_token"] = _page_token(offset + max_results)
         return body
 

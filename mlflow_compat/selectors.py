@@ -2,7 +2,7 @@
 
 import math
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from typing import Any
 
 from django.db.models import QuerySet
@@ -101,15 +101,17 @@ def run_page(
     return list(runs.order_by(Coalesce("start_time", 0).desc(), "run_id")[offset : offset + limit])
 
 
-def run_metric_history(*, mlflow_run: MlflowRun, key: str) -> list[tuple[float, int, int]]:
-    """Every logged (value, timestamp, step) of metric `key`, by step then in logging order; NaN read back."""
-    rows: Iterable[tuple[float | None, int, int]]
-    if mlflow_run.bitscale_run is not None:
-        rows = metric_history(run=mlflow_run.bitscale_run, key=key).values_list("value", "timestamp", "step")
+def run_metric_history(*, mlflow_run: MlflowRun, key: str, offset: int, limit: int) -> list[tuple[float, int, int]]:
+    """`limit` logged (value, timestamp, step) of metric `key` from `offset`, by step then in logging order (one
+    page read from the database, not the whole history); NaN read back."""
+    rows: QuerySet[Any, tuple[float | None, int, int]]
+    if mlflow_run.bitscale_run_id is not None:
+        rows = metric_history(run_id=mlflow_run.bitscale_run_id, key=key).values_list("value", "timestamp", "step")
     else:
         rows = (
             PendingMetricPoint.objects.filter(mlflow_run=mlflow_run, key=key)
             .order_by("step", "timestamp", "id")
             .values_list("value", "timestamp", "step")
         )
-    return [(math.nan if value is None else value, timestamp, step) for value, timestamp, step in rows]
+    page = rows[offset : offset + limit]
+    return [(math.nan if value is None else value, timestamp, step) for value, timestamp, step in page]

@@ -57,9 +57,9 @@ def run_export_rows(*, runs: QuerySet[Run], chunk_size: int = 2000) -> Any:
     )
 
 
-def metric_history(*, run: Run, key: str | None = None) -> QuerySet[MetricPoint]:
+def metric_history(*, run_id: int, key: str | None = None) -> QuerySet[MetricPoint]:
     """The run's logged metric points (of one key when given), by step, then in the order they were logged."""
-    points = MetricPoint.objects.filter(run=run)
+    points = MetricPoint.objects.filter(run_id=run_id)
     if key is not None:
         points = points.filter(key=key)
     return points.order_by("step", "timestamp", "id")
@@ -73,7 +73,7 @@ def loss_curves(*, run: Run, max_points_per_key: int = 2_000) -> dict[str, list[
     for key in keys:
         points = [
             (step, math.nan if value is None else value)
-            for step, value in metric_history(run=run, key=key).values_list("step", "value")
+            for step, value in metric_history(run_id=run.pk, key=key).values_list("step", "value")
         ]
         if len(points) > max_points_per_key:
             stride = -(-len(points) // max_points_per_key)

@@ -59,7 +59,7 @@ class RunMetricsApi(ListAPIView[MetricPoint]):
         run = Run.objects.filter(team=principal.team, pk=self.kwargs["pk"]).first()
         if run is None:
             raise NotFound("No such run.")
-        return metric_history(run=run, key=self.request.query_params.get("key") or None)
+        return metric_history(run_id=run.pk, key=self.request.query_params.get("key") or None)
 
     @extend_schema(parameters=[OpenApiParameter("key", str, description="Only the points of this metric.")])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:

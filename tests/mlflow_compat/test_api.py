@@ -586,3 +586,18 @@ def test_an_end_time_outside_the_apis_rule_is_not_the_training_date(api):
     assert "bitscale.error" in {
         t["key"] for t in get(api, "runs/get", {"run_id": run_id}).json()["run"]["data"]["tags"]
     }
+
+
+@pytest.mark.parametrize("sizes", [True, False])  # the Bitscale run's history, or the points pending before it
+def test_metric_history_pages_in_logging_order(api, sizes):
+    run_id = _run(api, sizes=sizes)
+    assert post(api, "runs/log-batch", {"run_id": run_id, "metrics": _metrics(7)}).status_code == 200
+    steps, token = [], None
+    while True:
+        query = {"run_id": run_id, "metric_key": "loss", "max_results": 3, **({"page_token": token} if token else {})}
+        body = get(api, "metrics/get-history", query).json()
+        steps.append([point["step"] for point in body["metrics"]])
+        token = body.get("next_page_token")
+        if not token:
+            break
+    assert steps == [[0, 1, 2], [3, 4, 5], [6]]
