@@ -3,16 +3,25 @@
 Request metrics (ops.metrics) live in each worker process; prometheus_client's multiprocess mode has every
 process write them under PROMETHEUS_MULTIPROC_DIR, and a scrape of any process sums them all. The folder is
 emptied (or made) when gunicorn starts (counters restart with the server), and a dead worker's gauges are dropped.
+
+The master's hooks that gunicorn calls from a signal handler (`child_exit` runs inside SIGCHLD's) import nothing
+and cannot raise: a handler can interrupt the master anywhere, including in the middle of an import of the same
+module, and an exception there ends the master and the whole web tier with it.
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 accesslog = None  # the app logs each request itself, with its request id (ops.middleware)
+
+# Set by on_starting, which runs once in the master before any worker exists (not in a signal handler).
+_mark_process_dead: Callable[[int], None] | None = None
 
 
 def on_starting(server: Any) -> None:
@@ -24,9 +33,18 @@ def on_starting(server: Any) -> None:
         os.makedirs(folder)
     else:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="bitscale-metrics-")
+    # Imported only now: prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is first imported, and the
+    # workers forked from this process inherit the module as imported here.
+    from prometheus_client import multiprocess
+
+    global _mark_process_dead
+    _mark_process_dead = multiprocess.mark_process_dead
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from prometheus_client import multiprocess
-
-    multiprocess.mark_process_dead(worker.pid)
+    # Runs inside the master's SIGCHLD handler: only signal-safe work, no import, nothing that can raise.
+    mark = _mark_process_dead
+    if mark is None:
+        return
+    with contextlib.suppress(Exception):  # a metrics file left behind must never end the master
+        mark(worker.pid)

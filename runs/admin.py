@@ -14,6 +14,8 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.admin.widgets import AutocompleteSelect as AutocompleteSelectBase
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -93,6 +95,36 @@ def autocomplete_widget(model_admin: Any, db_field: Any, request: HttpRequest, k
         kwargs.setdefault("widget", AutocompleteSelect(db_field, model_admin.admin_site, using=kwargs.get("using")))
 
 
+class ShownFiltersChangeList(ChangeList):
+    """A change list that refuses a filter parameter it would drop without showing.
+
+    Django hides a list filter with fewer than two choices and then ignores its parameter: for a member of one
+    team, `?team__id__exact=<another team>` listed every run of their own team, and "select all" with an action
+    acted on all of them. A list must never act on more than it shows, so such a parameter is refused: Django
+    redirects to the unfiltered list (`?e=1`), with a message naming the parameter, and runs no action.
+    """
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        specs, has_filters, remaining, may_have_duplicates, has_active = super().get_filters(request)
+        applied = set(remaining)
+        for spec in specs:
+            applied.update(spec.expected_parameters() or ())
+        hierarchy = f"{self.date_hierarchy}__" if self.date_hierarchy else None
+        dropped = sorted(
+            key
+            for key in self.get_filters_params()
+            if key not in applied and not (hierarchy and key.startswith(hierarchy))
+        )
+        if dropped:
+            messages.error(
+                request,
+                f"This list cannot filter by {', '.join(dropped)} (nothing it shows matches the value, or the "
+                "filter has one choice); it shows the unfiltered list instead and ran no action.",
+            )
+            raise IncorrectLookupParameters(f"filters not shown: {dropped}")
+        return specs, has_filters, remaining, may_have_duplicates, has_active
+
+
 class TeamScopedAdmin(admin.ModelAdmin[Any]):
     """A ModelAdmin over rows that belong to a team; `team_path` leads from the model to Team ("" for Team).
 
@@ -117,6 +149,9 @@ class TeamScopedAdmin(admin.ModelAdmin[Any]):
         for hop in hops:
             value = getattr(value, hop)
         return getattr(value, f"{last}_id", None)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ShownFiltersChangeList
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)

@@ -138,3 +138,34 @@ def test_every_list_hides_the_other_team(beta_member, alpha, alpha_fits, url):
     assert "alpha-only" not in body
     assert "ada" not in body
     assert Fit.objects.filter(team=alpha).exists()
+
+
+def test_a_filter_the_list_cannot_show_is_refused_and_select_all_deletes_nothing(beta_member, alpha, beta, beta_runs):
+    # A one-team user's team filter is hidden (one choice); Django would drop its parameter and list every run.
+    url = f"{RUNS}?team__id__exact={alpha.pk}"
+    page = beta_member.get(url)
+    assert page.status_code == 302
+    assert page.url.endswith("?e=1")
+    shown = beta_member.get(page.url)
+    assert "cannot filter by team__id__exact" in shown.content.decode()
+
+    action = {"action": "delete_selected", "select_across": "1", "index": "0", "post": "yes"}
+    beta_member.post(url, {**action, "_selected_action": [str(beta_runs[0].pk)]})
+    assert Run.objects.filter(team=beta).count() == len(beta_runs)
+
+    key, _ = api_key_create(team=beta, label="kept")
+    beta_member.post(
+        f"/admin/runs/apikey/?team__id__exact={alpha.pk}",
+        {"action": "revoke_keys", "select_across": "1", "index": "0", "_selected_action": [str(key.pk)]},
+    )
+    key.refresh_from_db()
+    assert key.revoked_at is None
+
+
+def test_a_filter_the_list_shows_still_applies_with_select_all(superuser, alpha, beta, alpha_runs, beta_runs):
+    # Two teams present: the team filter is shown and "select all" acts on the filtered list only.
+    action = {"action": "delete_selected", "select_across": "1", "index": "0", "post": "yes"}
+    superuser.post(f"{RUNS}?team__id__exact={beta.pk}", {**action, "_selected_action": [str(beta_runs[0].pk)]})
+    assert Run.objects.filter(team=beta).count() == 0
+    assert Run.objects.filter(team=alpha).count() == len(alpha_runs)
+
