@@ -168,4 +168,3 @@ def test_a_filter_the_list_shows_still_applies_with_select_all(superuser, alpha,
     superuser.post(f"{RUNS}?team__id__exact={beta.pk}", {**action, "_selected_action": [str(beta_runs[0].pk)]})
     assert Run.objects.filter(team=beta).count() == 0
     assert Run.objects.filter(team=alpha).count() == len(alpha_runs)
-
