@@ -51,3 +51,15 @@ def string_list(name: str, *, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
+def cache_config(url: str) -> dict[str, object]:
+    """A CACHES entry from a cache URL (django-environ's schemes); a Redis cache is the one that falls back to
+    local memory while Redis does not answer (config.cache.FailSoftRedisCache)."""
+    config: dict[str, object] = env.cache_url_config(url)
+    if config["BACKEND"] == REDIS_CACHE:
+        config["BACKEND"] = "config.cache.FailSoftRedisCache"
+    return config

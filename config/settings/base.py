@@ -8,7 +8,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env, flag, integer, string, string_list
+from config.env import cache_config, env, flag, integer, string, string_list
 
 django_stubs_ext.monkeypatch()  # lets admin and DRF classes be subscripted for the type checker
 
@@ -186,8 +186,11 @@ API_RATE_LIMIT = string("API_RATE_LIMIT", default="1200/min")
 
 # CACHES ----------------------------------------------------------------------------------
 # https://docs.djangoproject.com/en/5.2/ref/settings/#caches
-# Rate-limit counters live here: per process by default; CACHE_URL=redis://host:6379/1 shares them.
-CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# Rate-limit counters and rendered plots live here: per process by default; CACHE_URL=redis://host:6379/1 shares
+# them. A Redis cache falls back to local memory while Redis does not answer (config.cache), retried every
+# CACHE_RETRY_SECONDS: an outage never fails a request.
+CACHES = {"default": cache_config(string("CACHE_URL", default="locmemcache://"))}
+CACHE_RETRY_SECONDS = 5.0
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Bitscale API",
