@@ -44,6 +44,9 @@ ANNEALING_LAMBDA = 0.999
 # fitted step, so no block straddles one).
 MAX_POINTS_PER_RUN = 192
 MAX_DROP_BLOCKS = 256
+# Laws evaluated at many steps go this many steps at a time: blocks are cut at every evaluated step, so one design
+# over n steps would cost n x n.
+EVAL_CHUNK = 256
 _ETA_FLOOR = 1e-9  # eta_k = 0 (a decay to zero) sends eta^-gamma to infinity and G to 1; the floor keeps it finite
 
 # Optimiser coordinates: L0, log A, alpha per group; then log B, log C, beta, gamma (multipower) or C (annealing).
@@ -170,8 +173,8 @@ def _design(
     Only decreases enter the loss-drop sum unless `increases` (warmup then enters with a negative sign, the
     authors' convention for the published parameters). Blocks hold equal shares of the total |decrease| (at most
     `max_blocks`; None: one block per step, exact), are cut where the decrease changes sign and after every
-    evaluation step. A block stands at its decrease-weighted
-    mean learning rate, area and step; the error this makes is measured in tests/fits/test_curves.py.
+    evaluation step. A block stands at its decrease-weighted mean learning rate, area and step; the error this makes
+    is measured in tests/fits/test_curves.py.
     """
     eta = schedule.lr / lr_scale
     t = np.clip(np.rint(steps).astype(np.int64), 0, schedule.total_steps)
@@ -257,11 +260,12 @@ def multipower_loss(
     units of `lr_scale`; max_blocks None sums every step exactly). `warmup_in_drop` counts the warmup's increases
     in the loss-drop sum with a negative sign, as the authors' code does (their published L0 assumes it)."""
     st = np.asarray(steps, dtype=np.float64).reshape(-1)
-    des = _design(schedule, st, lr_scale, max_blocks, warmup_in_drop)
-    ld = _drop_multipower(des, float(params["C"]), float(params["beta"]), float(params["gamma"]))[0]
-    return np.asarray(
-        params["L0"] + params["A"] * des.s1 ** (-float(params["alpha"])) - params["B"] * ld, dtype=np.float64
-    )
+    out = np.empty(st.shape[0])
+    for lo in range(0, st.shape[0], EVAL_CHUNK):
+        des = _design(schedule, st[lo : lo + EVAL_CHUNK], lr_scale, max_blocks, warmup_in_drop)
+        ld = _drop_multipower(des, float(params["C"]), float(params["beta"]), float(params["gamma"]))[0]
+        out[lo : lo + EVAL_CHUNK] = params["L0"] + params["A"] * des.s1 ** (-float(params["alpha"])) - params["B"] * ld
+    return out
 
 
 def annealing_loss(
@@ -275,11 +279,12 @@ def annealing_loss(
 ) -> FloatArray:
     """Tissue et al.'s annealing law at `steps` (params L0, A, alpha, C; momentum `lam`, 0.999 by default)."""
     st = np.asarray(steps, dtype=np.float64).reshape(-1)
-    des = _design(schedule, st, lr_scale, max_blocks)
-    return np.asarray(
-        params["L0"] + params["A"] * des.s1 ** (-float(params["alpha"])) - params["C"] * _drop_annealing(des, lam),
-        dtype=np.float64,
-    )
+    out = np.empty(st.shape[0])
+    for lo in range(0, st.shape[0], EVAL_CHUNK):
+        des = _design(schedule, st[lo : lo + EVAL_CHUNK], lr_scale, max_blocks)
+        power = params["A"] * des.s1 ** (-float(params["alpha"]))
+        out[lo : lo + EVAL_CHUNK] = params["L0"] + power - params["C"] * _drop_annealing(des, lam)
+    return out
 
 
 def power_loss(params: Mapping[str, float], steps: npt.ArrayLike) -> FloatArray:
