@@ -53,7 +53,7 @@ from fits.laws.curve_validation import (  # noqa: E402
     run_case,
     summarise,
 )
-from fits.laws.curves import bin_history, fit_power, multipower_loss  # noqa: E402
+from fits.laws.curves import MAX_POINTS_PER_RUN, bin_history, fit_power, multipower_loss  # noqa: E402
 from fits.laws.equations import chinchilla_loss  # noqa: E402
 from fits.laws.forecast import FamilyRun, forecast_loss  # noqa: E402
 from fits.laws.schedules import ScheduleSpec, build_schedule  # noqa: E402
@@ -222,21 +222,13 @@ def cost(compare_binning: bool) -> None:
         print(f"the same with law={law}: {time.perf_counter() - start:.2f} s")
     if not compare_binning:
         return
-    import fits.laws.curves as curves_module
-
     cases = multipower_cases(HELD_OUT_SIZES)
     binned = [run_case(c).forecast.loss for c in cases]
-    defaults = curves_module.bin_history.__kwdefaults__
-    assert defaults is not None
-    defaults["max_points"] = 100_000
-    try:
-        raw = [run_case(c).forecast.loss for c in cases]
-    finally:
-        defaults["max_points"] = curves_module.MAX_POINTS_PER_RUN
+    raw = [run_case(c, max_points=100_000).forecast.loss for c in cases]
     diff = [abs(a - b) for a, b in zip(binned, raw, strict=True) if a is not None and b is not None]
     print(
-        f"binning to {curves_module.MAX_POINTS_PER_RUN} points per run vs none, {len(diff)} held-out MultiPower "
-        f"forecasts: mean |change| {np.mean(diff):.4f}, largest {np.max(diff):.4f} nats"
+        f"binning to {MAX_POINTS_PER_RUN} points per run vs none, {len(diff)} held-out MultiPower forecasts (the "
+        f"72k-step runs have 546 points): mean |change| {np.mean(diff):.4f}, largest {np.max(diff):.4f} nats"
     )
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fits.laws.curve_data import LoggedCurve, load_multipower_curves, load_olmo_ladder_curves
+from fits.laws.curves import MAX_POINTS_PER_RUN
 from fits.laws.forecast import DEFAULT_LAW, DEFAULT_LEVEL, FamilyRun, Forecast, forecast_loss
 
 MULTIPOWER_TARGETS = ("cosine_24000", "cosine_72000", "wsd_20000_24000", "wsdld_20000_24000")
@@ -124,7 +125,9 @@ def olmo_cases(fraction: float = 0.5) -> list[Case]:
     ]
 
 
-def run_case(case: Case, *, law: str = DEFAULT_LAW, level: float = DEFAULT_LEVEL) -> Outcome:
+def run_case(
+    case: Case, *, law: str = DEFAULT_LAW, level: float = DEFAULT_LEVEL, max_points: int = MAX_POINTS_PER_RUN
+) -> Outcome:
     """Forecast the case's target at its last logged step (its true final loss) from the cut history."""
     target = case.target
     cut = case.fraction * target.plan.total_steps
@@ -136,6 +139,7 @@ def run_case(case: Case, *, law: str = DEFAULT_LAW, level: float = DEFAULT_LEVEL
         at_step=target.final_step,
         law=law,
         level=level,
+        max_points=max_points,
     )
     return Outcome(case=case, forecast=forecast, actual=target.final_loss, seconds=time.perf_counter() - start)
 

@@ -22,6 +22,7 @@ from scipy.stats import norm
 
 from fits.laws.curves import (
     CURVE_LAWS,
+    MAX_POINTS_PER_RUN,
     CurveFit,
     RunCurve,
     annealing_loss,
@@ -89,11 +90,11 @@ class FamilyRun:
         """Whether the learning rate had fallen to at most `fraction` of its peak by the last logged step."""
         return self.last_step > 0 and self.schedule.has_decayed(self.last_step, fraction=fraction)
 
-    def curve(self) -> RunCurve:
+    def curve(self, max_points: int = MAX_POINTS_PER_RUN) -> RunCurve:
         """The history after warmup (the laws do not describe the warmup), binned, as a curve fit takes it."""
         ok = np.isfinite(self.steps) & np.isfinite(self.loss)
         ok &= (self.steps >= warmup_end(self.schedule)) & (self.steps <= self.schedule.total_steps)
-        st, ls, counts = bin_history(self.steps[ok], self.loss[ok])
+        st, ls, counts = bin_history(self.steps[ok], self.loss[ok], max_points=max_points)
         return RunCurve(run=self.run, steps=st, loss=ls, schedule=self.schedule, group=self.group, weights=counts)
 
 
@@ -217,6 +218,7 @@ def backtest_errors(
     law: str,
     fraction: float,
     max_runs: int = MAX_BACKTEST_RUNS,
+    max_points: int = MAX_POINTS_PER_RUN,
 ) -> dict[str, float]:
     """Forecast errors of `law` on the family's finished, decayed runs, each seen up to `fraction` of its steps.
 
@@ -234,7 +236,14 @@ def backtest_errors(
         context = [target, *[r for r in others if not _shares_history(run, r)]]
         seen = run.cut(fraction * run.schedule.total_steps)
         fc = _forecast_with(
-            seen, context, at_step=run.last_step, law=law, level=DEFAULT_LEVEL, max_runs=MAX_FIT_RUNS, sd_model=None
+            seen,
+            context,
+            at_step=run.last_step,
+            law=law,
+            level=DEFAULT_LEVEL,
+            max_runs=MAX_FIT_RUNS,
+            sd_model=None,
+            max_points=max_points,
         )
         if fc.ok and fc.loss is not None:
             out[run.run] = float(fc.loss - run.loss[np.isfinite(run.loss)][-1])
@@ -250,6 +259,7 @@ def forecast_loss(
     level: float = DEFAULT_LEVEL,
     max_runs: int = MAX_FIT_RUNS,
     backtest: bool = True,
+    max_points: int = MAX_POINTS_PER_RUN,
 ) -> Forecast:
     """Forecast `target`'s loss at `at_step` (default: the end of its schedule) from its history so far and the
     family's runs (each with its own history and schedule; the target may be among them).
@@ -262,7 +272,7 @@ def forecast_loss(
     through. The interval is normal: variance = delta-method variance of the prediction (covariance inflated for
     serial correlation) + model error^2. Unavailable, with the reason, when the target has fewer than
     MIN_TARGET_POINTS points after warmup, when a decay is still to come and no run in the fit has decayed, or
-    when the fit fails.
+    when the fit fails. Every history is binned to at most `max_points` points (the bound on the work).
     """
     if law not in FORECAST_LAWS:
         raise ValueError(f"law must be one of {', '.join(FORECAST_LAWS)}")
@@ -276,14 +286,21 @@ def forecast_loss(
     scores: dict[str, dict[str, float]] = {}
     if backtest:
         for name in candidates:
-            scores[name] = backtest_errors(target, family, law=name, fraction=fraction)
+            scores[name] = backtest_errors(target, family, law=name, fraction=fraction, max_points=max_points)
     usable = {k: v for k, v in scores.items() if len(v) >= MIN_BACKTEST_RUNS}
     rms = {k: float(np.sqrt(np.mean(np.square(list(v.values()))))) for k, v in usable.items()}
     chosen = law
     if law == "auto":
         chosen = min(rms, key=lambda k: rms[k]) if len(rms) == len(candidates) else FALLBACK_LAW
     result = _forecast_with(
-        target, family, at_step=end, law=chosen, level=level, max_runs=max_runs, sd_model=rms.get(chosen)
+        target,
+        family,
+        at_step=end,
+        law=chosen,
+        level=level,
+        max_runs=max_runs,
+        sd_model=rms.get(chosen),
+        max_points=max_points,
     )
     details = dict(result.details)
     for name, errors in scores.items():
@@ -302,6 +319,7 @@ def _forecast_with(
     level: float,
     max_runs: int,
     sd_model: float | None,
+    max_points: int = MAX_POINTS_PER_RUN,
 ) -> Forecast:
     """One forecast with a fixed law; `sd_model` None uses the fraction rule for the model error."""
     end = at_step
@@ -320,7 +338,7 @@ def _forecast_with(
             fit_runs=list(fit_runs),
         )
 
-    own = target.curve()
+    own = target.curve(max_points)
     if own.steps.shape[0] < MIN_TARGET_POINTS:
         return refuse(
             f"too few points: {own.steps.shape[0]} logged losses after warmup (step {warmup_end(target.schedule)}); "
@@ -344,10 +362,10 @@ def _forecast_with(
             + ", ".join(sorted({r.group for r in runs if r.has_decayed()}))
             + ")"
         )
-    curves = [own, *[r.curve() for r in runs]]
+    curves = [own, *[r.curve(max_points) for r in runs]]
     curves = [c for c in curves if c.steps.shape[0] > 0]
     try:
-        fit = fit_curves(curves, law=law)
+        fit = fit_curves(curves, law=law, max_points=max_points)
     except FitFailed as exc:
         return refuse(f"the curve fit failed: {exc}", [c.run for c in curves])
     steps = [max(last, 1), end]
@@ -361,7 +379,7 @@ def _forecast_with(
     loss = float(pred[1])
     baseline: float | None
     try:
-        baseline = float(fit_power(own.steps, own.loss).predict(end))
+        baseline = float(fit_power(own.steps, own.loss, max_points=max_points).predict(end))
     except FitFailed:
         baseline = None
     warnings += fit.warnings
