@@ -35,11 +35,9 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws import effective_params_ratio
+from fits.laws import get_law
 
 FloatArray = npt.NDArray[np.float64]
-DENSITY_LAWS = ("chinchilla", "precision", "fp")
-BF16_FORMAT = (8.0, 7.0)  # the fp law's 16-bit reference: bf16's exponent and mantissa bits
 MIN_TREND_POINTS = 3
 MIN_TREND_SPAN_DAYS = 30.0  # between the first and the last training date of the points fitted
 
@@ -51,12 +49,8 @@ def _param(params: Mapping[str, Any], name: str) -> float:
 
 
 def reference_ratio(params: Mapping[str, Any], *, law: str) -> float:
-    """N_eff/N of the 16-bit reference: 1 for chinchilla, Kumar's product of factors at 16/16/16 for precision."""
-    if law not in DENSITY_LAWS:
-        raise ValueError(f"unknown law {law!r}; expected one of {DENSITY_LAWS}")
-    if law in ("chinchilla", "fp"):
-        return 1.0
-    return float(effective_params_ratio(params, 16.0, 16.0, 16.0))
+    """N_eff/N of the law's 16-bit reference (1 unless the law discounts N by precision)."""
+    return get_law(law).reference_ratio(params)
 
 
 def effective_params_16bit(
@@ -72,17 +66,14 @@ def effective_params_16bit(
     precision law also gamma_x and n_x). Broadcasts over n_tokens and final_loss; NaN where undefined
     (L - E - B/D^beta <= 0, a non-finite input, or a 16-bit reference outside the law's domain).
     """
-    ratio = reference_ratio(params, law=law)
+    model = get_law(law)
+    ratio = model.reference_ratio(params)
     d = np.asarray(n_tokens, dtype=np.float64)
     loss = np.asarray(final_loss, dtype=np.float64)
     alpha = _param(params, "alpha")
     beta = _param(params, "beta") if "beta" in params else alpha
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        amplitude = _param(params, "A") + 0.0 * d
-        if law == "fp":  # the interaction term also falls as N^-alpha: it joins the amplitude at bf16's format
-            e_bits, m_bits = BF16_FORMAT
-            fmt = (e_bits + 0.5) ** _param(params, "delta") * (m_bits + 0.5) ** _param(params, "nu")
-            amplitude = amplitude + d**beta / (_param(params, "gamma") * fmt)
+        amplitude = model.density_amplitude(params, d)
         gap = loss - _param(params, "E") - _param(params, "B") * d ** (-beta)
         n_hat = (amplitude / gap) ** (1.0 / alpha) / ratio
     ok = (gap > 0) & np.isfinite(n_hat) & (n_hat > 0)

@@ -14,10 +14,9 @@ from django.db.models import OuterRef, Subquery
 
 from fits.density import DensityTrend, FloatArray, capacity_density, density_trend, effective_params_16bit
 from fits.json_numbers import finite_or_none
-from fits.models import Fit, Law
+from fits.laws import density_reference_laws
+from fits.models import Fit
 from runs.models import Run, Team
-
-LAW_PREFERENCE = (Law.PRECISION, Law.CHINCHILLA)  # the first with a succeeded fit is the family's reference
 
 Density = tuple[float | None, float | None]  # (effective_params_16bit, density)
 
@@ -27,6 +26,7 @@ def current_reference_fits(*, scopes: Iterable[tuple[int, str]]) -> dict[tuple[i
     scopes = set(scopes)
     if not scopes:
         return {}
+    preference = density_reference_laws()  # the first with a succeeded fit is the family's reference
     teams = {team_id for team_id, _ in scopes}
     families = {family for _, family in scopes}
     newest = (
@@ -39,12 +39,12 @@ def current_reference_fits(*, scopes: Iterable[tuple[int, str]]) -> dict[tuple[i
     fits = Fit.objects.filter(
         team_id__in=teams,
         family__in=families,
-        law__in=LAW_PREFERENCE,
+        law__in=preference,
         status=Fit.Status.SUCCEEDED,
         version=Subquery(newest),
     ).only("id", "team_id", "family", "law", "version", "params", "fixed", "run_ids")
     by_scope: dict[tuple[int, str], Fit] = {}
-    rank = {str(law): i for i, law in enumerate(LAW_PREFERENCE)}
+    rank = {law: i for i, law in enumerate(preference)}
     for fit in fits:
         key = (fit.team_id, fit.family)
         if key not in scopes:

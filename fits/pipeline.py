@@ -26,8 +26,8 @@ from django.utils import timezone
 from fits import dispatch
 from fits.heartbeat import chunk_in_progress, fit_heartbeat
 from fits.json_numbers import json_safe
-from fits.laws import FitFailed, assemble_fit, bootstrap_chunk, fit_point
-from fits.models import Fit, FitChunk, FitScope, Law
+from fits.laws import LAWS, FitFailed, assemble_fit, bootstrap_chunk, fit_point
+from fits.models import Fit, FitChunk, FitScope
 from fits.selectors import FitData, fit_data, fit_latest
 
 logger = logging.getLogger(__name__)
@@ -52,13 +52,13 @@ def fit_scopes_mark_dirty(*, team_id: int, families: Iterable[str]) -> None:
         return
     now = timezone.now()
     touched = _scopes_bump(team_id=team_id, families=families, now=now)
-    if len(touched) < len(families) * len(Law):
+    if len(touched) < len(families) * len(LAWS):
         existing = {(family, law) for _, family, law, _ in touched}
         created = False
         for family in families:
-            for law in Law:
-                if (family, law.value) not in existing:
-                    _scope_create(team_id=team_id, family=family, law=law.value, now=now)
+            for law in LAWS:
+                if (family, law) not in existing:
+                    _scope_create(team_id=team_id, family=family, law=law, now=now)
                     created = True
         if created:
             touched = [

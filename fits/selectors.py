@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import OuterRef, QuerySet, Subquery
 
-from fits.laws import FitResult, Observations
+from fits.laws import FitResult, Observations, get_law
 from fits.models import Fit, FitScope
 from fits.ranking import LawFit, Ranking, rank_laws
 from runs.models import Evaluation, Run, Team
@@ -39,10 +39,8 @@ class FitData:
         return len(self.run_ids)
 
     def law_applies(self, law: str) -> bool:
-        """Whether `law` has anything to fit: the fp law needs runs that report their floating-point format."""
-        if law == "fp":
-            return bool(np.any(np.isfinite(self.observations.exponent_bits)))
-        return self.n_runs > 0
+        """Whether `law` has anything to fit in these runs (the law decides: fits.laws.ScalingLaw.applies_to)."""
+        return get_law(law).applies_to(self.observations)
 
     def to_bytes(self) -> bytes:
         """A compact, exact copy of the snapshot for the fit record (npz)."""

@@ -12,6 +12,7 @@ from fits.laws import FitResult, Observations
 from fits.models import Fit
 from fits.selectors import fit_data
 from planner.models import Plan
+from planner.requests import AUTO_LAW, ConstraintsRequest, PlanRequest, budget_from
 from runs.models import Evaluation, Membership, Run, Team
 from tests.published import EPOCH, KUMAR, SUN
 
@@ -263,3 +264,21 @@ def logged_in(user: Any) -> Any:
     client = Client()
     client.force_login(user)
     return client
+
+
+def plan_request(
+    *,
+    family: str,
+    budget: dict[str, Any],
+    constraints: dict[str, Any] | None = None,
+    law: str = AUTO_LAW,
+    cost_model: str = "linear_bits",
+) -> PlanRequest:
+    """A PlanRequest from JSON-like arguments, as the API's serializer builds one (planner.requests)."""
+    return PlanRequest(
+        family=family,
+        budget=budget_from(budget),
+        constraints=ConstraintsRequest.from_json(constraints),
+        law=law,
+        cost_model=cost_model,
+    )

@@ -10,7 +10,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from fits.models import FitScope, Law
+from fits.laws import LAWS
+from fits.models import FitScope
 from runs.models import Evaluation, Run
 from runs.services import _built, runs_upsert
 
@@ -68,7 +69,7 @@ def test_repost_lowering_weight_bits_below_stored_evaluations_is_refused(client_
 def test_writes_mark_every_scope_and_enqueue_once(client_rw, team):
     client_rw.post("/api/v1/runs/", RUN, format="json")
     scopes = FitScope.objects.filter(team=team, family="queries")
-    assert sorted(scopes.values_list("law", flat=True)) == sorted(law.value for law in Law)
+    assert sorted(scopes.values_list("law", flat=True)) == sorted(LAWS)
     first = {s.law: (s.generation, s.enqueued_at) for s in scopes}
     assert all(enqueued is not None for _, enqueued in first.values())
     client_rw.post("/api/v1/runs/", {**RUN, "final_loss": 3.0}, format="json")
