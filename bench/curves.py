@@ -8,7 +8,8 @@ nothing (tests/fits/test_curves_real.py asserts the targets).
 3. The schedule-blind baseline (power law in steps) on 400M cosine_72000, as the issue measured it.
 4. MultiPower targets: cosine and WSD runs of 100M and 400M forecast from 25% / 50% of their steps with one other
    decayed run of the size (every admissible lender, each in turn); 25M, the design set, alongside.
-5. The same targets with every admissible run of the size known (the family protocol).
+5. The same targets with every admissible run of the size known (the family protocol); and with only smaller
+   sizes' decayed runs known (annealing borrowed across sizes).
 6. OLMo 2's ladder: every run forecast from its first half with the rest of the ladder known, per size, for the
    default law, the multi-power law and "auto" (the law with the smaller backtest error in the family).
 7. Gemstones: un-cooled checkpoints against cooldown ends, and what each does to a Chinchilla fit (fit_point).
@@ -48,6 +49,7 @@ from fits.laws.curve_validation import (  # noqa: E402
     HELD_OUT_SIZES,
     Outcome,
     multipower_cases,
+    multipower_cross_size_cases,
     multipower_family_cases,
     olmo_cases,
     run_case,
@@ -245,6 +247,10 @@ def main() -> None:
     if not args.quick:
         family = [run_case(c) for c in multipower_family_cases(DESIGN_SIZES + HELD_OUT_SIZES)]
         report("5. MultiPower, the whole size known (family protocol)", family, "size", args.cases)
+        for target, lenders in (("100M", ("25M",)), ("400M", ("100M",)), ("400M", ("25M", "100M"))):
+            cross = [run_case(c) for c in multipower_cross_size_cases(target, lenders)]
+            title = f"5b. MultiPower {target}, annealing borrowed from {' and '.join(lenders)} only"
+            report(title, cross, "size", args.cases)
     olmo = olmo_cases()
     for law in ("annealing",) if args.quick else ("annealing", "multipower", "auto"):
         report(

@@ -74,11 +74,18 @@ def _lineage(curve: LoggedCurve) -> str:
     return curve.trunk or curve.name
 
 
+def run_id(curve: LoggedCurve, name: str | None = None) -> str:
+    """A run's id across sizes: MultiPower reuses schedule names at every size, so they are qualified
+    ("400M/cosine_24000"); OLMo's names carry their size already."""
+    name = curve.name if name is None else name
+    return name if name.startswith(curve.group) else f"{curve.group}/{name}"
+
+
 def family_run(curve: LoggedCurve, *, upto_step: float | None = None, lineage: str = "") -> FamilyRun:
-    """A LoggedCurve as a forecast sees it, cut after `upto_step` when given."""
+    """A LoggedCurve as a forecast sees it (id from run_id), cut after `upto_step` when given."""
     keep = np.ones(curve.steps.shape[0], dtype=bool) if upto_step is None else curve.steps <= upto_step
     return FamilyRun(
-        run=curve.name,
+        run=run_id(curve),
         group=curve.group,
         steps=curve.steps[keep],
         loss=curve.loss[keep],
@@ -116,6 +123,22 @@ def multipower_family_cases(sizes: Sequence[str], fractions: Sequence[float] = (
     return cases
 
 
+def multipower_cross_size_cases(
+    target_size: str, lender_sizes: Sequence[str], fractions: Sequence[float] = (0.25, 0.5)
+) -> list[Case]:
+    """Each cosine and WSD target of `target_size` with only other sizes' decayed runs known: the annealing terms
+    are borrowed across sizes (the lending rule's last resort)."""
+    lenders = tuple(
+        c for size in lender_sizes for c in load_multipower_curves(size).values() if c.schedule.has_decayed()
+    )
+    curves = load_multipower_curves(target_size)
+    return [
+        Case("multipower-cross", target_size, curves[name], lenders, fraction)
+        for fraction in fractions
+        for name in MULTIPOWER_TARGETS
+    ]
+
+
 def olmo_cases(fraction: float = 0.5) -> list[Case]:
     """Every ladder run forecast from `fraction` of its steps, with the other 29 runs known in full."""
     curves = load_olmo_ladder_curves()
@@ -131,11 +154,10 @@ def run_case(
     """Forecast the case's target at its last logged step (its true final loss) from the cut history."""
     target = case.target
     cut = case.fraction * target.plan.total_steps
-    lineage = {c.name: _lineage(c) if (c.trunk or _has_branches(c, case)) else "" for c in (target, *case.family)}
     start = time.perf_counter()
     forecast = forecast_loss(
-        family_run(target, upto_step=cut, lineage=lineage[target.name]),
-        [family_run(c, lineage=lineage[c.name]) for c in case.family],
+        family_run(target, upto_step=cut, lineage=_lineage_id(target, case)),
+        [family_run(c, lineage=_lineage_id(c, case)) for c in case.family],
         at_step=target.final_step,
         law=law,
         level=level,
@@ -144,8 +166,13 @@ def run_case(
     return Outcome(case=case, forecast=forecast, actual=target.final_loss, seconds=time.perf_counter() - start)
 
 
-def _has_branches(curve: LoggedCurve, case: Case) -> bool:
-    return any(c.trunk == curve.name for c in (case.target, *case.family))
+def _lineage_id(curve: LoggedCurve, case: Case) -> str:
+    """The history a curve shares: its trunk's id for a branch or replicate, its own id for a trunk with branches
+    in the case, else none."""
+    if curve.trunk:
+        return run_id(curve, curve.trunk)
+    branched = any(c.trunk == curve.name and c.group == curve.group for c in (case.target, *case.family))
+    return run_id(curve) if branched else ""
 
 
 def summarise(outcomes: Sequence[Outcome]) -> dict[str, float]:
@@ -178,8 +205,10 @@ __all__ = [
     "Outcome",
     "family_run",
     "multipower_cases",
+    "multipower_cross_size_cases",
     "multipower_family_cases",
     "olmo_cases",
     "run_case",
+    "run_id",
     "summarise",
 ]

@@ -139,7 +139,8 @@ def bin_history(
 
 
 def binned(curve: RunCurve, *, max_points: int = MAX_POINTS_PER_RUN) -> RunCurve:
-    """The curve with its history binned (bin_history); weights are the bins' point counts."""
+    """The curve with its history binned (bin_history); weights are the bins' point counts. A curve already
+    weighted and within `max_points` is returned as is; binning again counts points, not their weights."""
     if curve.steps.shape[0] <= max_points and curve.weights is not None:
         return curve
     st, ls, counts = bin_history(curve.steps, curve.loss, max_points=max_points)
@@ -332,12 +333,14 @@ class CurveFit:
         return annealing_loss(self.params_for(group), schedule, steps, lr_scale=self.lr_scale[group], lam=self.lam)
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (no arrays but the covariance, as nested lists)."""
+        """JSON-serialisable form (theta and the covariance as lists)."""
         return {
             "law": self.law,
             "groups": {g: dict(p) for g, p in self.groups.items()},
             "shared": dict(self.shared),
             "lr_scale": dict(self.lr_scale),
+            "lam": self.lam,
+            "theta": [float(v) for v in self.theta],
             "theta_names": list(self.theta_names),
             "covariance": [[float(v) for v in row] for row in self.covariance],
             "runs": list(self.runs),
