@@ -52,7 +52,8 @@ FINISHED_FRACTION = 0.98  # a run whose log reaches this fraction of its planned
 
 @dataclass(frozen=True)
 class FamilyRun:
-    """A run of the family as a forecast sees it: its logged history so far and its (planned) schedule.
+    """A run of the family as a forecast sees it: its logged history so far and its (planned) schedule. ``run`` is
+    an id unique in the family (the target is told from the others by it).
 
     ``group`` is the model size (runs of a group share L0, A and alpha). ``lineage`` names the history the run
     shares with others: runs with the same non-empty lineage (a constant-LR trunk and the cooldowns branched off it,
