@@ -18,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fits.laws.observations import FloatArray, Observations
+from runs.density import DensityConstants
 
 if TYPE_CHECKING:
     from fits.laws.fitting import PointFit
@@ -210,15 +211,14 @@ class ScalingLaw(ABC):
         """The (weight, activation, KV) widths a next-run suggestion may try, besides the plan's own."""
         return [(16.0, 16.0, 16.0)]
 
-    # -- capacity density (fits.density) ----------------------------------------------------------------------
+    # -- capacity density (runs.density) -----------------------------------------------------------------------
 
-    def reference_ratio(self, params: Mapping[str, Any]) -> float:
-        """N_eff/N of the 16-bit reference."""
-        return 1.0
-
-    def density_amplitude(self, params: Mapping[str, Any], n_tokens: FloatArray) -> FloatArray:
-        """The amplitude of every loss term that falls as N^-alpha, at the 16-bit reference."""
-        return np.asarray(float(params["A"]) + 0.0 * n_tokens, dtype=np.float64)
+    def density_constants(self, params: Mapping[str, Any]) -> DensityConstants:
+        """The law's 16-bit reference in the form every density uses (runs.density.DensityConstants)."""
+        beta = float(params["beta"]) if "beta" in params else float(params["alpha"])
+        return DensityConstants(
+            E=float(params["E"]), A=float(params["A"]), B=float(params["B"]), alpha=float(params["alpha"]), beta=beta
+        )
 
     # -- plots (fits.plots) -----------------------------------------------------------------------------------
 
