@@ -9,8 +9,7 @@ import numpy as np
 from django.db.models import Count, Max, QuerySet
 
 from runs.density import DensityConstants, effective_params_16bit
-from runs.models import RUN_FIELDS, ApiKey, DensityReference, MetricPoint, Run, Team
-from runs.services import api_key_digest
+from runs.models import RUN_FIELDS, ApiKey, DensityReference, MetricPoint, Run, Team, api_key_digest
 
 
 def api_key_get_active(*, secret: str) -> ApiKey | None:

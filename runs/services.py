@@ -7,7 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from hashlib import sha256
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -17,7 +16,16 @@ from django.utils import timezone
 
 from apikit.exceptions import DomainError
 from config import dispatch
-from runs.models import MAX_METRIC_POINTS_PER_RUN, ApiKey, Evaluation, FamilyChange, MetricPoint, Run, Team
+from runs.models import (
+    MAX_METRIC_POINTS_PER_RUN,
+    ApiKey,
+    Evaluation,
+    FamilyChange,
+    MetricPoint,
+    Run,
+    Team,
+    api_key_digest,
+)
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
 API_KEY_PREFIX = "bsk_"
@@ -93,11 +101,6 @@ def team_get_or_create(*, slug: str, name: str = "") -> tuple[Team, bool]:
     team = Team(slug=slug, name=name)
     team.full_clean(validate_unique=False)
     return Team.objects.get_or_create(slug=slug, defaults={"name": name})
-
-
-def api_key_digest(secret: str) -> str:
-    """The sha256 of a key, the only form in which keys are stored."""
-    return sha256(secret.encode()).hexdigest()
 
 
 def api_key_create(*, team: Team, read_only: bool = False, label: str = "") -> tuple[ApiKey, str]:
