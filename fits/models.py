@@ -22,20 +22,18 @@ DEFAULT_OBJECTIVE = Objective.LEAST_SQUARES
 
 
 class FitScope(models.Model):
-    """Refit bookkeeping of one (team, family, law): has the data changed since the last fit was asked for?
+    """Refit state of one (team, family, law): the snapshot its last refresh saw, and the law's fit settings.
 
-    Writers bump `generation` and set `dirty_since` in the transaction that changes the runs; a refit takes a
-    snapshot and clears the dirty flag only if no change landed meanwhile. `enqueued_at` makes one message per
-    dirty episode, so a sweep of 500 posted runs sends one refit, not 500.
+    A family's changes are recorded by runs (runs.models.FamilyChange) and taken by fits.pipeline for every law at
+    once; `dirty_since` marks a change this law could not take yet because a fit of it was in flight, and
+    `enqueued_at` that a refresh of it is on its way (fits.pipeline.fit_scope_refresh).
     """
 
     team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="fit_scopes")
     family = models.SlugField(max_length=100)
     law = models.CharField(max_length=20, choices=law_choices)  # a law of fits.laws.registry
-    generation = models.PositiveBigIntegerField(default=0)  # +1 for every change to the family's runs
-    dirty_since = models.DateTimeField(null=True, blank=True)  # first unfitted change; None when up to date
-    last_change_at = models.DateTimeField(null=True, blank=True)  # debounce: wait until changes pause
-    enqueued_at = models.DateTimeField(null=True, blank=True)  # a refit message is on its way
+    dirty_since = models.DateTimeField(null=True, blank=True)  # first change not taken; None when up to date
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # a refresh message is on its way
     fingerprint = models.CharField(max_length=64, blank=True)  # of the runs as the last refresh saw them
     # The family's fit settings for this law, set by POST /fits/; the next version uses them.
     objective = models.CharField(max_length=20, choices=Objective.choices, default=DEFAULT_OBJECTIVE)

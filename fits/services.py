@@ -8,11 +8,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import transaction
+from django.db.models import QuerySet
+
 from apikit.exceptions import DomainError, NotFound
 from fits.json_numbers import finite_or_none
 from fits.laws import RunConfig, get_law, predict_with_interval
 from fits.models import Fit, FitScope
 from fits.pipeline import fit_scope_refresh
+from fits.references import density_reference_refresh
 from fits.selectors import fit_current, fit_latest, fit_newest_failed, fit_pending
 from runs.models import Run, Team
 
@@ -73,6 +77,17 @@ def fit_request(
     if fit is None:
         raise FitNotFound("This family has no finished, non-excluded runs to fit.")
     return fit
+
+
+def fits_delete(*, fits: QuerySet[Fit]) -> int:
+    """Delete fit versions (the admin lets superusers); the families' density references follow their current
+    reference fit (fits.references). Plans keep their fit (RESTRICT): deleting a fit a plan cites fails."""
+    with transaction.atomic():
+        families = set(fits.values_list("team_id", "family"))
+        deleted, _ = fits.delete()
+        for team_id, family in families:
+            density_reference_refresh(team_id=team_id, family=family)
+    return deleted
 
 
 @dataclass(frozen=True)

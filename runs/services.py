@@ -1,27 +1,35 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
-import functools
 import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from hashlib import sha256
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apikit.exceptions import DomainError
-from runs.hooks import families_changed
-from runs.models import MAX_METRIC_POINTS_PER_RUN, ApiKey, Evaluation, MetricPoint, Run, Team
+from config import dispatch
+from runs.models import (
+    MAX_METRIC_POINTS_PER_RUN,
+    ApiKey,
+    Evaluation,
+    FamilyChange,
+    MetricPoint,
+    Run,
+    Team,
+    api_key_digest,
+)
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
 API_KEY_PREFIX = "bsk_"
 
 ErrorMap = dict[str, Any]
-M = TypeVar("M", bound=models.Model)
 
 
 class BatchInvalid(DomainError):
@@ -41,6 +49,48 @@ class UpsertResult:
     created_evaluations: list[Evaluation]  # the evaluations inserted, of new and updated runs
 
 
+# Families that changed ----------------------------------------------------------------------
+
+
+def family_changes_record(*, team_id: int, families: Sequence[str] | set[str]) -> None:
+    """Mark the families whose runs changed (runs.models.FamilyChange); call inside the writer's transaction, as
+    its last statement: the row locks it takes are held only until the commit.
+
+    One statement upserts every family's row and says, per family, whether this write starts a pending episode
+    (no refit message on its way yet); for those, fits.pipeline's refit is sent by name after the commit, delayed
+    by FIT_DEBOUNCE_SECONDS. A broker that is down loses nothing: the rows stay pending for the beat's sweep.
+    """
+    names = sorted(set(families))
+    if not names:
+        return
+    table = connection.ops.quote_name(FamilyChange._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it (text on SQLite)
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
+    values = [value for family in names for value in (team_id, family, at, at, at)]
+    # announced_at equals changed_at only where this statement set both: a new row, or one with no message on
+    # its way (PostgreSQL and SQLite 3.35+ both take ON CONFLICT ... RETURNING).
+    sql = (
+        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) VALUES {rows} "  # noqa: S608
+        "ON CONFLICT (team_id, family) DO UPDATE SET changed_at = excluded.changed_at, "
+        f"pending_since = COALESCE({table}.pending_since, excluded.changed_at), "
+        f"announced_at = COALESCE({table}.announced_at, excluded.changed_at) "
+        "RETURNING family, announced_at = changed_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        announced = [family for family, new in cursor.fetchall() if new]
+    for family in announced:
+        transaction.on_commit(
+            partial(
+                dispatch.send,
+                dispatch.REFIT_FAMILY,
+                team_id=team_id,
+                family=family,
+                countdown=settings.FIT_DEBOUNCE_SECONDS,
+            )
+        )
+
+
 # Teams and keys ----------------------------------------------------------------------------
 
 
@@ -49,11 +99,6 @@ def team_get_or_create(*, slug: str, name: str = "") -> tuple[Team, bool]:
     team = Team(slug=slug, name=name)
     team.full_clean(validate_unique=False)
     return Team.objects.get_or_create(slug=slug, defaults={"name": name})
-
-
-def api_key_digest(secret: str) -> str:
-    """The sha256 of a key, the only form in which keys are stored."""
-    return sha256(secret.encode()).hexdigest()
 
 
 def api_key_create(*, team: Team, read_only: bool = False, label: str = "") -> tuple[ApiKey, str]:
@@ -124,27 +169,6 @@ def _rule_errors(
     return errors
 
 
-@functools.cache
-def _columns(model: type[models.Model]) -> tuple[tuple[tuple[str, Any], ...], frozenset[str]]:
-    """((attname, field) of the model's concrete fields, in the order Model.__init__ takes them positionally;
-    the set of those attnames)."""
-    columns = tuple((field.attname, field) for field in model._meta.concrete_fields)
-    return columns, frozenset(name for name, _ in columns)
-
-
-def _built(model: type[M], values: Mapping[str, Any], *, related: Mapping[str, models.Model]) -> M:
-    """`model(**values, **related)` (`related`: the foreign keys, such as team=team), built through
-    Model.__init__'s positional path, which skips the keyword path's lookup and KeyError per field not given (the
-    cost is in docs/benchmarks.md; tests/runs/test_write_queries.py checks that the two paths agree)."""
-    columns, names = _columns(model)
-    if not names.issuperset(values):
-        return model(**values, **related)  # Django's own error for an unknown field
-    instance = model(*[values[name] if name in values else field.get_default() for name, field in columns])
-    for name, obj in related.items():
-        setattr(instance, name, obj)  # the descriptor sets the id, the cache and the instance's database
-    return instance
-
-
 def _apply(run: Run, fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
         setattr(run, name, value)
@@ -198,7 +222,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
             existing = known.get(external_id) if external_id else None
             if existing is None:
                 # The contract's default trained_at: trained when registered.
-                run = _built(Run, {"trained_at": now, **fields}, related={"team": team})
+                run = Run(team=team, **{"trained_at": now, **fields})
                 if "number_format" not in fields:
                     run.number_format = default_number_format(
                         weight_bits=run.weight_bits,
@@ -227,7 +251,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         if old_runs:
             Run.objects.bulk_update(old_runs, fields=changed_fields)
         created_evaluations = _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
-        families_changed(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
+        family_changes_record(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
     return UpsertResult(
         runs=[run for run, _, _, _ in plan],
         created=len(new_runs),
@@ -250,7 +274,7 @@ def _evaluations_upsert_many(
             current = stored.get((item["post_train_bits"], method))
             if current is None:
                 values = {"post_train_bits": item["post_train_bits"], "method": method, "loss": item["loss"]}
-                to_create.append(_built(Evaluation, values, related={"run": run}))
+                to_create.append(Evaluation(run=run, **values))
             else:
                 current.loss, current.updated_at = item["loss"], now
                 to_update.append(current)
@@ -258,23 +282,6 @@ def _evaluations_upsert_many(
     if to_update:
         Evaluation.objects.bulk_update(to_update, fields=["loss", "updated_at"])
     return to_create
-
-
-def run_evaluations_prime(*, run: Run, created: Sequence[Evaluation]) -> None:
-    """Give a run just created by runs_upsert its evaluations (from `created_evaluations`) as
-    `run.evaluations.all()`, so that rendering it reads nothing.
-
-    In the model's order (`Evaluation.Meta.ordering`: highest post_train_bits first, then method), as a query
-    would return them.
-    """
-    own = sorted((e for e in created if e.run is run), key=lambda e: (-e.post_train_bits, e.method))
-    queryset = run.evaluations.all()
-    queryset._result_cache = own
-    queryset._prefetch_done = True  # type: ignore[attr-defined]  # what prefetch_related_objects sets
-    run._prefetched_objects_cache = {  # type: ignore[attr-defined]
-        **getattr(run, "_prefetched_objects_cache", {}),
-        "evaluations": queryset,
-    }
 
 
 def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
@@ -299,7 +306,7 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
             if not external_id:
                 raise
             raise ValidationError({"external_id": ["Another run of this team has this external_id."]}) from None
-        families_changed(team_id=run.team_id, families={old_family, run.family})
+        family_changes_record(team_id=run.team_id, families={old_family, run.family})
     return run
 
 
@@ -307,7 +314,7 @@ def run_delete(*, run: Run) -> None:
     """Delete a run and its evaluations."""
     with transaction.atomic():
         run.delete()
-        families_changed(team_id=run.team_id, families=[run.family])
+        family_changes_record(team_id=run.team_id, families=[run.family])
 
 
 def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: str = "rtn") -> tuple[Evaluation, bool]:
@@ -320,7 +327,7 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
             run=run, post_train_bits=post_train_bits, method=method, defaults={"loss": loss}
         )
         Run.objects.filter(pk=run.pk).update(updated_at=timezone.now())
-        families_changed(team_id=run.team_id, families=[run.family])
+        family_changes_record(team_id=run.team_id, families=[run.family])
     return evaluation, created
 
 

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 
 from fits.laws import FitResult, Observations
 from fits.models import Fit
+from fits.references import density_reference_refresh
 from fits.selectors import fit_data
 from planner.models import Plan
 from planner.requests import AUTO_LAW, ConstraintsRequest, PlanRequest, budget_from
@@ -140,6 +141,7 @@ class FitFactory(factory.django.DjangoModelFactory[Fit]):
 
     class Meta:
         model = Fit
+        skip_postgeneration_save = True
 
     class Params:
         result: FitResult | None = None
@@ -186,6 +188,12 @@ class FitFactory(factory.django.DjangoModelFactory[Fit]):
         if o.columns is not None
         else lognormal_draws(o.params, n_draws=o.n_draws, spread=o.spread, seed=o.version)
     )
+
+    @factory.post_generation
+    def density_reference(obj: Fit, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+        """As publishing does (fits.pipeline): the family's density reference follows its current fits."""
+        if create:
+            density_reference_refresh(team_id=obj.team_id, family=obj.family)
 
 
 def scored_backtest(score: float | None) -> dict[str, float]:

@@ -6,7 +6,7 @@ al. 2025, arXiv:2501.02423). A training configuration is a RunConfig. Fits minim
 or least squares on log-loss residuals.
 """
 
-from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, RunConfig, ScalingLaw
+from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, PointFit, RunConfig, ScalingLaw
 from fits.laws.datasets import (
     fp_synthetic,
     kumar_synthetic,
@@ -15,7 +15,7 @@ from fits.laws.datasets import (
     load_olmo_ladder,
 )
 from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
-from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, PointFit, huber_sum
+from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, huber_sum
 from fits.laws.floating_point import SUN_TABLE2, fp_layout, fp_loss, sun_params
 from fits.laws.forecast import FamilyRun, Forecast, Verdict, compare_with_law, forecast_loss
 from fits.laws.observations import FitFailed, Observations

@@ -20,20 +20,19 @@ best few starts are polished by L-BFGS-B on the same Huber-on-log-loss objective
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, RunConfig, ScalingLaw
+from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, PointFit, RunConfig, ScalingLaw
 from fits.laws.fitting import (
     _EXPONENT,
     _LOG_AMP,
     _LOG_E,
     HUBER_DELTA,
     ModelFn,
-    PointFit,
     _bound_warnings,
     _data_range,
     _distinct,
@@ -45,6 +44,7 @@ from fits.laws.fitting import (
     project_nonnegative,
 )
 from fits.laws.observations import FitFailed, FloatArray, Observations
+from runs.density import DensityConstants
 
 # Sun et al. 2025, Table 2 (docs/laws.md section 10.2): n, alpha, d, beta, eps, gamma, delta, nu. Their gamma
 # goes with log2(block size); SUN_TABLE2["gamma"] is theirs, this law's gamma is that over log2(B_s).
@@ -459,13 +459,12 @@ class FloatingPointLaw(ScalingLaw):
         widths = request.bits_choices or default_widths
         return sorted({recommended, (16.0, 16.0, 16.0), *((float(b), float(b), float(b)) for b in widths)})
 
-    def density_amplitude(self, params: Mapping[str, Any], n_tokens: FloatArray) -> FloatArray:
-        """The interaction term also falls as N^-alpha: at bf16's format it joins the amplitude A."""
+    def density_constants(self, params: Mapping[str, Any]) -> DensityConstants:
+        """The interaction term also falls as N^-alpha: at bf16's format it is k D^beta with k = 1/(gamma E^delta
+        M^nu), E and M shifted by 0.5."""
         e_bits, m_bits = BF16_FORMAT
-        beta = float(params["beta"]) if "beta" in params else float(params["alpha"])
         fmt = (e_bits + 0.5) ** float(params["delta"]) * (m_bits + 0.5) ** float(params["nu"])
-        with np.errstate(over="ignore"):
-            return np.asarray(float(params["A"]) + n_tokens**beta / (float(params["gamma"]) * fmt), dtype=np.float64)
+        return replace(super().density_constants(params), k=1.0 / (float(params["gamma"]) * fmt))
 
     def bits_panel(self, varying: list[str]) -> BitsPanel:
         """One format per run: its curve is over the total width, at the law's best layout."""

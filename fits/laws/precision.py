@@ -19,6 +19,7 @@ from fits.laws.base import BIT_FIELDS, DIM_OF_FIELD, BitRequest, BitsPanel, Cons
 from fits.laws.equations import DIMS, effective_params_ratio, in_domain, precision_loss
 from fits.laws.fitting import EffectiveParamsLaw
 from fits.laws.observations import FloatArray
+from runs.density import DensityConstants
 
 
 class PrecisionLaw(EffectiveParamsLaw):
@@ -100,8 +101,11 @@ class PrecisionLaw(EffectiveParamsLaw):
             configs.add((values[0], values[1], values[2]))
         return sorted(configs)
 
-    def reference_ratio(self, params: Mapping[str, Any]) -> float:
-        return float(effective_params_ratio(params, 16.0, 16.0, 16.0))
+    def density_constants(self, params: Mapping[str, Any]) -> DensityConstants:
+        """N enters as N_eff: the 16-bit reference discounts it by N_eff/N at 16/16/16 bits (Kumar's offsets)."""
+        return replace(
+            super().density_constants(params), ratio16=float(effective_params_ratio(params, 16.0, 16.0, 16.0))
+        )
 
     def bits_panel(self, varying: list[str]) -> BitsPanel:
         return BitsPanel(dims=tuple(varying))
