@@ -28,8 +28,12 @@ run: .venv/.installed
 worker: .venv/.installed
 	$(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l info
 
+# The suite in TEST_PROCESSES processes (pytest-xdist; each has its own test database and redis-server), then the
+# few tests that must run alone (they restart a shared service). PYTEST_ARGS go to both runs.
+TEST_PROCESSES ?= 2
 test: .venv/.installed
-	$(PY) -m pytest $(PYTEST_ARGS) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests" >&2; exit $$s; }
+	$(PY) -m pytest -n $(TEST_PROCESSES) -m "not serial" $(PYTEST_ARGS) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests" >&2; exit $$s; }
+	$(PY) -m pytest -m serial $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || exit $$s; }
 
 lint: .venv/.installed
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
