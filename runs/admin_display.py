@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString
 
 MISSING = "—"
 _UNITS = ((1e3, "k"), (1e6, "M"), (1e9, "B"), (1e12, "T"))
+_BYTE_UNITS = {"k": "kB", "M": "MB", "B": "GB", "T": "TB"}
 
 
 def _finite(value: Any) -> float | None:
@@ -80,6 +81,19 @@ def bits_label(value: Any) -> str:
     return MISSING if number is None else f"{number:g}"
 
 
+def bytes_label(value: Any) -> str:
+    """A size in bytes in decimal units: 13.2 GB, 512 MB, 900 B."""
+    number = _finite(value)
+    if number is None:
+        return MISSING
+    if abs(number) < 1e3:
+        return f"{number:.0f} B"
+    label = count_label(number)
+    if label[-1] not in _BYTE_UNITS:  # beyond the units: the scientific form
+        return f"{label} B"
+    return f"{label[:-1]} {_BYTE_UNITS[label[-1]]}"
+
+
 def exact_text(value: Any) -> str:
     """The stored value in full, for hovering: 70,000,000 for an integer, Python's shortest repr for a float."""
     if value is None:
@@ -104,6 +118,10 @@ def count_html(value: Any) -> SafeString:
 
 def sci_html(value: Any) -> SafeString:
     return with_exact(sci_label(value), value)
+
+
+def bytes_html(value: Any) -> SafeString:
+    return with_exact(bytes_label(value), value)
 
 
 def decimal_html(value: Any, digits: int = 4) -> SafeString:
