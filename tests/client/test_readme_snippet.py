@@ -45,5 +45,5 @@ def test_without_an_external_id_each_call_stores_a_run(live_server, api_key, tmp
     with Client(live_server.url, api_key, spool_path=tmp_path / "spool.jsonl") as client:
         first, second = client.log_run(**body), client.log_run(**body)
 
-    assert first.external_id != second.external_id  # type: ignore[union-attr]
+    assert first.external_id != second.external_id
     assert Run.objects.filter(team__slug="readme").count() == 2
