@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 
 from mlflow_compat.models import Experiment, MlflowRun
 from planner.services import plan_create
-from runs.models import Run
+from runs.models import MetricPoint, Run
 
 PAGES = {
     # name: (url template, most queries)
@@ -44,6 +44,11 @@ def demo(alpha, alpha_runs, alpha_fits):
             history_points=100,
         )
         for i, run in enumerate(alpha_runs[:150])
+    )
+    MetricPoint.objects.bulk_create(  # a loss curve on the run's page: two keys of 300 steps
+        MetricPoint(run=alpha_runs[-1], key=key, step=step, value=4.0 - step / 300, timestamp=step)
+        for key in ("train_loss", "val_loss")
+        for step in range(300)
     )
     return {"run": alpha_runs[-1].pk, "fit": alpha_fits[1].pk, "plan": plan.pk}
 
