@@ -25,7 +25,7 @@ from fits.review import (
     screened_rows,
 )
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
-from runs.admin_display import datetime_html, decimal_html
+from runs.admin_display import MISSING, datetime_html, decimal_html
 
 __all__ = ["FitAdmin", "fit_density_plot"]
 
@@ -100,9 +100,9 @@ class FitAdmin(TeamScopedAdmin):
         return verdict_html(fit)
 
     @admin.display(description="runs")
-    def n_runs(self, fit: Fit) -> int | None:
+    def n_runs(self, fit: Fit) -> str:
         value = fit.metrics.get("n_runs")
-        return int(value) if value is not None else None
+        return str(int(value)) if value is not None else MISSING
 
     @admin.display(description="R²")
     def r2(self, fit: Fit) -> str:

@@ -17,6 +17,7 @@ from fits.laws import FitResult, Observations
 from fits.laws.backtest import SCHEME_TEXT
 from fits.models import Fit
 from fits.selectors import FitData, fit_data, law_ranking
+from runs.admin_display import count_html
 from runs.models import Run
 
 PLOTS_CACHE_VERSION = 4  # bump when the plots change: fits are immutable, so a plot is cached per fit
@@ -148,8 +149,8 @@ def screened_rows(*, fit: Fit) -> list[dict[str, Any]]:
     return [
         {
             **entry,
-            "n_params": f"{entry.get('n_params', 0):.3g}",
-            "n_tokens": f"{entry.get('n_tokens', 0):.3g}",
+            "n_params": count_html(entry.get("n_params")),
+            "n_tokens": count_html(entry.get("n_tokens")),
             "url": reverse("admin:runs_run_change", args=[entry["run_id"]]) if entry.get("run_id") else None,
         }
         for entry in fit.screened or []

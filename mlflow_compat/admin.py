@@ -44,7 +44,7 @@ class MlflowRunAdmin(ReadOnlyTeamAdmin):
     # What a reviewer scans for; the run id, params, tags and metrics are on the run's page.
     list_display = [
         "run_label",
-        "experiment",
+        "experiment_name",
         "team",
         "status",
         "bitscale_run_link",
@@ -71,6 +71,10 @@ class MlflowRunAdmin(ReadOnlyTeamAdmin):
     @admin.display(description="run", ordering="run_name")
     def run_label(self, obj: MlflowRun) -> str:
         return format_html('<span title="run id {}">{}</span>', obj.run_id, obj.run_name or obj.run_id[:8])
+
+    @admin.display(description="experiment", ordering="experiment__name")
+    def experiment_name(self, obj: MlflowRun) -> str:
+        return obj.experiment.name  # its team is the team column (shown when the user sees several)
 
     @admin.display(description="Bitscale run", ordering="bitscale_run")
     def bitscale_run_link(self, obj: MlflowRun) -> str:

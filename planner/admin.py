@@ -66,6 +66,8 @@ def _format(value: Any) -> str:
         return " – ".join(_format(v) for v in value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return str(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10_000 else sci_label(value)
     return decimal_label(value)
 
 
@@ -81,6 +83,8 @@ VALUE_FORMATS: dict[str, Callable[[Any], str]] = {
     "activation_bits": bits_label,
     "kv_bits": bits_label,
     "post_train_bits": bits_label,
+    "exponent_bits": bits_label,
+    "mantissa_bits": bits_label,
 }
 
 
@@ -324,18 +328,8 @@ class PlanAdmin(TeamScopedAdmin):
     """Stored plans with the fit version they used; "Plan a run" replaces the add form; plans re-run on new fits."""
 
     change_form_template = "admin/planner/plan/change_form.html"
-    list_display = [
-        "plan_label",
-        "team",
-        "family",
-        "requested_law",
-        "law",
-        "fit_version",
-        "budget_label",
-        "recommended",
-        "gain",
-        "created_on",
-    ]
+    # What a reviewer scans for (the rest is on the plan's page); `team` only for a user who sees several teams.
+    list_display = ["plan_label", "team", "law_used", "budget_label", "recommended", "gain", "created_on"]
     list_display_links = ["plan_label"]
     list_filter = ["law", "requested_law", "family", "cost_model", TEAM_FILTER]
     search_fields = ["family"]
@@ -350,7 +344,7 @@ class PlanAdmin(TeamScopedAdmin):
         "constraints",
         "cost_model",
         "hardware",
-        "budget_flops",
+        "budget_flops_label",
         "created_at",
     )
     actions = ["rerun_plans", "delete_selected"]
@@ -363,15 +357,21 @@ class PlanAdmin(TeamScopedAdmin):
 
     @admin.display(description="plan", ordering="id")
     def plan_label(self, plan: Plan) -> str:
-        return f"plan {plan.pk}"
+        return f"{plan.pk}: {plan.family}"
+
+    @admin.display(description="law (fit)", ordering="law")
+    def law_used(self, plan: Plan) -> str:
+        """The law used and its fit version, and "auto" when the planner chose it."""
+        chosen = ", chosen by rank" if plan.requested_law == AUTO_LAW else ""
+        return f"{plan.law} v{plan.fit.version}{chosen}"
 
     @admin.display(description="created", ordering="created_at")
     def created_on(self, plan: Plan) -> str:
         return datetime_html(plan.created_at)
 
-    @admin.display(description="fit")
-    def fit_version(self, plan: Plan) -> str:
-        return f"v{plan.fit.version}"
+    @admin.display(description="budget (FLOPs)")
+    def budget_flops_label(self, plan: Plan) -> str:
+        return f"{sci_label(plan.budget_flops)} ({plan.budget_flops:,.0f})"
 
     @admin.display(description="budget")
     def budget_label(self, plan: Plan) -> str:

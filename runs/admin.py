@@ -589,7 +589,7 @@ class RunAdmin(TeamScopedAdmin):
 
     @admin.display(description="trained", ordering="trained_at")
     def trained_on(self, run: Run) -> str:
-        return datetime_html(run.trained_at)
+        return datetime_html(run.trained_at, minutes=False)  # the day; the time on hover
 
     # The run's page -------------------------------------------------------------------------------------
 

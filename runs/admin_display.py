@@ -66,13 +66,13 @@ def sci_label(value: Any) -> str:
 
 
 def decimal_label(value: Any, digits: int = 4) -> str:
-    """A measured value (loss, R², a fitted exponent) to `digits` significant digits: 3.35, 3.284, 0.03862."""
+    """A measured value (loss, R², a fitted exponent) to `digits` significant digits: 3.350, 3.284, 0.03862."""
     number = _finite(value)
     if number is None:
         return MISSING
     if number != 0 and (abs(number) >= 10**digits or abs(number) < 1e-3):
         return sci_label(number)
-    return f"{number:.{digits}g}"
+    return f"{number:#.{digits}g}".rstrip(".")  # trailing zeros kept: 3.000 reads as a loss, not a count
 
 
 def bits_label(value: Any) -> str:
@@ -109,7 +109,11 @@ def exact_text(value: Any) -> str:
 
 def with_exact(text: str, exact: Any) -> SafeString:
     """`text` with the exact value shown on hover (a title); both are escaped."""
-    return format_html('<span class="exact" title="{}">{}</span>', exact_text(exact) if exact is not None else "", text)
+    return format_html(
+        '<span class="exact" title="{}" style="white-space: nowrap">{}</span>',
+        exact_text(exact) if exact is not None else "",
+        text,
+    )
 
 
 def count_html(value: Any) -> SafeString:
@@ -146,18 +150,19 @@ def epoch_ms_datetime(value: Any) -> datetime | None:
         return None
 
 
-def datetime_label(value: datetime | None) -> str:
-    """A time in the list's short form, to the minute in the site's time zone: 2026-12-04 15:38."""
+def datetime_label(value: datetime | None, *, minutes: bool = True) -> str:
+    """A time in the list's short form, in the site's time zone: 2026-12-04 15:38 (or the day alone, 2026-12-04)."""
     if value is None:
         return MISSING
-    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M" if minutes else "%Y-%m-%d")
 
 
-def datetime_html(value: datetime | None, *, raw: Any = None) -> SafeString:
+def datetime_html(value: datetime | None, *, raw: Any = None, minutes: bool = True) -> SafeString:
     """The short time with the exact one on hover (ISO 8601 to the second; and the stored number when given)."""
     if value is None:
         return format_html("{}", MISSING)
     exact = timezone.localtime(value).isoformat(timespec="seconds")
     if raw is not None:
         exact = f"{exact} ({raw} ms since the epoch)"
-    return format_html('<span class="exact" title="{}">{}</span>', exact, datetime_label(value))
+    label = datetime_label(value, minutes=minutes)
+    return format_html('<span class="exact" title="{}" style="white-space: nowrap">{}</span>', exact, label)

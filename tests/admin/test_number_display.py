@@ -50,14 +50,21 @@ def test_budgets_read_in_scientific_form(value, label):
 
 @pytest.mark.parametrize(
     ("value", "label"),
-    [(3.3499999999999996, "3.35"), (3.284403507366314, "3.284"), (0.0386234, "0.03862"), (1e-5, "1e-5"), (0.0, "0")],
+    [
+        (3.3499999999999996, "3.350"),
+        (3.284403507366314, "3.284"),
+        (3.0, "3.000"),  # a loss, not a count
+        (0.0386234, "0.03862"),
+        (1e-5, "1e-5"),
+        (0.0, "0.000"),
+    ],
 )
 def test_losses_read_to_four_significant_digits(value, label):
     assert decimal_label(value) == label
 
 
 def test_the_exact_value_is_on_hover_and_on_the_change_page():
-    assert count_html(70_000_000) == '<span class="exact" title="70,000,000">70M</span>'
+    assert count_html(70_000_000) == ('<span class="exact" title="70,000,000" style="white-space: nowrap">70M</span>')
     assert count_with_exact(70_000_000) == "70,000,000 (70M)"
 
 

@@ -33,7 +33,7 @@ def _url(plan: Plan) -> str:
 
 def _cell(text: str) -> str:
     """A cell's exact value: the hover title of a short number (110M), else its text."""
-    exact = re.fullmatch(r'<span class="exact" title="([^"]*)">[^<]*</span>', text.strip())
+    exact = re.fullmatch(r'<span class="exact" title="([^"]*)"[^>]*>[^<]*</span>', text.strip())
     return html.unescape(exact.group(1)).replace(",", "") if exact else html.unescape(text)
 
 

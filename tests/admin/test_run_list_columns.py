@@ -27,9 +27,9 @@ def test_the_run_list_has_the_reviewers_columns_in_short_numbers(alpha_member, a
         "state",
         "trained_on",
     ]
-    assert '<span class="exact" title="70,000,000">70M</span>' in body
-    assert '<span class="exact" title="3,000,000,000">3.0B</span>' in body
-    assert '<span class="exact" title="3.3499999999999996">3.35</span>' in body
+    assert 'title="70,000,000" style="white-space: nowrap">70M</span>' in body
+    assert 'title="3,000,000,000" style="white-space: nowrap">3.0B</span>' in body
+    assert 'title="3.3499999999999996" style="white-space: nowrap">3.350</span>' in body
     assert ">70000000<" not in body
 
 
@@ -73,7 +73,7 @@ def test_the_run_page_shows_every_field_in_sections_with_exact_numbers(alpha_mem
     assert {f.name for f in Run._meta.fields} - hidden <= shown
     assert "70,000,000 (70M)" in body
     assert "1,400,000,000 (1.4B)" in body
-    assert ">20<" in body  # tokens per parameter
+    assert ">20.0<" in body  # tokens per parameter
 
 
 def test_a_field_added_to_runs_lands_on_the_page_even_when_no_section_names_it(alpha_member, alpha_runs, monkeypatch):

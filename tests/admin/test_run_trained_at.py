@@ -17,7 +17,7 @@ def test_the_run_list_shows_and_sorts_by_the_training_date(alpha_member, alpha_r
     column = page.context["cl"].list_display.index("trained_on")
     oldest_first = alpha_member.get(RUNS, {"o": str(column)})
     assert [run.pk for run in oldest_first.context["cl"].result_list[:2]] == [alpha_runs[1].pk, alpha_runs[0].pk]
-    assert "2022-07-09 00:00" in oldest_first.content.decode()  # to the minute; the exact time on hover
+    assert ">2022-07-09<" in oldest_first.content.decode()  # the day; the exact time on hover
 
 
 def test_the_run_page_shows_the_training_date_read_only(alpha_member, alpha_runs):
