@@ -87,7 +87,7 @@ class MlflowRunAdmin(ReadOnlyTeamAdmin):
     def mapping_error_short(self, obj: MlflowRun) -> str:
         """The error's first line, shortened; the whole of it on hover and on the run's page."""
         if not obj.mapping_error:
-            return ""
+            return "—"
         first = obj.mapping_error.splitlines()[0]
         short = first if len(first) <= MAPPING_ERROR_CHARS else first[: MAPPING_ERROR_CHARS - 1] + "…"
         return format_html('<span class="mapping-error" title="{}">{}</span>', obj.mapping_error, short)

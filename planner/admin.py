@@ -432,6 +432,7 @@ class PlanAdmin(TeamScopedAdmin):
             except PlanInvalid as exc:
                 form.add_error(None, _flatten_errors(exc.errors))
             else:
+                plan_contour(plan)  # drawn now, while the user waits for the plan anyway: the page then opens at once
                 self.message_user(request, f"Planned from {plan.fit}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:planner_plan_change", args=[plan.pk]))
         context = {

@@ -80,3 +80,23 @@ def test_no_family_with_a_fit_says_why(alpha_member, alpha_runs):
     page = " ".join(alpha_member.get(ADD).content.decode().split())
     assert 'id="plan-no-families"' in page
     assert "fits appear a minute or two after runs are logged" in page
+
+
+def test_the_plans_contour_is_drawn_when_it_is_planned(alpha_member, alpha, alpha_fits, monkeypatch):
+    from django.core.cache import cache
+
+    from planner import admin as planner_admin
+
+    cache.clear()
+    response = alpha_member.post(
+        ADD, {"family": f"{alpha.pk}:kumar", "law": "auto", "flops": "1e21", "cost_model": "linear_bits"}
+    )
+    assert response.status_code == 302
+
+    def refuse(**kwargs):
+        raise AssertionError("the plan page must not draw the contour again")
+
+    monkeypatch.setattr(planner_admin, "plan_contour_svg", refuse)
+    page = alpha_member.get(response.url)
+    assert page.status_code == 200
+    assert 'id="plot-plan-contour"><svg' in page.content.decode().replace("\n", "")
