@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from fits.management.commands.demo_status import DemoProgress, demo_progress
 from fits.management.commands.load_demo import read_credentials
-from fits.models import Fit, FitScope
+from fits.models import Fit, FitChunk, FitScope
 from runs.models import Evaluation, Run, Team
 from tests.factories import FitFactory
 
@@ -101,8 +101,11 @@ def test_progress_counts_the_laws_with_a_succeeded_fit():
     assert demo_progress() == DemoProgress(laws=9, fitted=0, failed=0, busy=9)  # every law waits for its refit
 
     FitScope.objects.filter(team=team).update(dirty_since=None)  # refitted: the fp law applies to one family only
-    FitFactory.create(team=team, family="fp-synthetic", law="fp", status="running")
-    assert demo_progress() == DemoProgress(laws=1, fitted=0, failed=0, busy=1)
+    running = FitFactory.create(team=team, family="fp-synthetic", law="fp", status="running", n_bootstrap=200)
+    FitChunk.objects.create(fit=running, index=0, draws=b"")
+    progress = demo_progress()
+    assert progress == DemoProgress(laws=1, fitted=0, failed=0, busy=1, chunks_done=1, chunks=8)
+    assert progress.line(5) == "[bitscale] demo fits: 0 of 1 laws fitted; bootstrap 1 of 8 chunks of the rest (5 s)"
     Fit.objects.filter(team=team).delete()
     FitFactory.create(team=team, family="kumar-synthetic", law="precision")
     FitFactory.create(team=team, family="kumar-synthetic", law="chinchilla", failed=True)

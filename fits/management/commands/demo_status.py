@@ -6,6 +6,7 @@ a line as each law lands, and prints the box again when they are all done: the l
 new user needs next.
 """
 
+import math
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +18,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from fits.management.commands.load_demo import read_credentials
-from fits.models import Fit, FitScope
+from fits.models import Fit, FitChunk, FitScope
 
 SERVER_WAIT_SECONDS = 120
 FOLLOW_SECONDS = 30 * 60
@@ -33,6 +34,8 @@ class DemoProgress:
     fitted: int  # of them, those with a succeeded fit
     failed: int  # of them, those whose newest finished fit failed
     busy: int  # fits queued or running, plus scopes waiting for their debounce
+    chunks_done: int = 0  # bootstrap chunks computed of the fits running
+    chunks: int = 0  # bootstrap chunks the fits running need
 
     @property
     def done(self) -> bool:
@@ -40,7 +43,8 @@ class DemoProgress:
 
     def line(self, seconds: float) -> str:
         failed = f", {self.failed} failed" if self.failed else ""
-        return f"[bitscale] demo fits: {self.fitted} of {self.laws} laws fitted{failed} ({seconds:.0f} s)"
+        running = f"; bootstrap {self.chunks_done} of {self.chunks} chunks of the rest" if self.chunks else ""
+        return f"[bitscale] demo fits: {self.fitted} of {self.laws} laws fitted{failed}{running} ({seconds:.0f} s)"
 
 
 def demo_progress() -> DemoProgress | None:
@@ -58,12 +62,14 @@ def demo_progress() -> DemoProgress | None:
         newest[(family, law)] = status
     succeeded = set(fits.filter(status=Fit.Status.SUCCEEDED).values_list("family", "law").distinct())
     dirty = {(family, law) for family, law, since in scopes if since is not None}
-    in_flight = sum(1 for status in newest.values() if status in (Fit.Status.QUEUED, Fit.Status.RUNNING))
+    running = list(fits.in_flight().values_list("pk", "n_bootstrap", "chunk_size"))
     return DemoProgress(
         laws=len(set(newest) | dirty),
         fitted=len(succeeded),
         failed=sum(1 for status in newest.values() if status == Fit.Status.FAILED),
-        busy=in_flight + len(dirty),
+        busy=len(running) + len(dirty),
+        chunks_done=FitChunk.objects.filter(fit_id__in=[pk for pk, _, _ in running]).count(),
+        chunks=sum(math.ceil(draws / size) for _, draws, size in running if size),
     )
 
 
