@@ -23,7 +23,7 @@ from fits.models import Fit, FitChunk, FitScope
 SERVER_WAIT_SECONDS = 120
 FOLLOW_SECONDS = 30 * 60
 POLL_SECONDS = 2.0
-QUIET_SECONDS = 20.0  # a progress line at least this often while nothing changes
+LINE_SECONDS = 10.0  # between progress lines while only the bootstrap moves; a law landing prints at once
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,8 @@ class Command(BaseCommand):
             if current is None or current.done:
                 return current
             now = time.monotonic()
-            if current != shown or now - shown_at >= QUIET_SECONDS:
+            landed = (current.laws, current.fitted, current.failed) != (shown.laws, shown.fitted, shown.failed)
+            if landed or now - shown_at >= LINE_SECONDS:
                 self.stdout.write(current.line(now - started))
                 shown, shown_at = current, now
         return current
