@@ -24,6 +24,7 @@ from fits.review import (
     law_comparison,
     screened_rows,
 )
+from fits.services import fits_delete
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
 from runs.admin_display import MISSING, datetime_html, decimal_html
 
@@ -90,6 +91,12 @@ class FitAdmin(TeamScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Fit | None = None) -> bool:
         return is_superuser(request)
+
+    def delete_model(self, request: HttpRequest, obj: Fit) -> None:
+        fits_delete(fits=Fit.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Fit]) -> None:
+        fits_delete(fits=queryset)
 
     @admin.display(description="fit", ordering="family")
     def fit_label(self, fit: Fit) -> str:

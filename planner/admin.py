@@ -18,11 +18,13 @@ from django.utils.html import format_html, format_html_join
 from fits.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION
 from fits.selectors import fit_result
 from planner.allocation import HARDWARE_PROFILES
-from planner.api.serializers import PlanConstraintsSerializer
-from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
+from planner.api.serializers import PlanConstraintsSerializer, SuggestionsSerializer
+from planner.errors import NoSucceededFit, PlanInvalid
+from planner.models import Plan, plan_law_choices
 from planner.plots import PlanPoint, plan_contour_svg
+from planner.requests import AUTO_LAW, Budget, ConstraintsRequest, PlanRequest, budget_from
 from planner.review import TeamFamilies, plan_form_families, plan_law_selection
-from planner.services import NoSucceededFit, PlanInvalid, plan_budget_validate, plan_create, plan_rerun
+from planner.services import plan_create, plan_rerun
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
 from runs.admin_display import (
@@ -109,7 +111,7 @@ class PlanForm(forms.Form):
         label="Team and family",
         help_text="Families of your teams with a succeeded fit, by team; the laws fitted are in brackets.",
     )
-    law = forms.ChoiceField(choices=PLAN_LAW_CHOICES, initial=AUTO_LAW)
+    law = forms.ChoiceField(choices=plan_law_choices, initial=AUTO_LAW)
     flops = forms.FloatField(required=False, label="Budget (FLOPs)", help_text="6·N·D at 16 bits, e.g. 1e21.")
     gpu_hours = forms.FloatField(required=False, label="or GPU-hours")
     hardware = forms.ChoiceField(
@@ -148,10 +150,8 @@ class PlanForm(forms.Form):
         data = super().clean() or {}
         if self.errors:
             return data
-        try:  # the budget rules have one home, the plan service
-            plan_budget_validate(
-                {k: data[k] for k in ("flops", "gpu_hours") if data.get(k) is not None} | self.budget()
-            )
+        try:  # the budget rules have one home (planner.requests.budget_from)
+            data["budget"] = budget_from(self.budget())
         except PlanInvalid as exc:
             budget_errors = exc.errors.get("budget", exc.errors)
             if not isinstance(budget_errors, dict):
@@ -164,10 +164,10 @@ class PlanForm(forms.Form):
                     self.add_error(None, text)
         return data
 
-    def clean_constraints(self) -> dict[str, Any] | None:
+    def clean_constraints(self) -> ConstraintsRequest:
         text = (self.cleaned_data.get("constraints") or "").strip()
         if not text:
-            return None
+            return ConstraintsRequest()
         try:
             value = json.loads(text)
         except ValueError as exc:
@@ -177,13 +177,24 @@ class PlanForm(forms.Form):
         constraints = PlanConstraintsSerializer(data=value)  # the API's own rules for each field
         if not constraints.is_valid():
             raise forms.ValidationError(_flatten_errors(constraints.errors))
-        return dict(constraints.validated_data)
+        return constraints.constraints()
 
     def budget(self) -> dict[str, Any]:
         data = self.cleaned_data
         if data.get("flops") is not None:
             return {"flops": data["flops"]}
-        return {"gpu_hours": data["gpu_hours"], "hardware": data["hardware"] or None}
+        return {"gpu_hours": data.get("gpu_hours"), "hardware": data.get("hardware") or None}
+
+    def request(self) -> PlanRequest:
+        """The validated form as the planner takes it."""
+        data = self.cleaned_data
+        return PlanRequest(
+            family=data["family"][1],
+            budget=data["budget"],
+            constraints=data["constraints"],
+            law=data["law"],
+            cost_model=data["cost_model"],
+        )
 
 
 def family_choice(team_id: int, family: str) -> str:
@@ -265,11 +276,12 @@ def plan_suggestions_context(plan: Plan, query: Any) -> dict[str, Any]:
         "suggestion_default_share": f"{DEFAULT_EXPERIMENT_BUDGET_SHARE:.0%}",
     }
     try:
-        body = suggestions_for_plan(
-            plan=plan,
-            experiment_budget=None if flops is None else {"flops": flops},
-            max_suggestions=max_suggestions or 3,
-        )
+        experiment: Budget | None = None
+        if flops is not None:
+            experiment = budget_from({"flops": flops}, section="experiment_budget")
+        body = SuggestionsSerializer(
+            suggestions_for_plan(plan=plan, experiment_budget=experiment, max_suggestions=max_suggestions or 3)
+        ).data
     except NoSucceededFit as exc:
         return {**context, "suggestion_error": str(exc)}
     except PlanInvalid as exc:
@@ -416,17 +428,9 @@ class PlanAdmin(TeamScopedAdmin):
         families = plan_form_families(teams=self.plan_teams(request))
         form = PlanForm(request.POST or None, families=families)
         if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
-            team, family = data["family"]
+            team, _ = form.cleaned_data["family"]
             try:
-                plan = plan_create(
-                    team=team,
-                    family=family,
-                    law=data["law"],
-                    budget=form.budget(),
-                    constraints=data.get("constraints") or None,
-                    cost_model=data["cost_model"],
-                )
+                plan = plan_create(team=team, request=form.request())
             except NoSucceededFit as exc:
                 form.add_error("family", str(exc))
             except PlanInvalid as exc:

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from mlflow_compat.models import Experiment, MlflowRun
 from planner.services import plan_create
 from runs.models import MetricPoint, Run
+from tests.factories import plan_request
 
 PAGES = {
     # name: (url template, most queries)
@@ -31,7 +32,7 @@ PAGES = {
 @pytest.fixture
 def demo(alpha, alpha_runs, alpha_fits):
     """The alpha team's sweep and two fit versions, a plan, and MLflow runs mapped to its runs."""
-    plan = plan_create(team=alpha, family="kumar", law="precision", budget={"flops": 1e21})
+    plan = plan_create(team=alpha, request=plan_request(family="kumar", law="precision", budget={"flops": 1e21}))
     experiment = Experiment.objects.create(team=alpha, name="sweep")
     MlflowRun.objects.bulk_create(
         MlflowRun(

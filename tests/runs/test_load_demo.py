@@ -10,8 +10,8 @@ from rest_framework.test import APIClient
 
 from fits.management.commands.demo_status import DemoProgress, demo_progress
 from fits.management.commands.load_demo import read_credentials
-from fits.models import Fit, FitChunk, FitScope
-from runs.models import Evaluation, Run, Team
+from fits.models import Fit, FitChunk
+from runs.models import Evaluation, FamilyChange, Run, Team
 from tests.factories import FitFactory
 
 pytestmark = pytest.mark.django_db
@@ -91,16 +91,18 @@ def test_the_box_names_the_admin_login_key_and_file(tmp_path):
     assert f"password {values['DEMO_ADMIN_PASSWORD']}" in box
     assert values["DEMO_KEY"] in box
     assert f"`. {path}` sets DEMO_KEY" in box
-    assert "Demo fits still running (0 of 9 laws fitted)" in box  # nothing fitted: no worker in this test
+    assert "Demo fits still running (0 laws fitted so far)" in box  # no worker in this test: nothing refitted yet
     assert len({len(line) for line in box.strip().splitlines()}) == 1  # a closed frame
 
 
 def test_progress_counts_the_laws_with_a_succeeded_fit():
     _load()
     team = Team.objects.get(slug="demo")
-    assert demo_progress() == DemoProgress(laws=9, fitted=0, failed=0, busy=9)  # every law waits for its refit
+    waiting = demo_progress()
+    assert waiting == DemoProgress(laws=0, fitted=0, failed=0, busy=3, waiting=3)  # the refit decides the laws
+    assert "3 families waiting for the refit" in waiting.line(1)
 
-    FitScope.objects.filter(team=team).update(dirty_since=None)  # refitted: the fp law applies to one family only
+    FamilyChange.objects.filter(team=team).update(pending_since=None)  # refitted
     running = FitFactory.create(team=team, family="fp-synthetic", law="fp", status="running", n_bootstrap=200)
     FitChunk.objects.create(fit=running, index=0, draws=b"")
     progress = demo_progress()

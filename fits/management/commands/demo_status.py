@@ -19,6 +19,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from fits.management.commands.load_demo import read_credentials
 from fits.models import Fit, FitChunk, FitScope
+from runs.models import FamilyChange, Team
 
 SERVER_WAIT_SECONDS = 120
 FOLLOW_SECONDS = 30 * 60
@@ -33,30 +34,40 @@ class DemoProgress:
     laws: int  # (family, law) scopes of team demo
     fitted: int  # of them, those with a succeeded fit
     failed: int  # of them, those whose newest finished fit failed
-    busy: int  # fits queued or running, plus scopes waiting for their debounce
+    busy: int  # fits queued or running, laws waiting for their next version, families waiting for their refit
+    waiting: int = 0  # of them, families whose changed runs wait for the refit (it decides which laws apply)
     chunks_done: int = 0  # bootstrap chunks computed of the fits running
     chunks: int = 0  # bootstrap chunks the fits running need
 
     @property
     def done(self) -> bool:
-        return self.laws > 0 and self.busy == 0
+        return self.busy == 0
 
     def line(self, seconds: float) -> str:
         failed = f", {self.failed} failed" if self.failed else ""
+        waiting = (
+            f"; {self.waiting} famil{'y' if self.waiting == 1 else 'ies'} waiting for the refit" if self.waiting else ""
+        )
         running = f"; bootstrap {self.chunks_done} of {self.chunks} chunks of the rest" if self.chunks else ""
-        return f"[bitscale] demo fits: {self.fitted} of {self.laws} laws fitted{failed}{running} ({seconds:.0f} s)"
+        return (
+            f"[bitscale] demo fits: {self.fitted} of {self.laws} laws fitted{failed}{waiting}{running} "
+            f"({seconds:.0f} s)"
+        )
 
 
 def demo_progress() -> DemoProgress | None:
     """The demo team's fit progress; None when there is no team `demo`.
 
-    A law counts once it has a version or waits for its first (a dirty scope); a scope the refit found nothing to
-    fit in (the fp law on a family without floating-point formats) drops out, so the total may shrink once.
+    A law counts once it has a version or waits for its next one (a dirty scope); which laws a family gets is
+    decided by its refit (the fp law only where runs report a floating-point format), so until then the family
+    counts as waiting.
     """
-    scopes = list(FitScope.objects.filter(team__slug="demo").values_list("family", "law", "dirty_since"))
-    if not scopes:
+    team = Team.objects.filter(slug="demo").first()
+    if team is None:
         return None
-    fits = Fit.objects.filter(team__slug="demo")
+    waiting = FamilyChange.objects.filter(team=team, pending_since__isnull=False).count()
+    scopes = list(FitScope.objects.filter(team=team).values_list("family", "law", "dirty_since"))
+    fits = Fit.objects.filter(team=team)
     newest: dict[tuple[str, str], str] = {}
     for family, law, status in fits.order_by("version").values_list("family", "law", "status"):
         newest[(family, law)] = status
@@ -67,7 +78,8 @@ def demo_progress() -> DemoProgress | None:
         laws=len(set(newest) | dirty),
         fitted=len(succeeded),
         failed=sum(1 for status in newest.values() if status == Fit.Status.FAILED),
-        busy=len(running) + len(dirty),
+        busy=len(running) + len(dirty) + waiting,
+        waiting=waiting,
         chunks_done=FitChunk.objects.filter(fit_id__in=[pk for pk, _, _ in running]).count(),
         chunks=sum(math.ceil(draws / size) for _, draws, size in running if size),
     )
@@ -116,7 +128,7 @@ class Command(BaseCommand):
             site,
             credentials,
             credentials_file,
-            f"The workers are fitting the demo's {progress.laws} laws (about 1-3 minutes; progress below).",
+            "The workers are fitting the demo's laws (about 1-3 minutes; progress below).",
         )
         started = time.monotonic()
         final = self._follow(progress, started)
@@ -144,7 +156,7 @@ class Command(BaseCommand):
         if progress is None:
             return "No team `demo` here: `manage.py load_demo` loads it."
         if not progress.done:
-            return f"Demo fits still running ({progress.fitted} of {progress.laws} laws fitted): see the worker's log."
+            return f"Demo fits still running ({progress.fitted} laws fitted so far): see the worker's log."
         took = f" in {seconds:.0f} s" if seconds is not None else ""
         failed = f" ({progress.failed} failed: see Fits in the admin)" if progress.failed else ""
         return f"Demo fits done{took}: {progress.fitted} of {progress.laws} laws fitted{failed}."
