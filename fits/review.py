@@ -166,7 +166,7 @@ def screened_rows(*, fit: Fit) -> list[dict[str, Any]]:
 # right away, so a reviewer finds them ready.
 
 # (key, title, renderer) of the five plots fits.plots.fit_plots draws, in its reading order; the density plot
-# follows (it also reads when the runs were trained). tests/admin/test_fit_plots.py checks these against
+# follows (it also reads when the runs were trained). tests/admin/test_fit_review_at_a_glance.py checks these against
 # fits.plots.fit_plots, so a plot added there cannot be missed here.
 FIT_PLOTS: tuple[tuple[str, str, Callable[[FitResult, Observations], str]], ...] = (
     ("observed-vs-predicted", "Observed vs predicted", plots.observed_vs_predicted_svg),
@@ -207,11 +207,6 @@ def fit_plot(*, fit: Fit, key: str) -> plots.Plot:
 def fit_plot_keys() -> list[str]:
     """Every plot of a fit page, in reading order."""
     return [key for key, _, _ in FIT_PLOTS] + [DENSITY_PLOT[0]]
-
-
-def fit_plots(*, fit: Fit) -> list[plots.Plot]:
-    """Every plot of a succeeded fit, each from the cache or rendered now."""
-    return [fit_plot(fit=fit, key=key) for key in fit_plot_keys()]
 
 
 def fit_plots_prerender(*, fit_id: int) -> int:
