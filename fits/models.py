@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from fits.laws import FitResult, law_choices
+from fits.laws.quality import GOOD, UNUSABLE, WEAK, fit_quality
 
 
 class Objective(models.TextChoices):
@@ -71,6 +72,13 @@ class Fit(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    class Quality(models.TextChoices):
+        """A succeeded fit's verdict (fits.laws.quality)."""
+
+        GOOD = GOOD, "Good"
+        WEAK = WEAK, "Weak"
+        UNUSABLE = UNUSABLE, "Unusable"
+
     team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="fits")
     family = models.SlugField(max_length=100)
     law = models.CharField(max_length=20, choices=law_choices)  # a law of fits.laws.registry
@@ -99,6 +107,11 @@ class Fit(models.Model):
     # Runs the screening rule left out: {"run_id", "n_params", "n_tokens", "final_loss", "residual", "robust_z",
     # "check", "reason"}; empty when none was (or before the rule existed).
     screened = models.JSONField(default=list)
+    # The fit's verdict (fits.laws.quality), computed when it is published: good, weak or unusable, with the
+    # reasons; "" for a fit without one (not finished; succeeded fits stored before verdicts got theirs from the
+    # data migration 0007, on the numbers they had).
+    quality = models.CharField(max_length=10, blank=True, default="", choices=Quality.choices)
+    quality_reasons = models.JSONField(default=list, blank=True)
     # Work in progress: the pickled point fit the bootstrap chunks start from; cleared when the fit finishes.
     point_state = models.BinaryField(null=True, blank=True)
     attempt = models.PositiveIntegerField(default=0)
@@ -131,6 +144,11 @@ class Fit(models.Model):
     def __str__(self) -> str:
         return f"{self.family}/{self.law} v{self.version} ({self.status})"
 
+    @property
+    def is_unusable(self) -> bool:
+        """The verdict says no answer may rest on this fit (fits.laws.quality)."""
+        return self.quality == Fit.Quality.UNUSABLE
+
     def draws_array(self) -> np.ndarray:
         """The bootstrap draws as an array of shape (n_draws, len(draw_names))."""
         if not self.draws:
@@ -157,7 +175,8 @@ class Fit(models.Model):
 
     @staticmethod
     def result_fields(result: FitResult, *, run_ids: list[int] | None = None) -> dict[str, Any]:
-        """The columns that store a FitResult: the inverse of as_result(). With the fitted runs' ids (in the
+        """The columns that store a FitResult: the inverse of as_result(), plus the fit's verdict
+        (fits.laws.quality, computed here from the result's own numbers). With the fitted runs' ids (in the
         order of the Observations), each screened run also names its run id."""
         screened = [dict(entry) for entry in result.screened]
         if run_ids is not None:
@@ -165,7 +184,10 @@ class Fit(models.Model):
                 index = entry.get("index")
                 if isinstance(index, int) and 0 <= index < len(run_ids):
                     entry["run_id"] = run_ids[index]
+        quality = fit_quality(result)
         return {
+            "quality": quality.level,
+            "quality_reasons": list(quality.reasons),
             "screened": screened,
             "params": result.params,
             "intervals": {k: [v[0], v[1]] for k, v in result.intervals.items()},

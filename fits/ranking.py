@@ -4,7 +4,8 @@ The score is the backtest's `rmse_log_runs`: the root mean square of log-loss re
 final losses (the fit on the other runs predicting them; fits.laws.backtest chooses the held-out runs from
 the model sizes, the same for every law fitted to the same runs). It is the one backtest
 number every law predicts; `rmse_log` also counts PTQ evaluations for a law that has a PTQ term, so it is not
-comparable across laws. Lower is better. docs/laws-engine.md, "Law comparison", states the rules.
+comparable across laws. Lower is better. docs/laws-engine.md, "Law comparison", states the rules; ELIGIBILITY_RULE
+is the one sentence the API, the admin and the docs give for which law may be named best.
 """
 
 import math
@@ -23,8 +24,24 @@ TIE_RELATIVE = 0.02
 # out only the runs of the largest N, which for continuous sizes (Epoch's digitised runs) is a single run.
 MIN_HELD_OUT_RUNS = 5
 
+# Two laws scored on the same held-out runs are compared run by run: the difference of their squared errors over
+# the runs both predict, and its standard error. A law whose excess over the best of its group is within TIE_Z
+# standard errors is tied with it (about a 2.5% one-sided chance for a law that is in truth no worse), so the
+# simpler law is not passed over for a difference the held-out runs cannot show. Without run-level residuals
+# (fits stored before they were kept) TIE_RELATIVE decides.
+TIE_Z = 2.0
+MIN_PAIRED_RUNS = 3
+
 REASON_OLD_FIT = "fitted before law ranking; refit to rank"
 BACKTEST_NOT_COMPUTED = "backtest not computed"
+REASON_UNUSABLE = "unusable fit"
+
+ELIGIBILITY_RULE = (
+    "A law may be named best when its fit is usable (its verdict is not unusable), it has a backtest score, it "
+    "covers as many of the family's runs as the most-covering fit (a run counts as covered when the fit used it or "
+    "its screening rule left it out), and, in a family whose runs vary their training bits, it models bits or no "
+    "law that models them predicts the held-out runs better."
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,11 @@ class LawFit:
     warnings: Sequence[str] = ()
     stale: bool = False
     n_screened: int = 0  # runs the fit's screening rule left out (metrics["n_screened"]): still covered by the fit
+    quality: str = ""  # the fit's verdict (fits.laws.quality): good, weak, unusable; "" when not assessed
+    quality_reasons: Sequence[str] = ()
+    models_bits: bool = False  # the law models training precision (ScalingLaw.bit_dims)
+    varies_bits: bool = False  # the fit's runs vary their training bits (data_range)
+    data_fingerprint: str = ""  # the runs the fit saw: run-level residuals are comparable only on the same runs
 
 
 @dataclass(frozen=True)
@@ -54,12 +76,14 @@ class RankedLaw:
     n_params_fitted: int
     n_runs: int | None
     ranked: bool
-    eligible: bool  # may be chosen as the best law (ranked, and covering as many runs as the other fits)
+    eligible: bool  # may be chosen as the best law (ELIGIBILITY_RULE)
     reason: str | None
     rank: int | None
     stale: bool
     scheme: str | None = None  # the backtest's held-out scheme (fits.laws.backtest); None when unranked
     held_out_n_params: tuple[float, ...] = ()  # the model sizes of the held-out runs
+    n_runs_covered: int | None = None  # fitted plus screened: what eligibility compares (ELIGIBILITY_RULE)
+    quality: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +101,8 @@ class RankedLaw:
             "stale": self.stale,
             "scheme": self.scheme,
             "held_out_n_params": list(self.held_out_n_params),
+            "n_runs_covered": self.n_runs_covered,
+            "quality": self.quality or None,
         }
 
 
@@ -130,7 +156,7 @@ class Ranking:
                 "a law; runs at several sizes near the largest would make it firmer"
             )
         if not best.eligible:
-            out.append(f"{best.law} is named best though {best.reason}: no law covering every run has a score yet")
+            out.append(f"{best.law} is named best though {best.reason}: no eligible law has a score yet")
         others = [e for e in self.entries if e.ranked and e is not best and _basis_key(e) != _basis_key(best)]
         if others:
             out.append(
@@ -152,6 +178,9 @@ def _basis_text(entry: RankedLaw) -> str:
 
 def _unranked_reason(fit: LawFit) -> str | None:
     """Why this fit has no score, or None when it has one."""
+    if fit.quality == "unusable":
+        why = "; ".join(fit.quality_reasons[:1]) or "its verdict is unusable"
+        return f"{REASON_UNUSABLE}: {why}"
     score = fit.backtest.get("rmse_log_runs")
     if score is not None:
         if isinstance(score, bool) or not isinstance(score, int | float) or not math.isfinite(score) or score < 0:
@@ -163,25 +192,116 @@ def _unranked_reason(fit: LawFit) -> str | None:
     return REASON_OLD_FIT
 
 
+def _residuals(fit: LawFit) -> dict[int, float] | None:
+    """The fit's held-out runs and their residuals (finite only), by row of the family's snapshot; None when the
+    backtest does not carry them."""
+    runs, residuals = fit.backtest.get("held_out_runs"), fit.backtest.get("residuals_runs")
+    if not isinstance(runs, list | tuple) or not isinstance(residuals, list | tuple) or len(runs) != len(residuals):
+        return None
+    out = {}
+    for run, value in zip(runs, residuals, strict=True):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            out[int(run)] = float(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Two laws on the held-out runs both predicted: how many, each one's RMSE there, and the standard error of
+    the mean difference of their squared errors (first minus second)."""
+
+    n_runs: int
+    rmse_first: float
+    rmse_second: float
+    mean_difference: float
+    standard_error: float
+
+    @property
+    def first_meaningfully_worse(self) -> bool:
+        """The first law's squared errors exceed the second's by more than TIE_Z standard errors."""
+        return self.mean_difference > TIE_Z * self.standard_error
+
+
+def paired(first: LawFit, second: LawFit) -> Paired | None:
+    """The run-level comparison of two fits of the same runs (same snapshot), or None when it cannot be made."""
+    if not first.data_fingerprint or first.data_fingerprint != second.data_fingerprint:
+        return None
+    a, b = _residuals(first), _residuals(second)
+    if a is None or b is None:
+        return None
+    common = sorted(set(a) & set(b))
+    if len(common) < MIN_PAIRED_RUNS:
+        return None
+    ea = [a[i] for i in common]
+    eb = [b[i] for i in common]
+    diff = [x * x - y * y for x, y in zip(ea, eb, strict=True)]
+    m = len(diff)
+    mean = sum(diff) / m
+    var = sum((d - mean) ** 2 for d in diff) / (m - 1)
+    return Paired(
+        n_runs=m,
+        rmse_first=math.sqrt(sum(x * x for x in ea) / m),
+        rmse_second=math.sqrt(sum(y * y for y in eb) / m),
+        mean_difference=mean,
+        standard_error=math.sqrt(var / m),
+    )
+
+
+def _tied(candidate: tuple[float, LawFit], anchor: tuple[float, LawFit]) -> bool:
+    """Whether `candidate` (score at least the anchor's) is tied with `anchor`: not meaningfully worse on the
+    held-out runs both predicted (TIE_Z), or, without run-level residuals, within TIE_RELATIVE of its score."""
+    comparison = paired(candidate[1], anchor[1])
+    if comparison is not None:
+        return not comparison.first_meaningfully_worse
+    return candidate[0] <= anchor[0] * (1.0 + TIE_RELATIVE)
+
+
 def _tie_ordered(scored: list[tuple[float, LawFit]]) -> list[tuple[float, LawFit]]:
-    """Ascending score; each group of scores within TIE_RELATIVE of the group's lowest is ordered by parsimony."""
+    """Ascending score; each group of laws tied with the group's lowest score (_tied) is ordered by parsimony."""
     rest = sorted(scored, key=lambda item: (item[0], item[1].n_params_fitted, item[1].law))
     out: list[tuple[float, LawFit]] = []
     while rest:
-        anchor = rest[0][0]
-        group = [item for item in rest if item[0] <= anchor * (1.0 + TIE_RELATIVE)]
-        rest = rest[len(group) :]
+        anchor = rest[0]
+        group = [item for item in rest if item is anchor or _tied(item, anchor)]
+        rest = [item for item in rest if not any(item is g for g in group)]
         out.extend(sorted(group, key=lambda item: (item[1].n_params_fitted, item[1].law)))
     return out
 
 
-def rank_laws(fits: Sequence[LawFit]) -> Ranking:
-    """Order the current fits of one family's laws by backtest error (module docstring, TIE_RELATIVE).
+def _ignores_varied_bits(fit: LawFit, score: float, others: list[tuple[float, LawFit]]) -> str | None:
+    """Why a law that ignores training bits may not be the best of a family that varies them: a ranked law that
+    models bits predicts the held-out runs (those both predicted, or the scores when runs cannot be paired) at
+    least as well. None when it may."""
+    if fit.models_bits or not (fit.varies_bits or any(o.varies_bits for _, o in others)):
+        return None
+    for other_score, other in others:
+        if not other.models_bits or other.quality == "unusable":
+            continue
+        comparison = paired(fit, other)
+        if comparison is not None:
+            if comparison.rmse_second <= comparison.rmse_first:
+                return (
+                    f"ignores the training bits this family varies, and {other.law} predicts the held-out runs both "
+                    f"predict better (RMSE of log loss {comparison.rmse_second:.4g} against "
+                    f"{comparison.rmse_first:.4g} on {comparison.n_runs} runs)"
+                )
+        elif other_score <= score:
+            return (
+                f"ignores the training bits this family varies, and {other.law} has a lower backtest error "
+                f"({other_score:.4g} against {score:.4g})"
+            )
+    return None
 
-    A fit without `rmse_log_runs` is listed unranked, with the reason. A fit covering fewer runs than the
-    family's most-covering fit (the floating-point law fits only runs that report exponent and mantissa bits;
-    or a fit not yet refreshed after new runs) keeps its rank but is not eligible to be the best law: its score
-    was measured on other held-out runs.
+
+def rank_laws(fits: Sequence[LawFit]) -> Ranking:
+    """Order the current fits of one family's laws by backtest error (module docstring, TIE_Z, TIE_RELATIVE).
+
+    A fit without `rmse_log_runs`, or with an unusable verdict, is listed unranked, with the reason. A ranked fit
+    is eligible to be the best law under ELIGIBILITY_RULE: a fit covering fewer runs than the family's
+    most-covering fit (the floating-point law fits only runs that report exponent and mantissa bits; or a fit not
+    yet refreshed after new runs) keeps its rank but is not eligible, since its score was measured on other
+    held-out runs; nor is a law that ignores the training bits a family varies while a law that models them
+    predicts the held-out runs better.
     """
     most_runs = max((_coverage(f) for f in fits if f.n_runs is not None), default=None)
     scored: list[tuple[float, LawFit]] = []
@@ -196,21 +316,13 @@ def rank_laws(fits: Sequence[LawFit]) -> Ranking:
     entries: list[RankedLaw] = []
     for position, (score, fit) in enumerate(_tie_ordered(scored), start=1):
         covers_less = most_runs is not None and fit.n_runs is not None and _coverage(fit) < most_runs
-        entries.append(
-            _entry(
-                fit,
-                score=score,
-                ranked=True,
-                eligible=not covers_less,
-                reason=(
-                    f"covers {_coverage(fit)} of the {most_runs} runs the other fits cover: its backtest is not "
-                    "comparable, so it is not eligible as the best law"
-                    if covers_less
-                    else None
-                ),
-                rank=position,
-            )
+        reason = (
+            f"covers {_coverage(fit)} of the {most_runs} runs the other fits cover: its backtest is not "
+            "comparable, so it is not eligible as the best law"
+            if covers_less
+            else _ignores_varied_bits(fit, score, [item for item in scored if item[1] is not fit])
         )
+        entries.append(_entry(fit, score=score, ranked=True, eligible=reason is None, reason=reason, rank=position))
     for fit, reason in sorted(unranked, key=lambda item: item[0].law):
         entries.append(_entry(fit, score=None, ranked=False, eligible=False, reason=reason, rank=None))
     return Ranking(entries=tuple(entries))
@@ -243,7 +355,22 @@ def _entry(
         stale=fit.stale,
         scheme=str(scheme) if scheme is not None else None,
         held_out_n_params=tuple(float(n) for n in sizes) if isinstance(sizes, list | tuple) else (),
+        n_runs_covered=_coverage(fit) if fit.n_runs is not None else None,
+        quality=fit.quality,
     )
 
 
-__all__ = ["MIN_HELD_OUT_RUNS", "REASON_OLD_FIT", "TIE_RELATIVE", "LawFit", "RankedLaw", "Ranking", "rank_laws"]
+__all__ = [
+    "ELIGIBILITY_RULE",
+    "MIN_HELD_OUT_RUNS",
+    "REASON_OLD_FIT",
+    "REASON_UNUSABLE",
+    "TIE_RELATIVE",
+    "TIE_Z",
+    "LawFit",
+    "Paired",
+    "RankedLaw",
+    "Ranking",
+    "paired",
+    "rank_laws",
+]

@@ -16,6 +16,7 @@ from fits.density_selectors import fit_run_densities
 from fits.laws import FitResult, Observations
 from fits.laws.backtest import SCHEME_TEXT
 from fits.models import Fit
+from fits.ranking import ELIGIBILITY_RULE
 from fits.selectors import FitData, fit_data, law_ranking
 from runs.admin_display import count_html
 from runs.models import Run
@@ -131,8 +132,8 @@ def backtest_rows(*, fit: Fit) -> tuple[str, list[tuple[str, str]]]:
     """The backtest's scheme in words, and its figures as (name, text) rows for the fit page."""
     rows = []
     for name, value in sorted((fit.backtest or {}).items()):
-        if name == "scheme":
-            continue
+        if name in ("scheme", "held_out_runs", "residuals_runs"):
+            continue  # run-level lists are what the ranking compares laws on, not figures to read
         if isinstance(value, list):
             text = ", ".join(f"{v:.3g}" if isinstance(v, int | float) else str(v) for v in value)
         elif isinstance(value, int | float) and not isinstance(value, bool):
@@ -259,13 +260,21 @@ class FitVerdict:
     detail: str
 
 
+# A succeeded fit's quality verdict (fits.laws.quality) as the colour the list and the page show.
+QUALITY_LEVEL = {"good": "good", "weak": "warning", "unusable": "bad"}
+
+
 def fit_verdict(*, fit: Fit) -> FitVerdict:
-    """The fit's verdict: for now its status and how many warnings it carries. The one place to change when fits
-    get a quality verdict (good / weak / unusable): the fit list's column and the fit page read only this."""
+    """The fit's verdict, the one the fit list's column and the fit page read: failed or pending from its status;
+    a succeeded fit's quality verdict (good, weak, unusable, with its reasons on hover); a succeeded fit stored
+    without one, its status and how many warnings it carries."""
     if fit.status == Fit.Status.FAILED:
         return FitVerdict("bad", "failed", fit.error or "no reason recorded")
     if fit.status != Fit.Status.SUCCEEDED:
         return FitVerdict("pending", fit.get_status_display().lower(), "the workers are computing this version")
+    if fit.quality in QUALITY_LEVEL:
+        reasons = [str(r) for r in fit.quality_reasons or []]
+        return FitVerdict(QUALITY_LEVEL[fit.quality], fit.quality, "\n".join(reasons) or "no concern")
     warnings = [str(w) for w in fit.warnings or []]
     if not warnings:
         return FitVerdict("good", "succeeded", "no warnings")
@@ -305,6 +314,7 @@ class LawComparison:
     rows: list[dict[str, Any]]
     best: str | None
     page_law_row: dict[str, Any] | None  # the row of the page's law; None when that law has no succeeded fit
+    eligibility_rule: str = ELIGIBILITY_RULE  # the one rule, as the API and docs state it (fits.ranking)
 
     @property
     def page_is_current(self) -> bool:
@@ -330,6 +340,8 @@ def law_comparison(*, fit: Fit) -> LawComparison:
                 "n_params_fitted": entry.n_params_fitted,
                 "params": [(name, number_label(value)) for name, value in (current.params or {}).items()],
                 "n_runs": entry.n_runs,
+                "n_runs_covered": entry.n_runs_covered,
+                "quality": entry.quality,
                 "eligible": entry.eligible,
                 "reason": entry.reason,
                 "stale": entry.stale,
@@ -342,4 +354,4 @@ def law_comparison(*, fit: Fit) -> LawComparison:
             }
         )
     page_law_row = next((row for row in rows if row["is_page_law"]), None)
-    return LawComparison(rows=rows, best=best, page_law_row=page_law_row)
+    return LawComparison(rows=rows, best=best, page_law_row=page_law_row, eligibility_rule=ELIGIBILITY_RULE)

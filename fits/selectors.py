@@ -199,6 +199,8 @@ LAW_RANKING_FIT_FIELDS = (
     "data_range",
     "draw_names",
     "data_fingerprint",
+    "quality",
+    "quality_reasons",
 )
 
 
@@ -224,6 +226,14 @@ def fits_current_by_law(*, team: Team, family: str) -> dict[str, Fit]:
         .order_by("law")
     )
     return {fit.law: fit for fit in fits}
+
+
+def _varies_bits(data_range: dict[str, float]) -> bool:
+    """Whether a fit's runs trained at more than one width of weights, activations or KV cache."""
+    return any(
+        data_range.get(f"{key}_min") is not None and data_range.get(f"{key}_min") != data_range.get(f"{key}_max")
+        for key in ("weight_bits", "activation_bits", "kv_bits")
+    )
 
 
 def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
@@ -254,6 +264,11 @@ def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
                 warnings=[str(w) for w in fit.warnings or []],
                 stale=fit_is_stale_by_scope(fit=fit, scope=scopes.get(law), family_pending=pending),
                 n_screened=int(fit.metrics.get("n_screened") or 0),
+                quality=fit.quality,
+                quality_reasons=[str(r) for r in fit.quality_reasons or []],
+                models_bits=bool(get_law(law).bit_dims),
+                varies_bits=_varies_bits(fit.data_range or {}),
+                data_fingerprint=fit.data_fingerprint,
             )
         )
     return FamilyLawRanking(family=family, fits=fits, ranking=rank_laws(law_fits))

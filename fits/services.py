@@ -11,9 +11,11 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 
-from apikit.exceptions import DomainError, NotFound
+from apikit.exceptions import Conflict, DomainError, NotFound
 from fits.json_numbers import finite_or_none
 from fits.laws import RunConfig, get_law, predict_with_interval
+from fits.laws.prediction import data_position, position_warnings
+from fits.laws.quality import WEAK
 from fits.models import Fit, FitScope
 from fits.pipeline import fit_scope_refresh
 from fits.references import density_reference_refresh
@@ -27,6 +29,32 @@ class FitNotFound(NotFound):
 
 class PredictionInvalid(DomainError):
     """The fit cannot answer this query; `errors` names the field."""
+
+
+class FitUnusable(Conflict):
+    """The fit's verdict is unusable (fits.laws.quality): no prediction, plan or suggestion may rest on it."""
+
+
+def fit_unusable_message(fit: Fit) -> str:
+    """Why no answer rests on an unusable fit, naming the fit and its verdict's reasons."""
+    reasons = "; ".join(fit.quality_reasons) or "its verdict is unusable"
+    return (
+        f"The current {fit.law} fit of {fit.family!r} (fit {fit.pk}, version {fit.version}) is unusable: {reasons}. "
+        'Bitscale answers no prediction, plan or suggestion from it (docs/laws-engine.md, "A verdict on every fit").'
+    )
+
+
+def fit_check_usable(fit: Fit) -> None:
+    """FitUnusable (409) when the fit's verdict is unusable."""
+    if fit.is_unusable:
+        raise FitUnusable(fit_unusable_message(fit))
+
+
+def fit_quality_warnings(fit: Fit) -> list[str]:
+    """The warnings an answer from a weak fit carries, one per reason ("weak fit (v3): ...")."""
+    if fit.quality != WEAK:
+        return []
+    return [f"weak fit (v{fit.version}): {reason}" for reason in fit.quality_reasons]
 
 
 def fit_current_or_404(*, team: Team, family: str, law: str) -> Fit:
@@ -92,21 +120,26 @@ def fits_delete(*, fits: QuerySet[Fit]) -> int:
 
 @dataclass(frozen=True)
 class PredictionAnswer:
-    """A predicted final loss with its 95% interval over the draws, from one fit (GET /predict/)."""
+    """A predicted final loss with its 95% interval over the draws, from one fit (GET /predict/), with where the
+    configuration sits relative to the fitted runs, the fit's verdict and the warnings both give."""
 
     loss: float
     interval: tuple[float | None, float | None]
     fit_id: int
     extrapolation: dict[str, Any]
+    data_range: dict[str, dict[str, Any]]
+    quality: str
+    warnings: list[str]
 
 
 def prediction_make(*, team: Team, family: str, law: str, config: RunConfig) -> PredictionAnswer:
     """Predict the loss of one configuration from the family's current fit of `law`.
 
-    FitNotFound without a succeeded fit; PredictionInvalid for a PTQ width the fit has no term for, or a
-    configuration outside the law's domain.
+    FitNotFound without a succeeded fit; FitUnusable when its verdict is unusable; PredictionInvalid for a PTQ
+    width the fit has no term for, or a configuration outside the law's domain.
     """
     fit = fit_current_or_404(team=team, family=family, law=law)
+    fit_check_usable(fit)
     result = fit.as_result()
     if config.post_train_bits is not None:
         refusal = get_law(fit.law).ptq_refusal(result.all_params)
@@ -117,9 +150,13 @@ def prediction_make(*, team: Team, family: str, law: str, config: RunConfig) -> 
     if not math.isfinite(loss):
         raise PredictionInvalid({"non_field_errors": ["This configuration lies outside the law's domain."]})
     low, high = prediction.interval
+    position = data_position(fit.law, result.data_range, config)
     return PredictionAnswer(
         loss=loss,
         interval=(finite_or_none(low), finite_or_none(high)),
         fit_id=fit.pk,
         extrapolation=prediction.extrapolation,
+        data_range=position,
+        quality=fit.quality,
+        warnings=[*position_warnings(position), *fit_quality_warnings(fit)],
     )

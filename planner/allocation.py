@@ -385,6 +385,32 @@ class OptimumSpread:
 
 
 @dataclass(frozen=True)
+class PrecisionChoice:
+    """How the recommendation's bit widths were decided (the meaningful-difference rule, `plan_search`).
+
+    `reference` is the reference precision the plan keeps unless departing from it gains more than its
+    uncertainty; `point_best` the widths of the lowest predicted loss; `chosen` the widths recommended. `gain` is
+    the reference plan's predicted loss minus the chosen plan's (each at its own best N and D), `gain_interval`
+    its 95% range over the bootstrap draws (paired: both plans under the same draw); likewise `point_best_gain`.
+    `kept_reference` names the dimensions held at the reference width because narrowing them gained nothing the
+    draws could tell from zero. `decided`: "reference" (the point best is the reference, or no departure gained
+    meaningfully), "departure" (every departure kept gains meaningfully), "partial" (some kept, some reverted),
+    "no_draws" (no uncertainty to judge the gain: the reference is kept).
+    """
+
+    reference: tuple[float, float, float]
+    point_best: tuple[float, float, float]
+    chosen: tuple[float, float, float]
+    gain: float
+    gain_interval: tuple[float, float] | None
+    point_best_gain: float
+    point_best_gain_interval: tuple[float, float] | None
+    kept_reference: tuple[str, ...]
+    n_draws: int
+    decided: str
+
+
+@dataclass(frozen=True)
 class PlanResult:
     """A plan: the recommendation, the 16-bit baseline at the same budget, alternatives and diagnostics."""
 
@@ -400,6 +426,7 @@ class PlanResult:
     n_evaluations: int
     search_n_params_range: tuple[float, float]
     candidate_bits: tuple[float, ...] = field(default=())
+    precision_choice: PrecisionChoice | None = None  # with a reference precision (plan_search's reference_bits)
 
     @property
     def loss_improvement_over_baseline(self) -> float | None:
@@ -694,6 +721,7 @@ def plan_search(
     draws: LossFn | None = None,
     tie_bits: bool = False,
     max_alternatives: int = 5,
+    reference_bits: tuple[float, float, float] | None = None,
 ) -> PlanResult:
     """The lowest-predicted-loss configuration (N, D, training bits) that the budget and constraints allow.
 
@@ -702,6 +730,13 @@ def plan_search(
     combinations of the candidate widths are searched). `draws`, when given, yields
     `optimum_spread` and the recommendation's `predicted_loss_interval`. Raises `PlanningError`
     when no configuration is feasible and inside the law's domain.
+
+    `reference_bits` (weight, activation, KV), when given, is the family's reference precision and turns on the
+    meaningful-difference rule: the plan keeps each searched width at the reference (the fixed width where the
+    constraints fix it; the widest candidate where the reference is not among the candidates) unless departing
+    from it lowers the predicted loss by more than its uncertainty, i.e. unless the 95% interval of the paired
+    gain over the bootstrap draws lies above zero (`_meaningful_bits`). Without draws the reference is kept.
+    The decision is in `precision_choice`.
     """
     if not (math.isfinite(budget_flops) and budget_flops > 0):
         raise PlanningError(f"budget_flops must be finite and positive, got {budget_flops}")
@@ -722,6 +757,11 @@ def plan_search(
     if not np.isfinite(loss_best).any():
         raise PlanningError("no configuration satisfies the constraints inside the law's domain")
     chosen = int(np.argmin(loss_best))
+    precision_choice = None
+    if reference_bits is not None:
+        chosen, precision_choice = _meaningful_bits(
+            problem, draws, x_best, loss_best, chosen, _reference_config(bits, constraints, candidates, reference_bits)
+        )
     rec = _finalise(problem, chosen, float(x_best[chosen]))
 
     # The 16-bit baseline: same constraints, bits fixed at 16, PTQ still applied.
@@ -779,7 +819,146 @@ def plan_search(
         n_evaluations=n_eval,
         search_n_params_range=(math.exp(problem.x_lo), math.exp(problem.x_hi)),
         candidate_bits=candidates,
+        precision_choice=precision_choice,
     )
+
+
+BIT_NAMES = ("weight_bits", "activation_bits", "kv_bits")
+
+
+def _reference_config(
+    bits: FloatArray,
+    constraints: PlanConstraints,
+    candidates: tuple[float, ...],
+    reference: tuple[float, float, float],
+) -> int | None:
+    """The row of `bits` holding the reference precision: each width fixed by the constraints stays, each searched
+    one is the reference width when it is a candidate, else the widest candidate. None when no row matches
+    (tied widths whose reference differs per dimension take the widest of them)."""
+    fixed = (constraints.weight_bits, constraints.activation_bits, constraints.kv_bits)
+    want = [
+        f if f is not None else (r if r in candidates else max(candidates))
+        for f, r in zip(fixed, reference, strict=True)
+    ]
+    rows = np.flatnonzero(np.all(bits == np.asarray(want), axis=1))
+    if rows.size == 0 and np.all(bits[:, 0:1] == bits):  # tied: one width for all three
+        width = max(w for w in want)
+        rows = np.flatnonzero(bits[:, 0] == width)
+    return int(rows[0]) if rows.size else None
+
+
+def _config_draw_losses(problem: _Problem, draws: LossFn, config: PlanConfig) -> FloatArray:
+    """The loss of one planned configuration (its N, D and widths) under every draw, shape (S,)."""
+    one = np.ones((1, 1))
+    post = one * config.post_train_bits if config.post_train_bits is not None else None
+    out = draws(
+        one * config.n_params,
+        one * config.n_tokens,
+        one * config.weight_bits,
+        one * config.activation_bits,
+        one * config.kv_bits,
+        post,
+    )
+    return np.asarray(out, dtype=np.float64).reshape(-1)
+
+
+def _gain(
+    problem: _Problem, draws: LossFn | None, x_best: FloatArray, worse: int, better: int
+) -> tuple[float, tuple[float, float] | None]:
+    """Predicted loss of configuration `worse` minus that of `better` (each at its own best N, D), and the 95%
+    range of that difference over the draws, paired draw by draw (None without draws)."""
+    a, b = _finalise(problem, worse, float(x_best[worse])), _finalise(problem, better, float(x_best[better]))
+    point = a.predicted_loss - b.predicted_loss
+    if draws is None:
+        return point, None
+    diff = _config_draw_losses(problem, draws, a) - _config_draw_losses(problem, draws, b)
+    diff = diff[np.isfinite(diff)]
+    if diff.size < 2:
+        return point, None
+    lo, hi = np.percentile(diff, [2.5, 97.5])
+    return point, (float(lo), float(hi))
+
+
+def _meaningful(interval: tuple[float, float] | None) -> bool:
+    """A gain is meaningful when its 95% interval lies above zero."""
+    return interval is not None and interval[0] > 0.0
+
+
+def _widths(row: FloatArray) -> tuple[float, float, float]:
+    return (float(row[0]), float(row[1]), float(row[2]))
+
+
+def _meaningful_bits(
+    problem: _Problem,
+    draws: LossFn | None,
+    x_best: FloatArray,
+    loss_best: FloatArray,
+    best: int,
+    reference: int | None,
+) -> tuple[int, PrecisionChoice | None]:
+    """The meaningful-difference rule (plan_search): starting from the point best, put back at the reference width
+    each dimension whose narrowing gains nothing meaningful (the cheapest to put back first), until every remaining
+    departure gains meaningfully; then keep the result only if its whole gain over the reference is meaningful.
+    Without draws the reference is kept. Returns the chosen row and the decision (None without a reference)."""
+    if reference is None or not np.isfinite(loss_best[reference]):
+        return best, None
+    bits = problem.bits
+    ref = bits[reference]
+
+    def differing(a: int, b: int) -> list[str]:
+        return [BIT_NAMES[d] for d in range(3) if bits[a][d] != bits[b][d]]
+
+    best_gain, best_interval = _gain(problem, draws, x_best, reference, best)
+    current = best if draws is not None else reference
+    kept = [] if draws is not None else differing(best, reference)
+    while draws is not None and current != reference:
+        options = []
+        for d in range(3):
+            if bits[current][d] == ref[d]:
+                continue
+            want = bits[current].copy()
+            want[d] = ref[d]
+            rows = np.flatnonzero(np.all(bits == want, axis=1))
+            back = int(rows[0]) if rows.size else reference  # tied widths: the only way back is the reference
+            if not np.isfinite(loss_best[back]):
+                continue
+            cost, interval = _gain(problem, draws, x_best, back, current)
+            if not _meaningful(interval):
+                options.append((cost, back))
+        if not options:
+            break
+        _, back = min(options)
+        kept += differing(current, back)
+        current = back
+    gain, interval = _gain(problem, draws, x_best, reference, current)
+    if current != reference and not _meaningful(interval):
+        kept += differing(current, reference)
+        current = reference
+        gain, interval = 0.0, None
+    if best == reference or (draws is not None and current == reference):
+        decided = "reference"
+    elif draws is None:
+        decided = "no_draws"
+    else:
+        decided = "departure" if current == best else "partial"
+    return current, PrecisionChoice(
+        reference=_widths(ref),
+        point_best=_widths(bits[best]),
+        chosen=_widths(bits[current]),
+        gain=gain,
+        gain_interval=interval,
+        point_best_gain=best_gain,
+        point_best_gain_interval=best_interval,
+        kept_reference=tuple(dict.fromkeys(kept)),
+        n_draws=0 if draws is None else _n_draws(problem, draws, x_best, best),
+        decided=decided,
+    )
+
+
+def _n_draws(problem: _Problem, draws: LossFn, x_best: FloatArray, row: int) -> int:
+    """How many bootstrap draws a gain's interval is measured on (those with a finite loss)."""
+    losses = _config_draw_losses(problem, draws, _finalise(problem, row, float(x_best[row])))
+    return int(np.sum(np.isfinite(losses)))
 
 
 def _bound_flags(

@@ -14,6 +14,7 @@ from fits.laws.backtest import SCHEME_TEXT
 from fits.models import Fit
 from fits.ranking import RankedLaw
 from fits.selectors import law_ranking
+from fits.services import FitUnusable, fit_unusable_message
 from planner.errors import NoSucceededFit
 from planner.requests import AUTO_LAW, PlanRequest
 from runs.models import Team
@@ -63,9 +64,10 @@ def law_choose(*, team: Team, request: PlanRequest) -> LawSelection:
     constraints. When none is ranked, or none of the ranked ones can serve, the fallback order is the law the
     ranking names best anyway (so a plan and GET /fits/ranking/ agree), then the default law (fits.laws.DEFAULT_LAW,
     the one that models every precision input the planner takes), then ranking order; again the first that can
-    serve. When no law can serve, the first of that fallback order is used and its search names the refused field
-    (400). NoSucceededFit when the family has no succeeded fit of any law; an explicit law is checked by the
-    search (NoSucceededFit for a missing fit).
+    serve. A law whose current fit is unusable (fits.laws.quality) is never chosen; FitUnusable (409) when every
+    law's is. When no law can serve, the first of that fallback order is used and its search names the refused
+    field (400). NoSucceededFit when the family has no succeeded fit of any law; an explicit law is checked by the
+    search (NoSucceededFit for a missing fit, FitUnusable for an unusable one).
     """
     if request.law != AUTO_LAW:
         return LawSelection(requested=request.law, used=request.law, reason="requested explicitly", ranking=[])
@@ -85,7 +87,13 @@ def law_choose(*, team: Team, request: PlanRequest) -> LawSelection:
             fit_id=fits[used].pk,
         )
 
-    refused: dict[str, str] = {}
+    unusable = {law: fit for law, fit in fits.items() if fit.is_unusable}
+    if len(unusable) == len(fits):
+        raise FitUnusable(
+            f"No law's current fit of {request.family!r} can answer: "
+            + " ".join(fit_unusable_message(fit) for fit in unusable.values())
+        )
+    refused: dict[str, str] = dict.fromkeys(unusable, "its fit is unusable")
     preferred = [e for e in ranking.entries if e.eligible]
     for entry in preferred:
         refusal = law_refusal(fits[entry.law], request)
@@ -107,7 +115,9 @@ def law_choose(*, team: Team, request: PlanRequest) -> LawSelection:
     named = ranking.best if not preferred else None
     fallback = sorted(ranking.entries, key=lambda e: (e.law != named, e.law != DEFAULT_LAW))  # stable sort
     if preferred:
-        why_not = "; ".join(f"{name} cannot serve this request ({why})" for name, why in refused.items())
+        why_not = "; ".join(
+            f"{name} cannot serve this request ({why})" for name, why in refused.items() if name not in unusable
+        )
         context = f"no eligible ranked law can serve this request: {why_not}"
     else:
         context = (
@@ -127,4 +137,5 @@ def law_choose(*, team: Team, request: PlanRequest) -> LawSelection:
             )
             return select(entry.law, f"{context}; fell back to {entry.law}, {kind}")
         refused[entry.law] = refusal
-    return select(fallback[0].law, f"{context}; no law can serve this request")
+    first = next(e.law for e in fallback if e.law not in unusable)
+    return select(first, f"{context}; no law can serve this request")

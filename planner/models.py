@@ -46,6 +46,11 @@ class Plan(models.Model):
     baseline = models.JSONField(null=True, blank=True)  # None when no 16-bit configuration satisfies the constraints
     alternatives = models.JSONField(default=list)
     optimum_spread = models.JSONField(null=True, blank=True)  # None when the fit has fewer than 2 finite draws
+    # How the recommended widths were decided against the family's reference precision (planner.allocation,
+    # PrecisionChoice, with the rule in words); where the recommendation sits against the fit's runs
+    # (fits.laws.prediction.data_position). None on plans made before either was recorded.
+    precision_choice = models.JSONField(null=True, blank=True)
+    data_range = models.JSONField(null=True, blank=True)
     warnings = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
 

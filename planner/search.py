@@ -8,14 +8,15 @@ adds the warnings that come from the fit (extrapolation, staleness, a newer fail
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from fits.laws import BitRequest, ConstraintRefused, FitResult, RunConfig, ScalingLaw, get_law
-from fits.laws.prediction import draw_params
+from fits.laws.prediction import data_position, draw_params, position_warnings
 from fits.models import Fit
 from fits.selectors import fit_current, fit_is_stale, fit_newest_failed
-from fits.services import fit_missing_reason
+from fits.services import fit_check_usable, fit_missing_reason, fit_quality_warnings
 from planner.allocation import FloatArray, LossFn, PlanConfig, PlanConstraints, PlanningError, PlanResult, plan_search
 from planner.errors import NoSucceededFit, PlanInvalid, invalid
 from planner.requests import PlanRequest
@@ -86,12 +87,14 @@ def plan_search_on_fit(
     law selection ranked).
 
     NoSucceededFit when the family has no succeeded fit of that law (or, with `need_draws`, one without bootstrap
-    draws); PlanInvalid naming the field for a constraint the law refuses or one no configuration satisfies.
+    draws); FitUnusable (409) when its verdict is unusable; PlanInvalid naming the field for a constraint the law
+    refuses or one no configuration satisfies.
     """
     fit = fit_current(team=team, family=request.family, law=law, fit_id=fit_id)
     if fit is None:
         why = fit_missing_reason(team=team, family=request.family, law=law)
         raise NoSucceededFit(f"The family {request.family!r} has no succeeded {law} fit yet.{why}")
+    fit_check_usable(fit)
     model = get_law(fit.law)
     result = fit.as_result()
     try:
@@ -110,6 +113,7 @@ def plan_search_on_fit(
             constraints=_search_constraints(request, bits),
             draws=draws,
             tie_bits=bits.tie_bits,
+            reference_bits=model.reference_bits(result.data_range),
         )
     except PlanningError as exc:
         raise PlanInvalid({"constraints": [str(exc)]}) from exc
@@ -117,25 +121,24 @@ def plan_search_on_fit(
     return PlanOnFit(fit=fit, result=result, law=model, bits=bits, draws=draws, planned=planned, warnings=warnings)
 
 
+def config_position(result: FitResult, rec: PlanConfig) -> dict[str, dict[str, Any]]:
+    """Where a planned configuration sits relative to the fit's runs (fits.laws.prediction.data_position)."""
+    config = RunConfig(
+        n_params=float(rec.n_params),
+        n_tokens=float(rec.n_tokens),
+        weight_bits=rec.weight_bits,
+        activation_bits=rec.activation_bits,
+        kv_bits=rec.kv_bits,
+        post_train_bits=rec.post_train_bits,
+    )
+    return data_position(result.law, result.data_range, config)
+
+
 def plan_fit_warnings(*, team: Team, fit: Fit, result: FitResult, rec: PlanConfig) -> list[str]:
-    """Warnings that come from the fit rather than the search: extrapolation, staleness, a newer failed fit."""
-    out: list[str] = []
-    rng = result.data_range
-    for key, value in (("n_params", rec.n_params), ("n_tokens", rec.n_tokens)):
-        largest = rng.get(f"{key}_max")
-        if largest and value > largest:
-            out.append(
-                f"extrapolation: {key} {value:.3g} is {value / largest:.1f}x the largest in the fit's data "
-                f"({largest:.3g})"
-            )
-    for key in get_law(result.law).range_fields:
-        width = getattr(rec, key, None)
-        lo, hi = rng.get(f"{key}_min"), rng.get(f"{key}_max")
-        if width is None or lo is None or hi is None:
-            continue
-        if not lo <= width <= hi:
-            span = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
-            out.append(f"extrapolation: {key} {width:g} is outside the fit's data ({span} bits)")
+    """Warnings that come from the fit rather than the search: where the plan lies outside the fitted runs (above
+    the largest or below the smallest, in N, D, compute and bits), a weak verdict, staleness, a newer failed fit."""
+    out: list[str] = position_warnings(config_position(result, rec))
+    out += fit_quality_warnings(fit)
     if fit_is_stale(fit=fit):
         out.append(f"stale fit: the family's runs changed since fit v{fit.version}; a refit will replace it")
     failed = fit_newest_failed(team=team, family=fit.family, law=fit.law)

@@ -5,8 +5,8 @@ from django.db.models import QuerySet
 from planner.models import Plan
 from runs.models import Team
 
-# The plan's own columns and the three fit columns its JSON shows: never the fit's draws or snapshot.
-PLAN_FIELDS = (*(f.name for f in Plan._meta.concrete_fields), "fit__id", "fit__law", "fit__version")
+# The plan's own columns and the four fit columns its JSON shows: never the fit's draws or snapshot.
+PLAN_FIELDS = (*(f.name for f in Plan._meta.concrete_fields), "fit__id", "fit__law", "fit__version", "fit__quality")
 
 
 def plan_list(*, team: Team, family: str | None = None) -> QuerySet[Plan]:

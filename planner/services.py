@@ -8,11 +8,11 @@ from typing import Any
 
 from fits.json_numbers import finite_or_none
 from fits.laws import ScalingLaw
-from planner.allocation import OptimumSpread, PlanConfig
+from planner.allocation import OptimumSpread, PlanConfig, PrecisionChoice
 from planner.law_choice import law_choose
 from planner.models import Plan
 from planner.requests import ConstraintsRequest, PlanRequest, budget_from
-from planner.search import plan_search_on_fit
+from planner.search import config_position, plan_search_on_fit
 from runs.models import Team
 
 
@@ -50,6 +50,43 @@ def _spread_json(spread: OptimumSpread | None) -> dict[str, Any] | None:
     return out
 
 
+# The meaningful-difference rule in words, as plans state it (precision_choice.rule) and docs/api.md gives it.
+PRECISION_RULE = (
+    "The plan keeps the family's reference precision (the widest width it trained weights, activations and KV "
+    "cache at, usually 16 bits, and no narrowing of a width for a deployment width) unless a narrower width lowers "
+    "the predicted loss by more than its uncertainty: the 95% interval, over the fit's bootstrap draws, of the "
+    "paired gain (the reference plan's loss minus this plan's, each at its own best N and D) must lie above zero. "
+    "Each width that gains nothing the draws can tell from zero is put back at the reference; without draws the "
+    "reference is kept."
+)
+
+
+def precision_choice_json(choice: PrecisionChoice | None) -> dict[str, Any] | None:
+    """The decision of the meaningful-difference rule as plans store it, with the rule in words."""
+    if choice is None:
+        return None
+
+    def widths(values: tuple[float, float, float]) -> dict[str, float]:
+        return dict(zip(("weight_bits", "activation_bits", "kv_bits"), values, strict=True))
+
+    def interval(values: tuple[float, float] | None) -> list[float | None] | None:
+        return None if values is None else [finite_or_none(v) for v in values]
+
+    return {
+        "rule": PRECISION_RULE,
+        "decided": choice.decided,
+        "reference": widths(choice.reference),
+        "point_best": widths(choice.point_best),
+        "chosen": widths(choice.chosen),
+        "gain": finite_or_none(choice.gain),
+        "gain_interval": interval(choice.gain_interval),
+        "point_best_gain": finite_or_none(choice.point_best_gain),
+        "point_best_gain_interval": interval(choice.point_best_gain_interval),
+        "kept_reference": list(choice.kept_reference),
+        "n_draws": choice.n_draws,
+    }
+
+
 def plan_create(*, team: Team, request: PlanRequest) -> Plan:
     """Plan N, D and bit widths for the request's budget from the family's current fit, and store the plan.
 
@@ -77,6 +114,8 @@ def plan_create(*, team: Team, request: PlanRequest) -> Plan:
         baseline=config_json(planned.baseline, search.law, params),
         alternatives=[config_json(a, search.law, params) for a in planned.alternatives],
         optimum_spread=_spread_json(planned.optimum_spread),
+        precision_choice=precision_choice_json(planned.precision_choice),
+        data_range=config_position(search.result, planned.recommendation),
         warnings=[*search.warnings, *selection.warnings],
     )
 
@@ -97,4 +136,4 @@ def plan_rerun(*, plan: Plan) -> Plan:
     return plan_create(team=plan.team, request=plan_request_of(plan))
 
 
-__all__ = ["config_json", "plan_create", "plan_request_of", "plan_rerun"]
+__all__ = ["PRECISION_RULE", "config_json", "plan_create", "plan_request_of", "plan_rerun", "precision_choice_json"]

@@ -22,6 +22,7 @@ PURE_MODULES = (
     "plotkit",
     "runs.plots",
     "runs.density",
+    "runs.plausibility",
     "fits.laws",
     "fits.ranking",
     "fits.density",

@@ -123,6 +123,8 @@ def render_fit(fit: Fit) -> str:
     if fit.pending:
         freshness += "; a newer fit is queued or running"
     out.append(f"Data: {freshness}; created {fit.created_at or '-'}")
+    if fit.quality:
+        out.append(f"Verdict: {fit.quality}" + "".join(f"\n  - {reason}" for reason in fit.quality_reasons))
     rows = []
     for name, value in fit.params.items():
         interval = fit.intervals.get(name)
@@ -135,7 +137,9 @@ def render_fit(fit: Fit) -> str:
         scheme = {"largest_n": "largest N held out", "largest_compute": "largest-compute runs held out"}.get(
             str(fit.backtest.get("scheme", "largest_n")), str(fit.backtest.get("scheme"))
         )
-        shown = {k: v for k, v in fit.backtest.items() if k not in ("scheme", "held_out_n_params")}
+        # Run-level lists (each held-out run and its residual) are for the ranking, not for reading.
+        listed = ("scheme", "held_out_n_params", "held_out_runs", "residuals_runs")
+        shown = {k: v for k, v in fit.backtest.items() if k not in listed}
         out.append(f"Backtest ({scheme}): " + ", ".join(f"{k}={_num(v)}" for k, v in shown.items()))
     if fit.screened:
         out.append(f"\nRuns left out by the screening rule ({len(fit.screened)}; they still count for the ranking):")

@@ -146,6 +146,9 @@ class Fit:
     # Runs the fit's screening rule left out (run_id, residual, reason, ...); servers before the rule send none.
     screened: list[dict[str, Any]] = field(default_factory=list)
     objective: str = ""
+    # The fit's verdict (good, weak, unusable) and its reasons; servers before verdicts send none.
+    quality: str = ""
+    quality_reasons: list[str] = field(default_factory=list)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Fit:
@@ -168,6 +171,8 @@ class Fit:
             raw=data,
             screened=[dict(entry) for entry in data.get("screened") or []],
             objective=data.get("objective") or "",
+            quality=data.get("quality") or "",
+            quality_reasons=[str(r) for r in data.get("quality_reasons") or []],
         )
 
 

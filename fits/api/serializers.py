@@ -17,6 +17,10 @@ class FitSerializer(serializers.ModelSerializer[Fit]):
 
     n_draws = serializers.SerializerMethodField()
     n_runs = serializers.SerializerMethodField()
+    quality = serializers.SerializerMethodField(
+        help_text="Extension: the fit's verdict, good, weak or unusable (null until a fit has one); "
+        "docs/laws-engine.md, 'A verdict on every fit'."
+    )
 
     class Meta:
         model = Fit
@@ -37,6 +41,8 @@ class FitSerializer(serializers.ModelSerializer[Fit]):
             "objective",
             "screen_outliers",
             "screened",
+            "quality",
+            "quality_reasons",
             "n_runs",
             "n_draws",
             "code_version",
@@ -51,6 +57,9 @@ class FitSerializer(serializers.ModelSerializer[Fit]):
 
     def get_n_runs(self, fit: Fit) -> int:
         return len(fit.run_ids)
+
+    def get_quality(self, fit: Fit) -> str | None:
+        return fit.quality or None
 
 
 class CurrentFitSerializer(FitSerializer):
@@ -139,6 +148,14 @@ class PredictionSerializer(serializers.Serializer[Any]):
     interval = serializers.ListField(child=serializers.FloatField(allow_null=True))
     fit_id = serializers.IntegerField()
     extrapolation = serializers.DictField()
+    data_range = serializers.DictField(
+        help_text="Extension: per axis (n_params, n_tokens, compute, the bits the law reads) {value, min, max, "
+        "position: below|inside|above, factor} against the fitted runs."
+    )
+    quality = serializers.CharField(allow_null=True, help_text="Extension: the fit's verdict (good, weak).")
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="Extension: outside the fitted runs' range; a weak fit's reasons."
+    )
 
 
 class LawRankingQuerySerializer(StrictFieldsMixin, serializers.Serializer[Any]):

@@ -121,11 +121,14 @@ class PredictApi(TeamScopedMixin, APIView):
         query.is_valid(raise_exception=True)
         scope = {key: query.validated_data.pop(key) for key in ("family", "law")}
         config = RunConfig(**query.validated_data)
-        answer = prediction_make(team=self.team, config=config, **scope)  # FitNotFound 404, PredictionInvalid 400
+        answer = prediction_make(team=self.team, config=config, **scope)  # 404 no fit, 409 unusable, 400 invalid
         body = {
             "loss": answer.loss,
             "interval": list(answer.interval),
             "fit_id": answer.fit_id,
             "extrapolation": answer.extrapolation,
+            "data_range": answer.data_range,
+            "quality": answer.quality or None,
+            "warnings": answer.warnings,
         }
         return Response(body)

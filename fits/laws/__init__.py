@@ -11,8 +11,10 @@ from fits.laws.datasets import (
     fp_synthetic,
     kumar_synthetic,
     load_chinchilla_epoch,
+    load_gadre_c4,
     load_gemstones,
     load_olmo_ladder,
+    low_bit_synthetic,
 )
 from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
 from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, huber_sum
@@ -57,7 +59,9 @@ __all__ = [
     "huber_sum",
     "in_domain",
     "kumar_synthetic",
+    "low_bit_synthetic",
     "load_chinchilla_epoch",
+    "load_gadre_c4",
     "load_gemstones",
     "load_olmo_ladder",
     "predict_loss",

@@ -119,8 +119,8 @@ def run_backtest(
     except FitFailed as exc:
         return record, [f"backtest not computed (fit without {what} failed: {exc})"]
     params = sub.params | sub.fixed
-    r_runs = run_residuals(law, params, held)
-    r_runs = r_runs[np.isfinite(r_runs)]
+    r_all = run_residuals(law, params, held)
+    r_runs = r_all[np.isfinite(r_all)]
     r_evals = _eval_residuals(law, params, held) if (point.ptq and sub.ptq and held.n_evals) else np.zeros(0)
     r = np.concatenate([r_runs, r_evals])
     if r.shape[0] == 0:
@@ -136,6 +136,16 @@ def run_backtest(
         # evaluations), used to rank laws (docs/laws-engine.md, Law comparison).
         record["rmse_log_runs"] = float(np.sqrt(np.mean(r_runs * r_runs)))
         record["n_held_out_runs"] = float(r_runs.shape[0])
+        # Each held-out run (its row in `data`) and its residual (None without a prediction): the ranking compares
+        # two laws on the runs both predicted, paired (fits.ranking).
+        record["held_out_runs"] = [int(i) for i in np.flatnonzero(held_mask)]
+        record["residuals_runs"] = [float(v) if np.isfinite(v) else None for v in r_all]
+        # The no-signal baseline: the fitted runs' mean log loss as the prediction of every held-out run. A law
+        # that does no better has learned nothing that carries to the held-out runs (fits.laws.quality).
+        kept = train.subset(screening.keep) if screening.keep.shape[0] == train.n_runs else train
+        constant = float(np.mean(np.log(kept.final_loss)))
+        baseline = np.log(held.final_loss[np.isfinite(r_all)]) - constant
+        record["rmse_log_constant"] = float(np.sqrt(np.mean(baseline * baseline)))
     return record, []
 
 

@@ -197,6 +197,33 @@ class ScalingLaw(ABC):
     def predict(self, params: Mapping[str, Any], config: RunConfig) -> FloatArray:
         """Loss of `config` (NaN outside the law's domain), broadcasting over the config and the parameters."""
 
+    # -- what a fit's verdict reads (fits.laws.quality) ----------------------------------------------------------
+
+    # Parameters whose interval is judged on the log scale (positive amplitudes and scales: an interval from 10 to
+    # 1000 is two orders of magnitude, not "+-98%"); the others are judged relative to the estimate's size.
+    log_scale_params: ClassVar[frozenset[str]] = frozenset()
+
+    def bound_coordinates(
+        self, params: Mapping[str, float], data_range: Mapping[str, float]
+    ) -> dict[str, tuple[float, float, float]]:
+        """Each fitted parameter as the optimiser sees it: (coordinate, lower bound, upper bound) of the box it is
+        fitted in. A law without a box returns {} (no parameter can end on a bound)."""
+        return {}
+
+    def parameters_on_bounds(self, params: Mapping[str, float], data_range: Mapping[str, float]) -> list[str]:
+        """The fitted parameters that ended on an edge of the law's box, as "alpha = 0.005 (its lower bound)": the
+        optimum lies outside what the law allows, so the estimate and its interval mean little."""
+        out = []
+        for name, (x, lo, hi) in self.bound_coordinates(params, data_range).items():
+            tol = 1e-6 * (hi - lo)
+            if not np.isfinite(x):
+                continue
+            if x <= lo + tol:
+                out.append(f"{name} = {float(params[name]):.4g} (its lower bound)")
+            elif x >= hi - tol:
+                out.append(f"{name} = {float(params[name]):.4g} (its upper bound)")
+        return out
+
     # -- what a fit can answer --------------------------------------------------------------------------------
 
     def ptq_refusal(self, params: Mapping[str, Any]) -> str | None:
@@ -222,6 +249,16 @@ class ScalingLaw(ABC):
                 given[0], f"The {self.name} law does not model precision; plan bits with a law that does."
             )
         return BitRequest(weight_bits=16.0, activation_bits=16.0, kv_bits=16.0, tie_bits=True)
+
+    def reference_bits(self, data_range: Mapping[str, float]) -> tuple[float, float, float]:
+        """The family's reference precision (weight, activation, KV bits): the widest width it trained each at, 16
+        where the fit does not record it. A plan departs from it only for a gain larger than its uncertainty
+        (planner.allocation.plan_search, `reference_bits`)."""
+        return (
+            float(data_range.get("weight_bits_max", FULL_PRECISION)),
+            float(data_range.get("activation_bits_max", FULL_PRECISION)),
+            float(data_range.get("kv_bits_max", FULL_PRECISION)),
+        )
 
     def deployment_format(self, params: Mapping[str, Any], weight_bits: float) -> dict[str, float]:
         """Extra fields that describe a recommended width (the fp law: its exponent and mantissa bits)."""

@@ -10,9 +10,10 @@ delta = L_eval - L_final on the log-loss scale.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,7 +21,7 @@ from scipy.optimize import minimize
 from scipy.stats import qmc
 
 from fits.laws.base import PointFit, RunConfig, ScalingLaw
-from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio
+from fits.laws.equations import DIMS, KUMAR_TABLE2
 from fits.laws.observations import FitFailed, FloatArray, Observations
 
 HUBER_DELTA = 1e-3
@@ -467,17 +468,48 @@ def check_design(data: Observations, *, n_free: int, tie: bool, runs: str) -> No
         raise FitFailed(f"no spread in D: {_distinct(data.n_tokens)} distinct token counts (need at least {need})")
 
 
-def fit_metrics(observed: FloatArray, residuals: FloatArray, *, n_runs: int) -> dict[str, float]:
-    """In-sample metrics from observed losses and their log residuals log L_hat - log L."""
+def fit_metrics(
+    observed: FloatArray, residuals: FloatArray, *, n_runs: int, data: Observations | None = None, n_fitted: int = 0
+) -> dict[str, float]:
+    """In-sample metrics from observed losses and their log residuals log L_hat - log L.
+
+    With the fitted runs (`data`, whose final losses are the first `data.n_runs` residuals) and the number of
+    parameters fitted to them, also what the fit's verdict reads (fits.laws.quality): the design it rests on
+    (`n_sizes`, `n_token_counts`), the share of the variance of log final loss the law explains over a constant
+    (`r2_log`, and `r2_log_adjusted` for its parameters) and the robust scale of its final-loss residuals
+    (`noise_log`, the family's scatter about the law).
+    """
     pred = observed * np.exp(residuals)
     ss_res = float(np.sum((observed - pred) ** 2))
     ss_tot = float(np.sum((observed - observed.mean()) ** 2))
-    return {
+    out = {
         "n_runs": float(n_runs),
         "n_points": float(residuals.shape[0]),
         "r2": 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan"),
         "rmse_log": float(np.sqrt(np.mean(residuals * residuals))),
         "huber_objective": huber_sum(residuals),
+    }
+    if data is not None:
+        out.update(design_metrics(data, residuals[: data.n_runs], n_fitted=n_fitted))
+    return out
+
+
+def design_metrics(data: Observations, run_residuals: FloatArray, *, n_fitted: int) -> dict[str, float]:
+    """The verdict's inputs from the fitted runs and their final-loss residuals (fit_metrics)."""
+    n = data.n_runs
+    log_loss = np.log(data.final_loss)
+    ss_tot = float(np.sum((log_loss - log_loss.mean()) ** 2))
+    ss_res = float(np.sum(run_residuals * run_residuals))
+    r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
+    dof = n - n_fitted
+    adjusted = 1.0 - (1.0 - r2) * (n - 1) / dof if dof > 0 and math.isfinite(r2) else float("nan")
+    centred = run_residuals - np.median(run_residuals)
+    return {
+        "n_sizes": float(_distinct(data.n_params)),
+        "n_token_counts": float(_distinct(data.n_tokens)),
+        "r2_log": r2,
+        "r2_log_adjusted": adjusted,
+        "noise_log": float(1.4826 * np.median(np.abs(centred)) * math.sqrt(n / dof)) if dof > 0 else float("nan"),
     }
 
 
@@ -519,24 +551,47 @@ class EffectiveParamsLaw(ScalingLaw):
     of it."""
 
     keep_starts = 3
+    log_scale_params: ClassVar[frozenset[str]] = frozenset(
+        {"E", "A", "B", "C_T", "gamma_w", "gamma_a", "gamma_kv", "gamma_post"}
+    )
 
-    # -- identifiability and domain, decided from the data before fitting --------------------------------------
+    def bound_coordinates(
+        self, params: Mapping[str, float], data_range: Mapping[str, float]
+    ) -> dict[str, tuple[float, float, float]]:
+        """The boxes of BaseSpec.bounds and PTQ_BOUNDS; a fitted offset n_x as its slack s_x = P_min/gamma_x - n_x,
+        P_min the smallest fitted width of the dimension (a slack on its lower bound puts that width at the edge of
+        the law's domain)."""
+        boxes = {
+            "E": _LOG_E,
+            "A": _LOG_AMP,
+            "B": _LOG_AMP,
+            "alpha": _EXPONENT,
+            "beta": _EXPONENT,
+            "C_T": _LOG_CT,
+            "gamma_D": _PTQ_EXPONENT,
+            "gamma_N": _PTQ_EXPONENT,
+            "gamma_post": _LOG_GAMMA_POST,
+            **{f"gamma_{d}": _LOG_GAMMA for d in DIMS},
+        }
+        out: dict[str, tuple[float, float, float]] = {}
+        for name, value in params.items():
+            if name in boxes:
+                lo, hi = boxes[name]
+                x = float(np.log(value)) if name in self.log_scale_params and value > 0 else float(value)
+                out[name] = (x, lo, hi)
+        for dim, key in (("w", "weight_bits"), ("a", "activation_bits"), ("kv", "kv_bits")):
+            gamma, offset, p_min = params.get(f"gamma_{dim}"), params.get(f"n_{dim}"), data_range.get(f"{key}_min")
+            if gamma is not None and offset is not None and p_min is not None and gamma > 0:
+                slack = p_min / gamma - offset
+                if slack > 0:
+                    out[f"n_{dim}"] = (float(np.log(slack)), *_LOG_SLACK)
+        return out
 
-    def _screen_domain(self, data: Observations) -> tuple[BoolArray, list[str]]:
-        if not self.bit_dims:
-            return np.ones(data.n_runs, dtype=bool), []
-        # Only dimensions that vary are screened: a constant one is held at factor 1, so no domain question arises.
-        varying = {d: _distinct(data.bits(d)) > 1 for d in DIMS}
-        table = {k: KUMAR_TABLE2[k] for d in DIMS if varying[d] for k in (f"gamma_{d}", f"n_{d}")}
-        inside = np.isfinite(effective_params_ratio(table, **_bits_kwargs(data)))
-        warnings = []
-        if not np.all(inside):
-            worst = sorted({f"{_fmt(w)}/{_fmt(a)}/{_fmt(k)}" for w, a, k in _bit_rows(data, ~inside)})
-            warnings.append(
-                f"{int(np.sum(~inside))} runs outside the law's domain (a factor 1 - exp(-P_x/gamma_x + n_x) <= 0 "
-                f"with Kumar's Table 2 constants; such runs diverge) were not fitted: W/A/KV bits {', '.join(worst)}"
-            )
-        return inside, warnings
+    # -- identifiability, decided from the data before fitting ----------------------------------------------------
+    # Every run given is fitted: the parametrisation (n_x = P_min/gamma_x - s_x with s_x > 0, or gamma_x bounded
+    # with n_x held) keeps each fitted width inside the fitted law's domain, so the law answers for every
+    # configuration it was trained on. A width Kumar et al. report as diverging (3-bit activations) is fitted like
+    # any other; a run the law cannot describe is left to the screening rule (fits.laws.screening).
 
     def _base_spec(self, data: Observations, tie: bool) -> tuple[BaseSpec, list[str]]:
         specs = []
@@ -600,11 +655,7 @@ class EffectiveParamsLaw(ScalingLaw):
         warnings: list[str] = []
         if not self.models_ptq and data.n_evals:
             warnings.append(f"{data.n_evals} PTQ evaluations ignored: the {self.name} law has no PTQ term")
-        inside, notes = self._screen_domain(data)
-        warnings += notes
-        if not np.any(inside):
-            raise FitFailed(f"all {data.n_runs} runs lie outside the law's domain")
-        data = data.subset(inside).canonical()
+        data = data.canonical()
         spec, notes = self._base_spec(data, tie)
         warnings += notes
         self._check_base(data, spec)
@@ -687,7 +738,8 @@ class EffectiveParamsLaw(ScalingLaw):
         data = point.data
         r = self._residuals(point, point.params, data)
         observed = np.concatenate([data.final_loss] + ([data.eval_loss[point.eval_mask]] if point.ptq else []))
-        return fit_metrics(observed, r, n_runs=data.n_runs)
+        n_base = len(point.base_spec.theta_names)
+        return fit_metrics(observed, r, n_runs=data.n_runs, data=data, n_fitted=n_base)
 
     def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray:
         """One bootstrap draw: warm-started refit with case weights; natural-scale parameters in draw order."""
@@ -723,23 +775,15 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-def _bits_kwargs(data: Observations) -> dict[str, FloatArray]:
-    return {"weight_bits": data.weight_bits, "activation_bits": data.activation_bits, "kv_bits": data.kv_bits}
-
-
-def _bit_rows(data: Observations, mask: BoolArray) -> list[tuple[float, float, float]]:
-    return [
-        (float(w), float(a), float(k))
-        for w, a, k in zip(data.weight_bits[mask], data.activation_bits[mask], data.kv_bits[mask], strict=True)
-    ]
-
-
 def _data_range(data: Observations, eval_mask: BoolArray) -> dict[str, float]:
     out = {
         "n_params_max": float(data.n_params.max()),
         "n_tokens_max": float(data.n_tokens.max()),
         "n_params_min": float(data.n_params.min()),
         "n_tokens_min": float(data.n_tokens.min()),
+        # Training compute 6*N*D of the fitted runs (the smallest and largest run, not the product of the bounds).
+        "compute_min": float(np.min(6.0 * data.n_params * data.n_tokens)),
+        "compute_max": float(np.max(6.0 * data.n_params * data.n_tokens)),
     }
     for d, key in (("w", "weight_bits"), ("a", "activation_bits"), ("kv", "kv_bits")):
         out[f"{key}_min"] = float(data.bits(d).min())

@@ -308,6 +308,23 @@ class FloatingPointLaw(ScalingLaw):
     range_fields = ("weight_bits", "exponent_bits", "mantissa_bits")
     density_reference_rank: ClassVar[int | None] = None
     keep_starts = 4
+    log_scale_params: ClassVar[frozenset[str]] = frozenset({"E", "A", "B", "gamma"})
+
+    def bound_coordinates(
+        self, params: Mapping[str, float], data_range: Mapping[str, float]
+    ) -> dict[str, tuple[float, float, float]]:
+        """The boxes of FpSpec.bounds: log E, log A, log B, log(1/gamma), the exponents, delta and nu."""
+        boxes = {"E": _LOG_E, "A": _LOG_AMP, "B": _LOG_AMP, "alpha": _EXPONENT, "beta": _EXPONENT}
+        out: dict[str, tuple[float, float, float]] = {}
+        for name, value in params.items():
+            if name in boxes:
+                lo, hi = boxes[name]
+                out[name] = (float(np.log(value)) if name in ("E", "A", "B") and value > 0 else float(value), lo, hi)
+            elif name == "gamma" and value > 0:
+                out[name] = (float(-np.log(value)), *_LOG_K)
+            elif name in ("delta", "nu"):
+                out[name] = (float(value), *_SHAPE)
+        return out
 
     def applies_to(self, data: Observations) -> bool:
         """Only runs that report their format can be fitted."""
@@ -389,7 +406,13 @@ class FloatingPointLaw(ScalingLaw):
                 "block_size": "absorbed into gamma (gamma = Sun's gamma / log2(block size))",
             },
         )
-        metrics = fit_metrics(data.final_loss, self._residuals(point.params | point.fixed, data), n_runs=data.n_runs)
+        metrics = fit_metrics(
+            data.final_loss,
+            self._residuals(point.params | point.fixed, data),
+            n_runs=data.n_runs,
+            data=data,
+            n_fitted=len(point.params),
+        )
         return PointFit(**{**point.__dict__, "metrics": metrics, "warnings": warnings})
 
     def _residuals(self, params: Mapping[str, float], data: Observations) -> FloatArray:

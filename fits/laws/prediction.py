@@ -95,3 +95,66 @@ def extrapolation(result: FitResult, config: RunConfig) -> dict[str, Any]:
             outside.append(key)
     out["bits_outside_observed"] = outside
     return out
+
+
+# The inputs every answer is placed against the fitted runs on, besides the law's own (ScalingLaw.range_fields).
+RANGE_AXES = ("n_params", "n_tokens", "compute")
+_UNITS = {"compute": " FLOPs"}
+
+
+def data_position(law: str, data_range: Mapping[str, float], config: RunConfig) -> dict[str, dict[str, Any]]:
+    """Where a configuration sits relative to the runs a fit was fitted on, axis by axis: N, D, training compute
+    6*N*D, and the bits the law reads. Each axis: {"value", "min", "max", "position": "below" | "inside" |
+    "above", "factor"}; `factor` is how many times outside the range (value/max above, min/value below), null
+    inside. For an array-valued config the extreme values count (the smallest below, the largest above). Axes
+    the fit's data_range does not record (fits stored before it recorded compute) are left out."""
+    values: dict[str, Any] = {"n_params": config.n_params, "n_tokens": config.n_tokens}
+    values["compute"] = (
+        6.0 * np.asarray(config.n_params, dtype=np.float64) * np.asarray(config.n_tokens, dtype=np.float64)
+    )
+    for key in get_law(law).range_fields:
+        if getattr(config, key) is not None:
+            values[key] = getattr(config, key)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in values.items():
+        lo, hi = data_range.get(f"{key}_min"), data_range.get(f"{key}_max")
+        arr = np.asarray(value, dtype=np.float64)
+        arr = arr[np.isfinite(arr)]
+        if lo is None or hi is None or not arr.size:
+            continue
+        small, large = float(arr.min()), float(arr.max())
+        if small < lo:
+            position, factor, shown = "below", (lo / small if small > 0 else None), small
+        elif large > hi:
+            position, factor, shown = "above", (large / hi if hi > 0 else None), large
+        else:
+            position, factor, shown = "inside", None, large
+        out[key] = {"value": shown, "min": float(lo), "max": float(hi), "position": position, "factor": factor}
+    return out
+
+
+def position_warnings(position: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The warnings an answer outside its fit's data carries, one per axis outside: "extrapolation: n_params
+    1.76e+05 is 170x below the smallest in the fit's data (3e+07)"; bits: "extrapolation: weight_bits 3 is outside
+    the fit's data (4-16 bits)"."""
+    out = []
+    for key, where in position.items():
+        if where["position"] == "inside":
+            continue
+        value, lo, hi, factor = where["value"], where["min"], where["max"], where["factor"]
+        if key.endswith("_bits"):
+            span = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+            out.append(f"extrapolation: {key} {value:g} is outside the fit's data ({span} bits)")
+            continue
+        unit = _UNITS.get(key, "")
+        times = "far" if factor is None else f"{factor:.1f}x" if factor < 1e4 else f"{factor:.3g}x"
+        if where["position"] == "above":
+            out.append(
+                f"extrapolation: {key} {value:.3g}{unit} is {times} the largest in the fit's data ({hi:.3g}{unit})"
+            )
+        else:
+            out.append(
+                f"extrapolation: {key} {value:.3g}{unit} is {times} below the smallest in the fit's data "
+                f"({lo:.3g}{unit})"
+            )
+    return out

@@ -33,6 +33,7 @@ import numpy.typing as npt
 
 from fits.laws.base import PointFit, RunConfig, ScalingLaw
 from fits.laws.observations import FitFailed, FloatArray, Observations
+from runs.plausibility import MIN_N_PARAMS, MIN_N_TOKENS, implausible, run_flags
 
 # k robust standard deviations: normal noise exceeds 5 sigma once in 1.7 million runs, so clean data keeps every
 # run, while runs 5 sigma off are far outside anything the noise explains. Chosen on the real sweeps
@@ -50,6 +51,15 @@ SIZE_CHECK_MIN_SIZES = 5
 # the real sweeps, since the scale of a fit's own residuals leaves out its extrapolation error; the wild sizes
 # tried (5-30% off) came out 20-100 scales off.
 SIZE_SHIFT_K = 10.0
+# (c) The high-loss edge is judged with at least three sizes (the group's own size stays in the fit), and the size
+# keeps its EDGE_KEEP_RUNS lowest-loss runs: three token counts, the fewest that place a size on the law.
+EDGE_MIN_SIZES = 3
+EDGE_KEEP_RUNS = 3
+# The group is screened when its median z against the law fitted without it is beyond EDGE_K. Half a group beyond
+# 3 robust standard deviations would be a one-in-ten-thousand event for noise alone; runs judged from outside the
+# fit read a few scales off even on clean data (clean synthetic families: up to 4.5 on 2 of 24 fits), which is the
+# price of a check that sees what the residual screen cannot (docs/laws-engine.md, "Runs the law cannot describe").
+EDGE_K = 3.0
 BoolArray = npt.NDArray[np.bool_]
 
 
@@ -62,6 +72,7 @@ class ScreenSettings:
     max_fraction: float = SCREEN_MAX_FRACTION
     max_rounds: int = SCREEN_ROUNDS
     pilot_objective: str = PILOT_OBJECTIVE
+    edge_k: float = EDGE_K
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +83,10 @@ class ScreenSettings:
             "max_rounds": self.max_rounds,
             "pilot_objective": self.pilot_objective,
             "size_check_min_sizes": SIZE_CHECK_MIN_SIZES,
+            "edge_k": self.edge_k,
+            "edge_min_sizes": EDGE_MIN_SIZES,
+            "edge_keep_runs": EDGE_KEEP_RUNS,
+            "implausible": {"min_n_params": MIN_N_PARAMS, "min_n_tokens": MIN_N_TOKENS, "tokens_below_params": True},
         }
 
 
@@ -88,13 +103,26 @@ class Screening:
     check: list[str]  # per run: "smallest_size", "residual", or "" for a run kept
     k: float = SCREEN_K
     size_k: float = SIZE_SHIFT_K
+    edge_k: float = EDGE_K
     warnings: list[str] = field(default_factory=list)
+    edge_shift: dict[int, float] = field(default_factory=dict)  # (c): the group's median z, by run
+    flags: dict[int, list[str]] = field(default_factory=dict)  # (0): why each implausible run is implausible
 
     def screened(self, data: Observations) -> list[dict[str, Any]]:
         """The screened runs as JSON-ready records; `index` is the run's row in the Observations given to the fit."""
         out = []
         for i in np.flatnonzero(~self.keep):
-            if self.check[i] == "smallest_size":
+            if self.check[i] == "implausible":
+                reason = "; ".join(self.flags.get(int(i), ["implausible inputs"])) + ": no law describes such a run"
+            elif self.check[i] == "high_loss_edge":
+                reason = (
+                    "one of the smallest model size's runs whose loss lies above every run of the larger sizes (the "
+                    "early, pre-asymptotic regime no other size shows): as a group they lie "
+                    f"{abs(self.edge_shift.get(int(i), 0.0)):.1f} robust standard deviations (median; limit "
+                    f"{self.edge_k:g}) off the law fitted without them; this run's final loss is "
+                    f"{_pct(self.residual[i])} that law"
+                )
+            elif self.check[i] == "smallest_size":
                 reason = (
                     f"the smallest model size lies off the law (its runs' median beyond {self.size_k:g} robust "
                     f"standard deviations): final loss {_pct(self.residual[i])} the law fitted to the larger "
@@ -111,8 +139,8 @@ class Screening:
                     "n_params": float(data.n_params[i]),
                     "n_tokens": float(data.n_tokens[i]),
                     "final_loss": float(data.final_loss[i]),
-                    "residual": float(self.residual[i]),
-                    "robust_z": float(self.robust_z[i]),
+                    "residual": float(self.residual[i]) if np.isfinite(self.residual[i]) else None,
+                    "robust_z": float(self.robust_z[i]) if np.isfinite(self.robust_z[i]) else None,
                     "check": self.check[i],
                     "reason": reason,
                 }
@@ -168,7 +196,7 @@ def screen_fit(
 ) -> tuple[PointFit, Screening]:
     """The rule's pilot fits (module docstring): the last pilot (fitted on the kept runs) and the screening.
 
-    Raises FitFailed only when the pilot on every run fails (the data cannot be fitted at all).
+    Raises FitFailed only when the pilot on every plausible run fails (the data cannot be fitted at all).
     """
     n = data.n_runs
     cap = int(math.floor(settings.max_fraction * n))
@@ -176,14 +204,27 @@ def screen_fit(
     residual = np.full(n, np.nan)
     z = np.zeros(n)
     check = [""] * n
+    edge_shift: dict[int, float] = {}
 
     def pilot_fit(mask: BoolArray) -> PointFit:
         sub = data.subset(mask)
         return law.fit_point(sub, objective=settings.pilot_objective, seed=seed, tie_exponents=tie_exponents)
 
+    # (0) Implausible inputs (runs.plausibility): no law describes a run of 7 parameters on 2 tokens.
+    keep = np.ones(n, dtype=bool)
+    bad = implausible(data.n_params, data.n_tokens)
+    if np.any(bad):
+        try:
+            pilot_fit(~bad)
+        except FitFailed as exc:
+            warnings.append(f"{int(bad.sum())} implausible runs kept: the fit without them fails ({exc})")
+        else:
+            keep &= ~bad
+            for i in np.flatnonzero(bad):
+                check[i] = "implausible"
+
     # (a) Smallest sizes, judged by the law fitted to the larger models: a whole size off the law bends a fit
     # that includes it (its runs sit at the edge of the design), so the residual screen alone would miss it.
-    keep = np.ones(n, dtype=bool)
     pilot: PointFit | None = None  # the pilot fitted to exactly the runs in `keep`, once there is one
     for _ in range(settings.max_rounds):
         sizes = np.unique(data.n_params[keep])
@@ -208,30 +249,66 @@ def screen_fit(
         for i in np.flatnonzero(small):
             check[i] = "smallest_size"
 
-    # (b) Residual screen of the runs kept by (a), against the law fitted to the kept runs, iterated.
-    candidates = keep.copy()
     if pilot is None:
         pilot = pilot_fit(keep)
-    screened_b = np.zeros(n, dtype=bool)
-    for round_ in range(settings.max_rounds + 1):
-        r = run_residuals(law, pilot.params | pilot.fixed, data)
-        zr = _robust_z(r, candidates & ~screened_b, len(pilot.params))
-        flagged = candidates & (np.abs(zr) > settings.k)
-        if int(flagged.sum()) > cap:
-            # Keep only the `cap` most extreme runs (ties broken by row, so the choice is reproducible).
-            order = np.lexsort((np.arange(n), -np.where(candidates, np.abs(zr), -np.inf)))
-            flagged = np.zeros(n, dtype=bool)
-            flagged[order[:cap]] = True
-        residual[candidates], z[candidates] = r[candidates], zr[candidates]
-        if np.array_equal(flagged, screened_b) or round_ == settings.max_rounds:
+
+    def residual_screen(candidates: BoolArray, pilot: PointFit) -> tuple[PointFit, BoolArray]:
+        """(b): screen the candidates off the law fitted to the others, iterated; (pilot on the kept, screened)."""
+        screened_b = np.zeros(n, dtype=bool)
+        for round_ in range(settings.max_rounds + 1):
+            r = run_residuals(law, pilot.params | pilot.fixed, data)
+            zr = _robust_z(r, candidates & ~screened_b, len(pilot.params))
+            flagged = candidates & (np.abs(zr) > settings.k)
+            if int(flagged.sum()) > cap:
+                # Keep only the `cap` most extreme runs (ties broken by row, so the choice is reproducible).
+                order = np.lexsort((np.arange(n), -np.where(candidates, np.abs(zr), -np.inf)))
+                flagged = np.zeros(n, dtype=bool)
+                flagged[order[:cap]] = True
+            residual[candidates], z[candidates] = r[candidates], zr[candidates]
+            if np.array_equal(flagged, screened_b) or round_ == settings.max_rounds:
+                break
+            try:
+                refit = pilot_fit(candidates & ~flagged)
+            except FitFailed as exc:
+                warnings.append(
+                    f"outlier screen of {int(flagged.sum())} runs not applied (the fit without them: {exc})"
+                )
+                break
+            pilot, screened_b = refit, flagged
+        return pilot, screened_b
+
+    # (b) Residual screen of the runs kept so far, against the law fitted to the kept runs, iterated.
+    pilot, screened_b = residual_screen(keep.copy(), pilot)
+
+    # (c) The high-loss edge of the smallest sizes, judged as a group by the law fitted without it; then (b)
+    # again on what is left (a run screened by (b) may come back once the edge no longer bends the fit).
+    edge = np.zeros(n, dtype=bool)
+    for _ in range(settings.max_rounds):
+        kept = keep & ~screened_b & ~edge
+        group = _high_loss_edge(data, kept)
+        if not np.any(group):
             break
         try:
-            refit = pilot_fit(candidates & ~flagged)
-        except FitFailed as exc:
-            warnings.append(f"outlier screen of {int(flagged.sum())} runs not applied (the fit without them: {exc})")
+            rest = pilot_fit(kept & ~group)
+        except FitFailed:
             break
-        pilot, screened_b = refit, flagged
-    keep = candidates & ~screened_b
+        r = run_residuals(law, rest.params | rest.fixed, data)
+        zr = _robust_z(r, kept & ~group, len(rest.params))
+        shift = float(np.median(zr[group]))
+        if not abs(shift) > settings.edge_k:
+            break
+        edge |= group
+        residual[group], z[group] = r[group], zr[group]
+        for i in np.flatnonzero(group):
+            check[i] = "high_loss_edge"
+            edge_shift[int(i)] = shift
+    if np.any(edge):
+        keep &= ~edge
+        for i in np.flatnonzero(screened_b & keep):
+            check[i] = ""
+        pilot, screened_b = residual_screen(keep.copy(), pilot_fit(keep))
+
+    keep &= ~screened_b
     for i in np.flatnonzero(screened_b):
         check[i] = "residual"
     return pilot, Screening(
@@ -241,8 +318,31 @@ def screen_fit(
         check=check,
         k=settings.k,
         size_k=settings.size_k,
+        edge_k=settings.edge_k,
         warnings=warnings,
+        edge_shift=edge_shift,
+        flags={int(i): run_flags(float(data.n_params[i]), float(data.n_tokens[i])) for i in np.flatnonzero(bad)},
     )
+
+
+def _high_loss_edge(data: Observations, kept: BoolArray) -> BoolArray:
+    """(c)'s group: the kept runs of the smallest kept size whose final loss lies above every kept run of the
+    larger sizes, except that size's EDGE_KEEP_RUNS lowest-loss runs (the fit still places the size). Empty with
+    fewer than EDGE_MIN_SIZES sizes."""
+    out = np.zeros(data.n_runs, dtype=bool)
+    sizes = np.unique(data.n_params[kept])
+    if sizes.shape[0] < EDGE_MIN_SIZES:
+        return out
+    mine = np.flatnonzero(kept & (data.n_params == sizes[0]))
+    if mine.shape[0] <= EDGE_KEEP_RUNS:
+        return out
+    ceiling = float(np.max(data.final_loss[kept & (data.n_params > sizes[0])]))
+    # The size's runs by loss, highest first (ties by row); the lowest EDGE_KEEP_RUNS always stay.
+    order = mine[np.lexsort((mine, -data.final_loss[mine]))]
+    for i in order[: mine.shape[0] - EDGE_KEEP_RUNS]:
+        if data.final_loss[i] > ceiling:
+            out[i] = True
+    return out
 
 
 def fit_screened(
@@ -288,6 +388,9 @@ def fit_screened(
 
 
 __all__ = [
+    "EDGE_K",
+    "EDGE_KEEP_RUNS",
+    "EDGE_MIN_SIZES",
     "MAD_TO_SIGMA",
     "PILOT_OBJECTIVE",
     "SCREEN_K",

@@ -242,10 +242,17 @@ class SuggestionsSerializer(serializers.Serializer[Any]):
 
 
 class PlanFitSerializer(serializers.ModelSerializer[Fit]):
+    quality = serializers.SerializerMethodField(
+        help_text="Extension: the fit's verdict (good, weak); null without one."
+    )
+
     class Meta:
         model = Fit
-        fields = ["id", "law", "version"]
+        fields = ["id", "law", "version", "quality"]
         read_only_fields = fields
+
+    def get_quality(self, fit: Fit) -> str | None:
+        return fit.quality or None
 
 
 # PostgreSQL's jsonb stores 1e21 as the numeric 1000000000000000000000, which reads back as an int: these keys
@@ -302,6 +309,8 @@ class PlanSerializer(serializers.ModelSerializer[Plan]):
             "loss_improvement_over_baseline",
             "alternatives",
             "optimum_spread",
+            "precision_choice",
+            "data_range",
             "fit",
             "warnings",
             "created_at",

@@ -38,6 +38,7 @@ from runs.models import (
     Evaluation,
     Run,
 )
+from runs.plausibility import run_flags
 
 METADATA_MAX_BYTES = 64 * 1024
 # The earliest trained_at taken: older dates are typos (a year 0025), not language models.
@@ -117,10 +118,20 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
     effective_params_16bit = serializers.SerializerMethodField()
     density = serializers.SerializerMethodField()
+    flags = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
-        fields = ["id", *RUN_FIELDS, "evaluations", "effective_params_16bit", "density", "created_at", "updated_at"]
+        fields = [
+            "id",
+            *RUN_FIELDS,
+            "evaluations",
+            "effective_params_16bit",
+            "density",
+            "flags",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
         validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
 
@@ -137,6 +148,11 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_density(self, instance: Run) -> float | None:
         return self._density(instance)[1]
+
+    @extend_schema_field(serializers.ListField(child=serializers.CharField()))
+    def get_flags(self, instance: Run) -> list[str]:
+        """Extension: why the run's inputs are implausible (runs.plausibility); fits leave such runs out."""
+        return run_flags(instance.n_params, instance.n_tokens)
 
     def _evaluations(self, instance: Run) -> list[Any]:
         """The run's evaluations in the model's order (highest post_train_bits first, then method): from the
@@ -157,6 +173,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
             "evaluations": [evaluation_representation(e) for e in self._evaluations(instance)],
             "effective_params_16bit": n_hat,
             "density": density,
+            "flags": run_flags(instance.n_params, instance.n_tokens),
             "created_at": iso_utc(instance.created_at),
             "updated_at": iso_utc(instance.updated_at),
         }

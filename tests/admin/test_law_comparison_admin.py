@@ -48,7 +48,8 @@ def _comparison_rows(page: str) -> list[dict[str, str]]:
                 "score": cells[2],
                 "held_out": cells[3],
                 "runs": cells[5],
-                "eligible": cells[6],
+                "verdict": cells[6],
+                "eligible": cells[7],
             }
         )
     return rows
@@ -95,7 +96,7 @@ def test_fit_page_lists_every_law_of_the_family_in_ranking_order_with_scores(alp
         assert row["score"] == f"{entry.score:.4g}"
         assert row["rank"] == str(entry.rank)
         assert row["held_out"] == str(entry.n_held_out_runs)
-        assert row["runs"] == str(entry.n_runs)
+        assert row["runs"] == str(entry.n_runs_covered)  # fitted plus screened: what eligibility compares
         assert row["url"] == _fit_url(entry.fit_id)
         assert row["eligible"].startswith("yes" if entry.eligible else "no")
     assert rows[0]["law"] == "fp"  # the lowest score, on fewer runs: ranked first, not the best

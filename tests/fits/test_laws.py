@@ -163,8 +163,15 @@ def test_as_dict_is_json_serialisable():
         "held_out_n_params",
         "n_sizes_fitted",
         "n_screened",
+        "held_out_runs",
+        "residuals_runs",
+        "rmse_log_constant",
     }
-    assert out["screened"] == []
+    assert len(out["backtest"]["residuals_runs"]) == len(out["backtest"]["held_out_runs"])
+    # The grid's runs with fewer tokens than parameters are implausible: screened, with no residual (null).
+    assert out["screened"]
+    assert all(e["check"] == "implausible" for e in out["screened"])
+    assert all(e["residual"] is None for e in out["screened"])
     assert out["backtest"]["rmse_log_runs"] == pytest.approx(out["backtest"]["rmse_log"])  # no PTQ term
 
 
@@ -257,11 +264,12 @@ def test_parameter_on_a_bound_is_reported():
 
 def test_constant_low_bits_are_not_screened_out():
     # All runs at 3-bit activations: the dimension never varies, so it is held at factor 1 and nothing is dropped.
+    # (The grid has runs with fewer tokens than parameters, which the screening rule would leave out: it is off.)
     data = _chinchilla_grid()
     const = Observations.build(
         n_params=data.n_params, n_tokens=data.n_tokens, final_loss=data.final_loss, activation_bits=[3.0] * 49
     )
-    fit = fit_point("precision", const)
+    fit = fit_point("precision", const, screen_outliers=False)
     assert fit.metrics["n_runs"] == 49
     assert fit.fixed["gamma_a"] == 0.0
     assert fit.params["alpha"] == pytest.approx(TRUTH["alpha"], rel=1e-3)

@@ -13,11 +13,13 @@ from fits.laws import (
     effective_params_ratio,
     fit_law,
     fit_point,
+    get_law,
     kumar_synthetic,
     load_chinchilla_epoch,
     predict_loss,
 )
 from fits.laws.datasets import EPOCH_CSV
+from fits.laws.equations import precision_loss
 
 # Epoch AI (arXiv:2404.10102): grid-fit refit of the digitised data (docs/laws.md 1.1) and bootstrap 95% intervals.
 EPOCH_GRID_FIT = {"E": 1.8172, "alpha": 0.3473, "beta": 0.3672}
@@ -205,22 +207,30 @@ def test_constant_bits_are_held_at_factor_one_and_no_ptq_without_evaluations():
     assert fit.params["alpha"] == pytest.approx(0.35, rel=1e-3)
 
 
-def test_runs_outside_the_domain_are_reported_and_not_fitted(kumar_data):
+def test_runs_at_widths_kumar_reports_diverging_are_fitted_and_inside_the_fitted_domain(kumar_data):
+    # 3-bit activations lie outside the law at Kumar's constants (factor 1 - exp(-3/2.21 + 1.41) < 0). A team whose
+    # 3-bit runs trained gets them fitted: the fitted offset keeps every fitted width inside the law's domain, so
+    # the fit answers for every configuration it was trained on.
     noisy, _ = kumar_data
-    # Add 3-bit-activation runs with absurd losses: the law cannot describe them, so they must not be fitted.
-    three = noisy.activation_bits == 4.0
-    extra = noisy.subset(three)
-    bad = Observations(
+    extra = noisy.subset((noisy.activation_bits == 4.0) & (noisy.weight_bits == 16.0))
+    three = precision_loss(
+        {**KUMAR_TABLE2, "n_a": 0.0},
+        n_params=extra.n_params,
+        n_tokens=extra.n_tokens,
+        weight_bits=16.0,
+        activation_bits=3.0,
+    )
+    data = Observations.build(
         n_params=np.concatenate([noisy.n_params, extra.n_params]),
         n_tokens=np.concatenate([noisy.n_tokens, extra.n_tokens]),
         weight_bits=np.concatenate([noisy.weight_bits, extra.weight_bits]),
         activation_bits=np.concatenate([noisy.activation_bits, np.full(extra.n_runs, 3.0)]),
         kv_bits=np.concatenate([noisy.kv_bits, extra.kv_bits]),
-        final_loss=np.concatenate([noisy.final_loss, np.full(extra.n_runs, 9.0)]),
-        eval_run=noisy.eval_run,
-        eval_post_bits=noisy.eval_post_bits,
-        eval_loss=noisy.eval_loss,
+        final_loss=np.concatenate([noisy.final_loss, three]),
     )
-    point = fit_point("precision", bad, seed=0)
-    assert point.metrics["n_runs"] == noisy.n_runs
-    assert any("outside the law's domain" in w and "/3/" in w for w in point.warnings)
+    point = fit_point("precision", data, seed=0)
+    assert point.metrics["n_runs"] + len(point.screened) == data.n_runs
+    assert not any("outside the law's domain" in w for w in point.warnings)
+    predicted = get_law("precision").predict(point.params | point.fixed, RunConfig.of_runs(data))
+    assert np.all(np.isfinite(predicted))
+    assert point.data_range["activation_bits_min"] == 3.0

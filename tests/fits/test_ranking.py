@@ -148,6 +148,8 @@ def test_entries_serialise_to_the_api_fields():
         "stale": False,
         "scheme": "largest_n",  # a backtest that does not name its scheme held out the largest N
         "held_out_n_params": [],
+        "n_runs_covered": 40,
+        "quality": None,
     }
 
 
@@ -160,3 +162,114 @@ def test_a_best_law_scored_on_few_held_out_runs_is_flagged():
     enough = {"rmse_log_runs": 0.010, "n_held_out_runs": float(MIN_HELD_OUT_RUNS)}
     assert rank_laws([law_fit("chinchilla", 0.010, backtest=enough)]).warnings == []
     assert rank_laws([law_fit("precision")]).warnings == []  # no best law, nothing to weaken
+
+
+# -- run-level comparison, verdicts and the bits rule -------------------------------------------------------------
+
+
+def scored(law, residuals, *, n_params=5, runs=None, fingerprint="f", quality="", models_bits=False, **extra):
+    """A fit whose backtest carries run-level residuals (None: no prediction) on held-out runs `runs`."""
+    finite = [r for r in residuals if r is not None]
+    backtest = {
+        "rmse_log_runs": (sum(r * r for r in finite) / len(finite)) ** 0.5,
+        "n_held_out_runs": float(len(finite)),
+        "held_out_runs": list(runs if runs is not None else range(len(residuals))),
+        "residuals_runs": list(residuals),
+    }
+    return LawFit(
+        law=law,
+        fit_id=hash(law) % 1000,
+        version=1,
+        backtest=backtest,
+        n_params_fitted=n_params,
+        n_runs=40,
+        data_fingerprint=fingerprint,
+        quality=quality,
+        models_bits=models_bits,
+        **extra,
+    )
+
+
+NOISY = [0.031, -0.012, 0.044, -0.020, 0.027, -0.038, 0.015]
+
+
+def test_a_score_difference_the_held_out_runs_cannot_show_is_a_tie_won_by_the_simpler_law():
+    # fp scores 20% below chinchilla on 7 held-out runs, but run by run the difference is within its noise
+    # (Gadre's C4 sweep: t = -1.0): the law with fewer parameters goes first.
+    fp = [0.010, -0.030, 0.020, -0.025, 0.015, -0.020, 0.030]  # better on four runs, worse on three
+    ranking = rank_laws([scored("fp", fp, n_params=6), scored("chinchilla", NOISY)])
+    assert ranking.get("fp").score < ranking.get("chinchilla").score
+    assert order(ranking) == ["chinchilla", "fp"]
+    assert ranking.best == "chinchilla"
+
+
+def test_a_difference_every_held_out_run_shows_ranks_the_better_law_first():
+    better = [r * 0.3 for r in NOISY]
+    ranking = rank_laws([scored("fp", better, n_params=6), scored("chinchilla", NOISY)])
+    assert order(ranking) == ["fp", "chinchilla"]
+
+
+def test_runs_are_paired_only_within_the_same_snapshot():
+    fp = [0.8 * r for r in NOISY]
+    ranking = rank_laws([scored("fp", fp, n_params=6, fingerprint="a"), scored("chinchilla", NOISY, fingerprint="b")])
+    assert order(ranking) == ["fp", "chinchilla"]  # not paired: 20% apart is beyond TIE_RELATIVE
+
+
+def test_an_unusable_fit_is_not_ranked_and_says_why():
+    ranking = rank_laws(
+        [
+            scored("precision", [0.001] * 5, quality="unusable", quality_reasons=["no signal: the law explains 0.0%"]),
+            scored("chinchilla", NOISY),
+        ]
+    )
+    entry = ranking.get("precision")
+    assert not entry.ranked
+    assert not entry.eligible
+    assert entry.rank is None
+    assert entry.reason == "unusable fit: no signal: the law explains 0.0%"
+    assert ranking.best == "chinchilla"
+
+
+def test_a_law_ignoring_the_bits_a_family_varies_is_not_best_when_a_bit_aware_law_predicts_better():
+    # The precision law cannot score two held-out runs (outside its domain): its score rests on 5 runs, and is
+    # higher than chinchilla's on 7; on the 5 runs both predict, precision is better, so chinchilla is not eligible.
+    precision = [0.002, -0.003, 0.004, None, None, 0.003, -0.002]
+    chinchilla = [0.030, -0.025, 0.020, 0.0, 0.0, -0.028, 0.026]
+    ranking = rank_laws(
+        [
+            scored("precision", [0.020, -0.015, 0.024, None, None, 0.011, -0.019], models_bits=True, varies_bits=True),
+            scored("chinchilla", [0.0, 0.0, 0.0, 0.001, -0.001, 0.0, 0.0], varies_bits=True),
+        ]
+    )
+    assert ranking.best == "chinchilla"  # no bit-aware law predicts the common runs better: chinchilla may be best
+    ranking = rank_laws(
+        [
+            scored("precision", precision, n_params=9, models_bits=True, varies_bits=True),
+            scored("chinchilla", chinchilla, varies_bits=True),
+        ]
+    )
+    entry = ranking.get("chinchilla")
+    assert not entry.eligible
+    assert entry.reason.startswith("ignores the training bits this family varies, and precision predicts")
+    assert "on 5 runs" in entry.reason
+    assert ranking.best == "precision"
+
+
+def test_the_bits_rule_leaves_a_family_that_does_not_vary_bits_alone():
+    ranking = rank_laws(
+        [scored("precision", [r * 0.5 for r in NOISY], n_params=9, models_bits=True), scored("chinchilla", NOISY)]
+    )
+    assert all(e.eligible for e in ranking.entries)
+
+
+def test_eligibility_counts_screened_runs_as_covered_and_says_so():
+    # Chinchilla fitted 692 runs and screened 68: it covers the 760 precision fitted (the issue's case).
+    ranking = rank_laws(
+        [
+            LawFit("chinchilla", 1, 1, {"rmse_log_runs": 0.02, "n_held_out_runs": 6.0}, 5, 692, n_screened=68),
+            LawFit("precision", 2, 1, {"rmse_log_runs": 0.01, "n_held_out_runs": 6.0}, 9, 760),
+        ]
+    )
+    assert ranking.get("chinchilla").n_runs_covered == 760
+    assert ranking.get("chinchilla").as_dict()["n_runs_covered"] == 760
+    assert all(e.eligible for e in ranking.entries)

