@@ -43,7 +43,7 @@ from fits.laws import (  # noqa: E402
 )
 from fits.laws.quality import fit_quality  # noqa: E402
 from fits.laws.screening import run_residuals  # noqa: E402
-from fits.ranking import LawFit, rank_laws  # noqa: E402
+from fits.ranking import LawFit, paired, rank_laws  # noqa: E402
 
 OBJECTIVE = "least_squares"  # the service's default (fits.models.DEFAULT_OBJECTIVE)
 
@@ -62,6 +62,17 @@ def no_signal_runs(count: int = 1000) -> Observations:
         n_tokens=20 * n * (1 + i % 5),
         weight_bits=np.array([16.0, 8.0, 6.0, 4.0])[i % 4],
         final_loss=2.5 + (i % 97) / 100,
+    )
+
+
+def with_bf16(data: Observations) -> Observations:
+    """The runs with their format given (bf16, E8M7), so the floating-point law applies too."""
+    return Observations.build(
+        n_params=data.n_params,
+        n_tokens=data.n_tokens,
+        final_loss=data.final_loss,
+        exponent_bits=np.full(data.n_runs, 8.0),
+        mantissa_bits=np.full(data.n_runs, 7.0),
     )
 
 
@@ -87,6 +98,8 @@ def gadre() -> None:
             f"  chinchilla {objective:13s} by hand (no run above 5 nats) held-out "
             f"{rmse('chinchilla', hand.params, held):.4f}"
         )
+    fp = fit_point("fp", with_bf16(train), objective=OBJECTIVE)
+    print(f"  fp (bf16 given) {OBJECTIVE} rule on held-out {rmse('fp', fp.params | fp.fixed, with_bf16(held)):.4f}")
     point = fit_point("chinchilla", train, objective=OBJECTIVE)
     for entry in point.screened:
         print(
@@ -102,6 +115,7 @@ def verdicts(draws: int) -> dict[str, dict[str, FitResult]]:
         "OLMo 190M-760M": olmo.subset(olmo.n_params < 1e9),
         "Gemstones <= 550M": gems.subset(gems.n_params <= 5.5e8),
         "Gadre C4 <= 411M": gad.subset(gad.n_params < 1e9),
+        "Gadre C4, bf16 given": with_bf16(gad.subset(gad.n_params < 1e9)),
         "Epoch (Chinchilla)": load_chinchilla_epoch(),
         "Kumar synthetic": kumar_synthetic()[0],
         "low-bit synthetic": low_bit_synthetic(),
@@ -158,6 +172,16 @@ def rankings(results: dict[str, dict[str, FitResult]]) -> None:
                 )
             )
         ranking = rank_laws(fits)
+        by_law = {f.law: f for f in fits}
+        for a, b in (("fp", "chinchilla"), ("precision", "chinchilla")):
+            if a in by_law and b in by_law:
+                p = paired(by_law[a], by_law[b])
+                if p is not None:
+                    t = p.mean_difference / p.standard_error if p.standard_error > 0 else float("nan")
+                    print(
+                        f"  {name:20s} {a} vs {b} on {p.n_runs} held-out runs: RMSE {p.rmse_first:.4f} against "
+                        f"{p.rmse_second:.4f}, t = {t:+.2f}"
+                    )
         order = ", ".join(
             f"{e.law} {e.score:.4f}" if e.score is not None else f"{e.law} unranked" for e in ranking.entries
         )

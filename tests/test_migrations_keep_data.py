@@ -131,6 +131,9 @@ def test_runs_fits_and_plans_stored_before_the_move_are_served_after_it():
     assert current["id"] == stored["succeeded"]
     failed = api.get(f"/api/v1/fits/{stored['failed']}/").json()
     assert (failed["status"], failed["error"]) == ("failed", "FitFailed: no spread in N")
+    # a succeeded fit stored before verdicts got one from the data migration (fits 0007); a failed fit has none
+    assert fit["quality"] in ("good", "weak", "unusable")
+    assert failed["quality"] is None
 
     # the draws survived byte for byte: a prediction's interval is read from them
     prediction = api.get(

@@ -202,6 +202,9 @@ class ScalingLaw(ABC):
     # Parameters whose interval is judged on the log scale (positive amplitudes and scales: an interval from 10 to
     # 1000 is two orders of magnitude, not "+-98%"); the others are judged relative to the estimate's size.
     log_scale_params: ClassVar[frozenset[str]] = frozenset()
+    # Amplitudes that trade off with an exponent (A with alpha in A/N^alpha): their interval is as wide as the
+    # exponent's uncertainty makes it, whatever the data say about the term itself, so the exponent is judged.
+    amplitude_params: ClassVar[frozenset[str]] = frozenset()
 
     def bound_coordinates(
         self, params: Mapping[str, float], data_range: Mapping[str, float]

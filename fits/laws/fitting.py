@@ -554,6 +554,7 @@ class EffectiveParamsLaw(ScalingLaw):
     log_scale_params: ClassVar[frozenset[str]] = frozenset(
         {"E", "A", "B", "C_T", "gamma_w", "gamma_a", "gamma_kv", "gamma_post"}
     )
+    amplitude_params: ClassVar[frozenset[str]] = frozenset({"A", "B", "C_T"})
 
     def bound_coordinates(
         self, params: Mapping[str, float], data_range: Mapping[str, float]

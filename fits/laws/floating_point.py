@@ -309,6 +309,7 @@ class FloatingPointLaw(ScalingLaw):
     density_reference_rank: ClassVar[int | None] = None
     keep_starts = 4
     log_scale_params: ClassVar[frozenset[str]] = frozenset({"E", "A", "B", "gamma"})
+    amplitude_params: ClassVar[frozenset[str]] = frozenset({"A", "B", "gamma"})
 
     def bound_coordinates(
         self, params: Mapping[str, float], data_range: Mapping[str, float]

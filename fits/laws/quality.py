@@ -18,7 +18,8 @@ Weak (answers carry warnings):
   (`metrics.noise_log`): the law extrapolates much worse than it fits;
 - a parameter ended on a bound of the law's box (ScalingLaw.parameters_on_bounds);
 - a parameter is not identified by the data: its 95% interval is wider than +-MAX_RELATIVE_HALF_WIDTH of the
-  estimate (or, for positive scales such as A and B, spans more than MAX_LOG_RATIO, two orders of magnitude);
+  estimate (or, for positive scales such as E and the gammas, spans more than MAX_LOG_RATIO, two orders of
+  magnitude); amplitudes that trade off with an exponent (A, B: ScalingLaw.amplitude_params) are judged through it;
 - the fit rests on fewer than MIN_SIZES model sizes or MIN_TOKEN_COUNTS token counts;
 - there is no held-out check (backtest not computed) or no bootstrap interval;
 - the screening rule left out more than MAX_SCREENED_SHARE of the runs (the law cannot describe them);
@@ -119,6 +120,8 @@ def assess_fit(
 
     if intervals:
         for name, value in params.items():
+            if name in model.amplitude_params:
+                continue  # judged through its exponent (ScalingLaw.amplitude_params)
             bounds = intervals.get(name)
             if bounds is None or len(bounds) != 2:
                 continue

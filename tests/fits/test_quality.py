@@ -101,9 +101,15 @@ def test_an_offset_whose_interval_spans_orders_of_magnitude_is_not_identified():
 
 
 def test_a_positive_scale_is_judged_in_orders_of_magnitude():
-    assert verdict(intervals={**INTERVALS, "A": [50.0, 4000.0]}).level == GOOD  # 1.9 orders
-    q = verdict(intervals={**INTERVALS, "A": [5.0, 9000.0]})
-    assert any("A's 95% interval [5, 9e+03] spans 3.3 orders of magnitude" in r for r in q.reasons)
+    assert verdict(intervals={**INTERVALS, "E": [0.1, 5.0]}).level == GOOD  # 1.7 orders
+    q = verdict(intervals={**INTERVALS, "E": [0.0001, 2.06]})  # OLMo's ladder, 190M-1.3B: E is not identified
+    assert any("E's 95% interval [0.0001, 2.06] spans 4.3 orders of magnitude" in r for r in q.reasons)
+
+
+def test_an_amplitude_is_judged_through_its_exponent():
+    # A trades off with alpha: three orders of magnitude of A with alpha within +-10% is an identified term.
+    assert verdict(intervals={**INTERVALS, "A": [7.0, 8600.0]}).level == GOOD
+    assert verdict(intervals={**INTERVALS, "alpha": [0.02, 0.8]}).level == WEAK
 
 
 def test_a_thin_design_is_weak():
