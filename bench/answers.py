@@ -172,10 +172,10 @@ def rankings(results: dict[str, dict[str, FitResult]]) -> None:
                 )
             )
         ranking = rank_laws(fits)
-        by_law = {f.law: f for f in fits}
+        fit_of = {f.law: f for f in fits}
         for a, b in (("fp", "chinchilla"), ("precision", "chinchilla")):
-            if a in by_law and b in by_law:
-                p = paired(by_law[a], by_law[b])
+            if a in fit_of and b in fit_of:
+                p = paired(fit_of[a], fit_of[b])
                 if p is not None:
                     t = p.mean_difference / p.standard_error if p.standard_error > 0 else float("nan")
                     print(
