@@ -10,6 +10,7 @@ tests/fits/test_real_sweeps_api.py). Prints figures, asserts nothing.
    the low-bit synthetic family and the `bulk` family whose loss does not depend on N or D.
 3. The ranking of each family's laws with run-level comparison (ties the held-out runs cannot tell apart go to
    the simpler law) and the bits rule; the low-bit family's domain (every training configuration predicted).
+4. How often the high-loss edge check screens runs of clean synthetic families.
 """
 
 from __future__ import annotations
@@ -204,11 +205,35 @@ def low_bits() -> None:
         )
 
 
+EPOCH = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
+
+
+def clean_edges(seeds: int = 20) -> None:
+    """How often the edge check (c) screens runs of clean synthetic families (Epoch's constants, 0.25-8x tokens)."""
+    print(f"\n## Clean synthetic families: fits whose high-loss edge check screened runs ({seeds} seeds each)")
+    for label, sizes, noise in (
+        ("5 sizes, 0.5% noise", (10e6, 20e6, 50e6, 100e6, 200e6), 0.005),
+        ("4 sizes, 1% noise", (10e6, 30e6, 100e6, 300e6), 0.01),
+    ):
+        counts = []
+        for seed in range(seeds):
+            n = np.repeat(np.array(sizes), 6)
+            d = 20 * n * np.tile([0.25, 0.5, 1, 2, 4, 8], len(sizes))
+            loss = EPOCH["E"] + EPOCH["A"] / n ** EPOCH["alpha"] + EPOCH["B"] / d ** EPOCH["beta"]
+            loss = loss * (1 + noise * np.random.default_rng(seed).standard_normal(n.shape))
+            point = fit_point(
+                "chinchilla", Observations.build(n_params=n, n_tokens=d, final_loss=loss), objective=OBJECTIVE
+            )
+            counts.append(sum(1 for entry in point.screened if entry["check"] == "high_loss_edge"))
+        print(f"  {label}: {sum(c > 0 for c in counts)} of {seeds} fits; runs screened per fit {counts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--draws", type=int, default=40, help="bootstrap draws per fit (intervals for the verdict)")
     args = parser.parse_args()
     gadre()
+    clean_edges()
     low_bits()
     rankings(verdicts(args.draws))
 

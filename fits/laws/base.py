@@ -205,6 +205,9 @@ class ScalingLaw(ABC):
     # Amplitudes that trade off with an exponent (A with alpha in A/N^alpha): their interval is as wide as the
     # exponent's uncertainty makes it, whatever the data say about the term itself, so the exponent is judged.
     amplitude_params: ClassVar[frozenset[str]] = frozenset()
+    # Parameters whose natural value may be 0 (an offset), judged by the interval's absolute half-width against the
+    # given scale instead of relative to an estimate that can sit at 0.
+    absolute_scale_params: ClassVar[Mapping[str, float]] = {}
 
     def bound_coordinates(
         self, params: Mapping[str, float], data_range: Mapping[str, float]

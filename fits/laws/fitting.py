@@ -555,6 +555,9 @@ class EffectiveParamsLaw(ScalingLaw):
         {"E", "A", "B", "C_T", "gamma_w", "gamma_a", "gamma_kv", "gamma_post"}
     )
     amplitude_params: ClassVar[frozenset[str]] = frozenset({"A", "B", "C_T"})
+    # An offset n_x enters as exp(n_x - P/gamma_x): +-1 is a factor e on that term, whatever n_x itself is (Kumar's
+    # are 0.3-2.4; a family trained where the offsets are 0 has estimates near 0).
+    absolute_scale_params: ClassVar[Mapping[str, float]] = {f"n_{d}": 1.0 for d in DIMS}
 
     def bound_coordinates(
         self, params: Mapping[str, float], data_range: Mapping[str, float]

@@ -19,7 +19,8 @@ Weak (answers carry warnings):
 - a parameter ended on a bound of the law's box (ScalingLaw.parameters_on_bounds);
 - a parameter is not identified by the data: its 95% interval is wider than +-MAX_RELATIVE_HALF_WIDTH of the
   estimate (or, for positive scales such as E and the gammas, spans more than MAX_LOG_RATIO, two orders of
-  magnitude); amplitudes that trade off with an exponent (A, B: ScalingLaw.amplitude_params) are judged through it;
+  magnitude; for an offset whose natural value may be 0, n_x, wider than +-1 absolutely: a factor e on its term);
+  amplitudes that trade off with an exponent (A, B: ScalingLaw.amplitude_params) are judged through it;
 - the fit rests on fewer than MIN_SIZES model sizes or MIN_TOKEN_COUNTS token counts;
 - there is no held-out check (backtest not computed) or no bootstrap interval;
 - the screening rule left out more than MAX_SCREENED_SHARE of the runs (the law cannot describe them);
@@ -128,7 +129,14 @@ def assess_fit(
             lo, hi = _number(bounds[0]), _number(bounds[1])
             if lo is None or hi is None:
                 continue
-            if name in model.log_scale_params and lo > 0 and value > 0:
+            if name in model.absolute_scale_params:
+                scale = model.absolute_scale_params[name]
+                if (hi - lo) / 2.0 > MAX_RELATIVE_HALF_WIDTH * scale:
+                    weak.append(
+                        f"not identified: {name}'s 95% interval [{lo:.3g}, {hi:.3g}] is +-{(hi - lo) / 2:.3g} wide "
+                        f"(more than +-{MAX_RELATIVE_HALF_WIDTH * scale:g}, a factor e on its term)"
+                    )
+            elif name in model.log_scale_params and lo > 0 and value > 0:
                 if hi / lo > MAX_LOG_RATIO:
                     weak.append(
                         f"not identified: {name}'s 95% interval [{lo:.3g}, {hi:.3g}] spans {math.log10(hi / lo):.1f} "

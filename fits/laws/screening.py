@@ -57,7 +57,7 @@ EDGE_MIN_SIZES = 3
 EDGE_KEEP_RUNS = 3
 # The group is screened when its median z against the law fitted without it is beyond EDGE_K. Half a group beyond
 # 3 robust standard deviations would be a one-in-ten-thousand event for noise alone; runs judged from outside the
-# fit read a few scales off even on clean data (clean synthetic families: up to 4.5 on 2 of 24 fits), which is the
+# fit read a few scales off even on clean data (clean synthetic families: 3.2-4.5 on 3 of 40 fits), which is the
 # price of a check that sees what the residual screen cannot (docs/laws-engine.md, "Runs the law cannot describe").
 EDGE_K = 3.0
 BoolArray = npt.NDArray[np.bool_]
