@@ -104,6 +104,9 @@ def ranking(name: str, data: Observations, objective: str, laws: tuple[str, ...]
                 n_runs=int(point.metrics["n_runs"]),
                 warnings=point.warnings,
                 n_screened=len(point.screened),
+                # As the service ranks them (fits.selectors.law_ranking): fits of one snapshot are paired run by run.
+                models_bits=bool(get_law(law).bit_dims),
+                data_fingerprint=name,
             )
         )
         score = point.backtest.get("rmse_log_runs", float("nan"))

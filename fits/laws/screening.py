@@ -6,6 +6,8 @@ those within 3 MAD-scales (1.4826 * median absolute deviation) of the median, co
 for the fit's p parameters (times sqrt(n / (n - p))): it equals the noise's standard deviation for normal noise
 and is not moved by a few wild runs. A run's robust z is (r_i - median) / s.
 Every pilot fit uses the robust objective (Huber, delta = 1e-3).
+(0) Implausible inputs (runs.plausibility: under 1,000 parameters or tokens, fewer tokens than parameters) are left
+    out first, unless the fit without them fails.
 (a) Smallest sizes: with at least SIZE_CHECK_MIN_SIZES model sizes, fit the pilot without the smallest size and
     judge that size's runs against it; when their median z is beyond SIZE_SHIFT_K the whole size is screened and
     the next size is judged the same way (at most SCREEN_ROUNDS sizes, while enough sizes remain). A whole size
@@ -15,6 +17,11 @@ Every pilot fit uses the robust objective (Huber, delta = 1e-3).
     most SCREEN_MAX_FRACTION of all runs (the most extreme first), so a rule meant for a few wild runs cannot
     discard a large part of a family. Refit without them and judge again (a run may come back); at most
     SCREEN_ROUNDS refits.
+(c) The high-loss edge: the smallest kept size's runs whose loss lies above every kept run of the larger sizes
+    (all but that size's EDGE_KEEP_RUNS lowest-loss runs), judged as a group against the law fitted without them;
+    when their median z is beyond EDGE_K they are screened, the next size is judged, and (b) runs again. A tiny
+    model's short runs sit in the early regime where losses bend away from a power law and at the corner of the
+    design, where the fit bends to them: their own residuals stay small, so only a check from outside sees them.
 The final fit uses the requested objective on the runs kept.
 
 A screen that would leave data the law cannot be fitted to (too few runs, sizes or token counts) is not applied:
@@ -100,7 +107,7 @@ class Screening:
     keep: npt.NDArray[np.bool_]
     residual: FloatArray  # log L_hat - log L under the fit that judged the run, NaN without a prediction
     robust_z: FloatArray  # (residual - median) / s, s the robust scale of the runs that fit was fitted to
-    check: list[str]  # per run: "smallest_size", "residual", or "" for a run kept
+    check: list[str]  # per run: "implausible", "smallest_size", "residual", "high_loss_edge", or "" when kept
     k: float = SCREEN_K
     size_k: float = SIZE_SHIFT_K
     edge_k: float = EDGE_K
@@ -212,20 +219,21 @@ def screen_fit(
 
     # (0) Implausible inputs (runs.plausibility): no law describes a run of 7 parameters on 2 tokens.
     keep = np.ones(n, dtype=bool)
+    pilot: PointFit | None = None  # the pilot fitted to exactly the runs in `keep`, once there is one
     bad = implausible(data.n_params, data.n_tokens)
     if np.any(bad):
         try:
-            pilot_fit(~bad)
+            pilot = pilot_fit(~bad)
         except FitFailed as exc:
             warnings.append(f"{int(bad.sum())} implausible runs kept: the fit without them fails ({exc})")
         else:
             keep &= ~bad
+            z[bad] = np.nan  # judged by their inputs, not against a law
             for i in np.flatnonzero(bad):
                 check[i] = "implausible"
 
     # (a) Smallest sizes, judged by the law fitted to the larger models: a whole size off the law bends a fit
     # that includes it (its runs sit at the edge of the design), so the residual screen alone would miss it.
-    pilot: PointFit | None = None  # the pilot fitted to exactly the runs in `keep`, once there is one
     for _ in range(settings.max_rounds):
         sizes = np.unique(data.n_params[keep])
         if sizes.shape[0] < SIZE_CHECK_MIN_SIZES:

@@ -41,4 +41,5 @@ def test_implausible_runs_are_left_out_of_fits_with_the_reason():
     [entry] = point.screened
     assert (entry["index"], entry["check"]) == (20, "implausible")
     assert entry["reason"].startswith("implausible n_params: 7, below 1,000")
+    assert (entry["residual"], entry["robust_z"]) == (None, None)  # judged by its inputs, not against a law
     assert point.metrics["n_runs"] == 20
