@@ -174,7 +174,10 @@ def test_a_family_whose_loss_does_not_depend_on_n_or_d_gets_an_unusable_verdict(
 
 
 @pytest.mark.slow
-def test_kumars_synthetic_grid_fitted_by_the_precision_law_is_good():
+def test_kumars_synthetic_grid_fitted_by_the_precision_law_raises_no_concern_but_its_kv_offset():
+    # Signal, held-out error, bounds and design are all clean; with 20 draws the KV offset's interval (KV widths
+    # 4-16 only) can come out just wider than +-1 (seed 0: [2.09, 4.13]), an honest weak spot of this grid.
     noisy, _ = kumar_synthetic(noise=0.005, seed=0)
     q = fit_quality(fit_law("precision", noisy, objective="least_squares", n_bootstrap=20))
-    assert q.level == GOOD, q.reasons
+    assert q.level != UNUSABLE
+    assert all(r.startswith("not identified: n_kv") for r in q.reasons), q.reasons

@@ -126,3 +126,10 @@ def test_gadre_c4_tiny_models_short_runs_are_left_out_and_the_large_runs_predict
     ranking = client_rw.get("/api/v1/fits/ranking/", {"family": "gadre"}).json()
     assert _held_out_rmse(client_rw, "gadre", ranking["best"], large) <= GADRE_TARGET
     assert _held_out_rmse(client_rw, "gadre", None, large) <= GADRE_TARGET
+    # and each prediction says where it sits: 6.9B parameters is 16.7x the largest fitted size
+    query = {"family": "gadre", "n_params": 6889410560, "n_tokens": 137788211200}
+    answer = client_rw.get("/api/v1/predict/", query).json()
+    assert answer["data_range"]["n_params"]["position"] == "above"
+    assert answer["data_range"]["n_params"]["factor"] == pytest.approx(6889410560 / 411616256)
+    assert answer["data_range"]["compute"]["position"] == "above"
+    assert "extrapolation: n_params 6.89e+09 is 16.7x the largest in the fit's data (4.12e+08)" in answer["warnings"]
