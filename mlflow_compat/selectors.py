@@ -1,13 +1,16 @@
 """Reads of the MLflow API; every selector takes the acting team, and another team's rows do not exist for it."""
 
+import functools
 import math
 import re
 from collections.abc import Collection
 from typing import Any
 
+from django.db import connection
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 
+from apikit import rows
 from mlflow_compat.errors import RESOURCE_DOES_NOT_EXIST, MlflowError
 from mlflow_compat.models import Experiment, MlflowRun, PendingMetricPoint
 from runs.models import Team
@@ -30,10 +33,30 @@ def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) 
         default = experiment_default(team=team)
         return experiments.get(pk=default.pk) if for_update else default
     row = _row_id(experiment_id)
-    found = experiments.filter(pk=row, is_default=False).first() if row is not None else None
+    if row is None:
+        found = None
+    elif for_update:
+        found = experiments.filter(pk=row, is_default=False).first()
+    else:
+        found = experiment_row(team=team, default=False, pk=row)
     if found is None:
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"No Experiment with id={experiment_id} exists")
     return found
+
+
+def experiment_row(*, team: Team, default: bool, pk: int | None = None) -> Experiment | None:
+    """The team's default experiment (`default`), or its other experiment `pk`; None when there is none. Read on
+    every run created, so one statement written as SQL (apikit.rows)."""
+    sql = f"SELECT {rows.select_list(Experiment, 'e')} FROM {rows.table(Experiment)} e "  # noqa: S608
+    sql += "WHERE e.team_id = %s AND e.is_default = %s" + (" AND e.id = %s" if pk is not None else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [team.pk, default] if pk is None else [team.pk, default, pk])
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    experiment = rows.instance(Experiment, found)
+    experiment.team = team
+    return experiment
 
 
 def _row_id(experiment_id: str) -> int | None:
@@ -74,18 +97,30 @@ def experiment_list(*, team: Team) -> QuerySet[Experiment]:
 
 
 def run_get(*, team: Team, run_id: str, for_update: bool = False) -> MlflowRun:
-    """The team's MLflow run `run_id` with its experiment (and, to write, its Bitscale run);
-    RESOURCE_DOES_NOT_EXIST otherwise."""
-    runs = MlflowRun.objects.filter(team=team, run_id=run_id)
-    if for_update:
-        runs = runs.select_related("experiment", "bitscale_run").select_for_update(of=("self",))
-    else:
-        runs = runs.select_related("experiment")
-    found = runs.first()
-    if found is None:
+    """The team's MLflow run `run_id` with its experiment, locked to write when `for_update`;
+    RESOURCE_DOES_NOT_EXIST otherwise. Every MLflow call on a run starts here: one statement written as SQL
+    (apikit.rows)."""
+    lock = for_update and connection.features.has_select_for_update_of
+    with connection.cursor() as cursor:
+        cursor.execute(_run_sql(lock), [team.pk, run_id])
+        row = cursor.fetchone()
+    if row is None:
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Run with id={run_id} not found")
+    width = rows.width(MlflowRun)
+    found = rows.instance(MlflowRun, row[:width])
+    found.experiment = rows.instance(Experiment, row[width:])
     found.team = team  # the acting team, already read: no join for it
     return found
+
+
+@functools.cache
+def _run_sql(for_update: bool) -> str:
+    run, experiment = rows.table(MlflowRun), rows.table(Experiment)
+    sql = (
+        f"SELECT {rows.select_list(MlflowRun, 'r')}, {rows.select_list(Experiment, 'e')} FROM {run} r "  # noqa: S608
+        f"JOIN {experiment} e ON e.id = r.experiment_id WHERE r.team_id = %s AND r.run_id = %s"
+    )
+    return sql + " FOR UPDATE OF r" if for_update else sql
 
 
 def run_list(*, team: Team, experiments: list[Experiment]) -> QuerySet[MlflowRun]:

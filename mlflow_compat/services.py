@@ -17,11 +17,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
+from apikit import rows
 from apikit.fields import float_or_word
 from mlflow_compat import mapping
 from mlflow_compat.errors import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, MlflowError
 from mlflow_compat.models import ACTIVE, DELETED, Experiment, MlflowRun, PendingMetricPoint
-from mlflow_compat.selectors import experiment_get, metric_value_decode, run_get
+from mlflow_compat.selectors import experiment_get, experiment_row, metric_value_decode, run_get
 from runs.api.serializers import runs_validate
 from runs.models import MAX_METRIC_POINTS_PER_RUN, MetricPoint, Run, Team
 from runs.services import BatchInvalid, metric_points_append, runs_upsert
@@ -45,7 +46,7 @@ class MetricInput:
 
 def experiment_default(*, team: Team) -> Experiment:
     """The team's default experiment ("0", named "Default"), created on first use."""
-    found = Experiment.objects.filter(team=team, is_default=True).first()
+    found = experiment_row(team=team, default=True)
     if found is not None:
         return found
     try:
@@ -103,7 +104,7 @@ def run_create(
         )
         synced_fields = _sync(mlflow_run)
         if synced_fields:
-            mlflow_run.save(update_fields=synced_fields)
+            rows.update(mlflow_run, synced_fields)
     return mlflow_run
 
 
@@ -152,7 +153,7 @@ def run_log(
         if metrics:
             _history_append(mlflow_run, metrics)
             fields += ["history_points", "history_dropped"]
-        mlflow_run.save(update_fields=sorted(set(fields)))
+        rows.update(mlflow_run, fields)
     return mlflow_run
 
 
@@ -173,7 +174,7 @@ def run_update(*, team: Team, run_id: str, status: str | None, end_time: int | N
             mlflow_run.tags = {**mlflow_run.tags, "mlflow.runName": run_name}
             fields += ["run_name", "tags"]
         fields += _sync(mlflow_run)
-        mlflow_run.save(update_fields=sorted(set(fields)))
+        rows.update(mlflow_run, fields)
     return mlflow_run
 
 
@@ -183,7 +184,7 @@ def run_delete(*, team: Team, run_id: str) -> None:
     with transaction.atomic():
         mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
         mlflow_run.lifecycle_stage = DELETED
-        mlflow_run.save(update_fields=["lifecycle_stage", "updated_at", *_sync(mlflow_run)])
+        rows.update(mlflow_run, ["lifecycle_stage", "updated_at", *_sync(mlflow_run)])
 
 
 def _check_active(mlflow_run: MlflowRun) -> None:
@@ -206,8 +207,8 @@ def _latest(stored: Mapping[str, Any], metrics: Sequence[MetricInput]) -> dict[s
 
 def _history_append(mlflow_run: MlflowRun, metrics: Sequence[MetricInput]) -> None:
     points = [(m.key, m.value, m.step, m.timestamp) for m in metrics]
-    if mlflow_run.bitscale_run is not None:
-        kept = metric_points_append(run=mlflow_run.bitscale_run, points=points, stored=mlflow_run.history_points)
+    if mlflow_run.bitscale_run_id is not None:
+        kept = metric_points_append(run_id=mlflow_run.bitscale_run_id, points=points, stored=mlflow_run.history_points)
     else:
         room = max(MAX_METRIC_POINTS_PER_RUN - mlflow_run.history_points, 0)
         PendingMetricPoint.objects.bulk_create(
@@ -362,6 +363,6 @@ def _pending_move(mlflow_run: MlflowRun, run: Run) -> None:
     )
     if pending:
         points = [(key, math.nan if value is None else value, step, ts) for key, value, step, ts in pending]
-        metric_points_append(run=run, points=points)
+        metric_points_append(run_id=run.pk, points=points)
         PendingMetricPoint.objects.filter(mlflow_run=mlflow_run).delete()
     mlflow_run.history_points = MetricPoint.objects.filter(run=run).count()  # the caller saves it

@@ -8,6 +8,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from config.db import engine as db_engine
 from config.env import cache_config, env, flag, integer, string, string_list
 
 django_stubs_ext.monkeypatch()  # lets admin and DRF classes be subscripted for the type checker
@@ -93,6 +94,7 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = integer("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])  # config.db: a check with no round trip
 if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and a worker share the file without "database is locked".
     DATABASES["default"]["OPTIONS"] = {
