@@ -287,9 +287,10 @@ def run_info_body(run: MlflowRun) -> dict[str, Any]:
     return info
 
 
-def run_body(run: MlflowRun) -> dict[str, Any]:
-    """MLflow's Run: info, data (each metric's latest value, params, tags) and empty inputs. Bitscale adds the tag
-    `bitscale.run_id` (the Bitscale run) and `bitscale.error` (why that run is missing or behind)."""
+def run_tags(run: MlflowRun) -> dict[str, str]:
+    """The run's tags as MLflow shows and searches them: the logged ones, and Bitscale's `bitscale.run_id` (the
+    Bitscale run), `bitscale.error` (why that run is missing or behind) and `bitscale.history_dropped`, each
+    replacing a logged tag of its name (selectors.DERIVED_TAGS says the same in SQL)."""
     tags = dict(run.tags)
     if run.bitscale_run_id is not None:
         tags["bitscale.run_id"] = str(run.bitscale_run_id)
@@ -297,6 +298,13 @@ def run_body(run: MlflowRun) -> dict[str, Any]:
         tags["bitscale.error"] = run.mapping_error
     if run.history_dropped:
         tags["bitscale.history_dropped"] = str(run.history_dropped)
+    return tags
+
+
+def run_body(run: MlflowRun) -> dict[str, Any]:
+    """MLflow's Run: info, data (each metric's latest value, params, tags) and empty inputs. Bitscale adds the tag
+    `bitscale.run_id` (the Bitscale run) and `bitscale.error` (why that run is missing or behind)."""
+    tags = run_tags(run)
     metrics = [
         {"key": key, "value": value, "timestamp": timestamp, "step": step}
         for key, (value, timestamp, step) in run.metrics.items()
@@ -622,46 +630,43 @@ class RunSearch(PostView):
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
         experiments = selectors.experiments_get(team=team, experiment_ids=ids)
-        if not clauses and key is None:  # the common call: paged by the database, not read whole into Python
-            stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
-            runs = selectors.run_page(
-                team=team, experiments=experiments, stages=stages, offset=offset, limit=max_results + 1
-            )
-            body: dict[str, Any] = {"runs": [run_body(mlflow_run) for mlflow_run in runs[:max_results]]}
-            if len(runs) > max_results:
-                body["next_page_token"] = _page_token(offset + max_results)
-            return body
-        records = []
-        for mlflow_run in selectors.run_list(team=team, experiments=experiments):
-            if not _view_type_admits(view_type, mlflow_run.lifecycle_stage):
-                continue
-            attributes = {
-                "run_id": mlflow_run.run_id,
-                "run_name": mlflow_run.run_name,
-                "status": mlflow_run.status,
-                "user_id": mlflow_run.user_id,
-                "start_time": mlflow_run.start_time,
-                "end_time": mlflow_run.end_time,
-                "lifecycle_stage": mlflow_run.lifecycle_stage,
-            }
-            metrics = {k: selectors.metric_value_decode(v[0]) for k, v in mlflow_run.metrics.items()}
-            record = {
-                "attributes": attributes,
-                "params": mlflow_run.params,
-                "tags": mlflow_run.tags,
-                "metrics": metrics,
-            }
-            if matches(clauses, record):
-                records.append((record, mlflow_run))
-        # MLflow's default order: newest start first, then run id.
-        records.sort(key=lambda pair: (-(pair[1].start_time or 0), pair[1].run_id))
-        if key is not None:
-            records.sort(key=lambda pair: key(pair[0]))
-        page = records[offset : offset + max_results]
-        body = {"runs": [run_body(mlflow_run) for _, mlflow_run in page]}
-        if offset + max_results < len(records):
+        stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
+        # Paged by the database when it can decide the whole filter and the order is MLflow's default.
+        runs, left = selectors.run_search(
+            team=team,
+            experiments=experiments,
+            stages=stages,
+            clauses=clauses,
+            page=(offset, max_results + 1) if key is None else None,
+        )
+        if left or key is not None:
+            records = [(record, run) for run in runs if matches(left, record := _search_record(run))]
+            if key is not None:
+                records.sort(key=lambda pair: key(pair[0]))  # stable: the default order breaks ties
+            runs = [run for _, run in records][offset : offset + max_results + 1]
+        body: dict[str, Any] = {"runs": [run_body(mlflow_run) for mlflow_run in runs[:max_results]]}
+        if len(runs) > max_results:
             body["next_page_token"] = _page_token(offset + max_results)
         return body
+
+
+def _search_record(mlflow_run: MlflowRun) -> dict[str, Any]:
+    """What a search filter and order_by read of a run: its attributes, params, tags (with Bitscale's) and each
+    metric's latest value."""
+    return {
+        "attributes": {
+            "run_id": mlflow_run.run_id,
+            "run_name": mlflow_run.run_name,
+            "status": mlflow_run.status,
+            "user_id": mlflow_run.user_id,
+            "start_time": mlflow_run.start_time,
+            "end_time": mlflow_run.end_time,
+            "lifecycle_stage": mlflow_run.lifecycle_stage,
+        },
+        "params": mlflow_run.params,
+        "tags": run_tags(mlflow_run),
+        "metrics": {k: selectors.metric_value_decode(v[0]) for k, v in mlflow_run.metrics.items()},
+    }
 
 
 class MetricGetHistory(GetView):

@@ -6,6 +6,7 @@ soon as the run's n_params and n_tokens are known and again whenever the mapped 
 follow. A mapping problem never fails the MLflow call: it is recorded on the run (`mapping_error`).
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -30,6 +31,7 @@ from runs.services import BatchInvalid, metric_points_append, runs_upsert
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT_NAME = "Default"
+PARENT_TAG = "mlflow.parentRunId"  # set by MLflow's client on a nested run
 MAX_EXPERIMENT_NAME_LENGTH = 500
 
 
@@ -279,7 +281,10 @@ def _sync(mlflow_run: MlflowRun) -> list[str]:
     Returns the fields of `mlflow_run` it changed, which the caller saves with its own changes (one UPDATE).
     """
     fields: list[str] = []
-    mapped = mapping.map_run(run_state(mlflow_run))
+    state = run_state(mlflow_run)
+    mapped = mapping.map_run(state)
+    if mapped.payload is None and state.status in mapping.TERMINAL_STATUSES and _is_parent(mlflow_run):
+        mapped = mapping.map_run(dataclasses.replace(state, is_parent=True))  # not a Bitscale run, and no error
     problems = list(mapped.problems)
     if mapped.payload is not None:
         payload = dict(mapped.payload)
@@ -295,6 +300,12 @@ def _sync(mlflow_run: MlflowRun) -> list[str]:
         mlflow_run.mapping_error = error
         fields.append("mapping_error")
     return fields
+
+
+def _is_parent(mlflow_run: MlflowRun) -> bool:
+    """Whether a run of the same experiment names `mlflow_run` as its parent (MLflow's nested runs)."""
+    children = MlflowRun.objects.filter(team=mlflow_run.team, experiment_id=mlflow_run.experiment_id)
+    return children.filter(**{f"tags__{PARENT_TAG}": mlflow_run.run_id}).exists()
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
