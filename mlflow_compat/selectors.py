@@ -25,19 +25,20 @@ def metric_value_decode(value: Any) -> float:
 
 def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) -> Experiment:
     """The team's experiment `experiment_id` ("0" is the default one); RESOURCE_DOES_NOT_EXIST otherwise."""
-    experiments = Experiment.objects.filter(team=team)
-    if for_update:
-        experiments = experiments.select_for_update()
+
+    def locked() -> QuerySet[Experiment]:  # built only to write: compiling a queryset costs more than the read
+        return Experiment.objects.filter(team=team).select_for_update()
+
     if experiment_id == "0":
         from mlflow_compat.services import experiment_default  # the default experiment is made on first use
 
         default = experiment_default(team=team)
-        return experiments.get(pk=default.pk) if for_update else default
+        return locked().get(pk=default.pk) if for_update else default
     row = _row_id(experiment_id)
     if row is None:
         found = None
     elif for_update:
-        found = experiments.filter(pk=row, is_default=False).first()
+        found = locked().filter(pk=row, is_default=False).first()
     else:
         found = experiment_row(team=team, default=False, pk=row)
     if found is None:

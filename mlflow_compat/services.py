@@ -95,7 +95,7 @@ def run_create(
     run_id = uuid.uuid4().hex
     name = run_name or tags.get("mlflow.runName") or f"run-{run_id[:8]}"
     with transaction.atomic():
-        mlflow_run = MlflowRun.objects.create(
+        mlflow_run = MlflowRun(
             run_id=run_id,
             team=team,
             experiment=experiment,
@@ -104,6 +104,7 @@ def run_create(
             start_time=start_time,
             tags={**tags, "mlflow.runName": name},
         )
+        rows.insert(mlflow_run)
         synced_fields = _sync(mlflow_run)
         if synced_fields:
             rows.update(mlflow_run, synced_fields)
