@@ -115,6 +115,14 @@ def _check_storable(data: Mapping[str, Any]) -> None:
             raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value for parameter '{name}': {why}")
 
 
+def _plain_utf8_json(request: HttpRequest) -> bool:
+    """Whether the request's JSON body is UTF-8 without a single `\\u` escape: JSON can carry NUL or a lone
+    surrogate only as such an escape (raw control characters are refused by the parser, and UTF-8 holds no
+    surrogate), so nothing in it needs `_check_storable`'s walk over every value."""
+    encoding = (request.encoding or settings.DEFAULT_CHARSET).lower().replace("_", "-")
+    return encoding in {"utf-8", "utf8"} and b"\\u" not in request.body
+
+
 def _required(data: Mapping[str, Any], *names: str) -> Any:
     for name in names:
         value = data.get(name)
@@ -362,7 +370,8 @@ class MlflowView:
             data = request.GET if self.method == "GET" else self._body(request)
             if not isinstance(data, Mapping):
                 raise MlflowError(INVALID_PARAMETER_VALUE, "The request body must be a JSON object.")
-            _check_storable(data)
+            if self.method == "GET" or not _plain_utf8_json(request):
+                _check_storable(data)
             body = self.renderer.render(self.handle(principal.team, data, request))
             response: HttpResponse = HttpResponse(body, content_type="application/json")
         except Exception as exc:  # every refusal in MLflow's shape; anything unexpected is logged and a 500
