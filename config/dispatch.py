@@ -1,8 +1,9 @@
-"""Send a worker task by its name: how the refit pipeline starts its next step without importing workers.
+"""Send a worker task by its name: how run writes and the refit pipeline start the next step without importing
+workers (nothing imports workers).
 
-Task names are the stable interface between the pipeline and workers/tasks.py (queued messages and beat rows
-refer to them too). A broker that is down is logged, never raised: every step leaves its state in the database
-first, and the beat sweep re-sends whatever was not delivered.
+Task names are the stable interface between the senders (runs.services, fits.pipeline) and workers/tasks.py
+(queued messages and beat rows refer to them too). A broker that is down is logged, never raised: every step
+leaves its state in the database first, and the beat sweep re-sends whatever was not delivered.
 """
 
 import logging
@@ -12,6 +13,7 @@ from celery import current_app
 
 logger = logging.getLogger(__name__)
 
+REFIT_FAMILY = "workers.refit_family"
 REFIT_SCOPE = "workers.refit_scope"
 RUN_FIT = "workers.run_fit"
 RUN_FIT_CHUNK = "workers.run_fit_chunk"
