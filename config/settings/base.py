@@ -94,7 +94,8 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = integer("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])  # config.db: a check with no round trip
+if "ENGINE" in DATABASES["default"]:  # config.db: PostgreSQL with a health check that sends no query
+    DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])
 if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and a worker share the file without "database is locked".
     DATABASES["default"]["OPTIONS"] = {

@@ -11,7 +11,8 @@ DEBUG = False
 SECRET_KEY = string("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = string_list("DJANGO_ALLOWED_HOSTS", default=[])
 DATABASES["default"] = {**DATABASES["default"], **env.db("DATABASE_URL")}
-DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])
+if "ENGINE" in DATABASES["default"]:
+    DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])
 CELERY_BROKER_URL = string("CELERY_BROKER_URL")
 # Keys that were ever published (defaults and examples of this repository) sign nothing in production.
 PUBLIC_SECRET_KEYS = {
