@@ -20,13 +20,9 @@ from psycopg import pq
 class DatabaseWrapper(base.DatabaseWrapper):
     def close_if_health_check_failed(self) -> None:
         wrapper: Any = self  # Django's attributes that its type stubs leave out
-        if (
-            self.connection is not None
-            and wrapper.health_check_enabled
-            and not wrapper.health_check_done
-            and not wrapper.pool
-            and self.socket_quiet()
-        ):
+        if self.connection is None or not wrapper.health_check_enabled or wrapper.health_check_done or wrapper.pool:
+            return  # what Django's check does in each of these cases: nothing
+        if self.socket_quiet():
             wrapper.health_check_done = True
             return
         super().close_if_health_check_failed()
