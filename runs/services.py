@@ -1,5 +1,6 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
+import functools
 import math
 import secrets
 from collections.abc import Mapping, Sequence
