@@ -423,12 +423,16 @@ class ExperimentGetByName(GetView):
         name = _string(data, "experiment_name")
         if not name:
             raise MlflowError(INVALID_PARAMETER_VALUE, "Missing value for required parameter 'experiment_name'.")
+        if name == services.DEFAULT_EXPERIMENT_NAME:  # the default experiment is made on first use
+            return {"experiment": experiment_body(services.experiment_default(team=team))}
         return {"experiment": experiment_body(selectors.experiment_get_by_name(team=team, name=name))}
 
 
 class ExperimentGet(GetView):
     def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         experiment_id = str(_required(data, "experiment_id"))
+        if experiment_id == "0":  # the default experiment is made on first use
+            return {"experiment": experiment_body(services.experiment_default(team=team))}
         return {"experiment": experiment_body(selectors.experiment_get(team=team, experiment_id=experiment_id))}
 
 
@@ -638,6 +642,8 @@ class RunSearch(PostView):
             key = sort_key(_order_by(data))
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
+        if "0" in ids:  # the default experiment is made on first use
+            services.experiment_default(team=team)
         experiments = selectors.experiments_get(team=team, experiment_ids=ids)
         stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
         # Paged by the database when it can decide the whole filter and the order is MLflow's default.

@@ -24,16 +24,20 @@ def metric_value_decode(value: Any) -> float:
 
 
 def experiment_get(*, team: Team, experiment_id: str, for_update: bool = False) -> Experiment:
-    """The team's experiment `experiment_id` ("0" is the default one); RESOURCE_DOES_NOT_EXIST otherwise."""
+    """The team's experiment `experiment_id` ("0" is the default one); RESOURCE_DOES_NOT_EXIST otherwise.
+
+    The default experiment exists once something made it (mlflow_compat.services.experiment_default, which the
+    views and services call before they read "0"): a selector never writes.
+    """
 
     def locked() -> QuerySet[Experiment]:  # built only to write: compiling a queryset costs more than the read
         return Experiment.objects.filter(team=team).select_for_update()
 
     if experiment_id == "0":
-        from mlflow_compat.services import experiment_default  # the default experiment is made on first use
-
-        default = experiment_default(team=team)
-        return locked().get(pk=default.pk) if for_update else default
+        default = locked().filter(is_default=True).first() if for_update else experiment_row(team=team, default=True)
+        if default is None:
+            raise MlflowError(RESOURCE_DOES_NOT_EXIST, "No Experiment with id=0 exists")
+        return default
     row = _row_id(experiment_id)
     if row is None:
         found = None
@@ -84,10 +88,7 @@ def experiments_get(*, team: Team, experiment_ids: list[str]) -> list[Experiment
 
 
 def experiment_get_by_name(*, team: Team, name: str) -> Experiment:
-    if name == "Default":
-        from mlflow_compat.services import experiment_default
-
-        return experiment_default(team=team)
+    """The team's experiment called `name`; RESOURCE_DOES_NOT_EXIST otherwise."""
     found = Experiment.objects.filter(team=team, name=name).first()
     if found is None:
         raise MlflowError(RESOURCE_DOES_NOT_EXIST, f"Could not find experiment with name '{name}'")

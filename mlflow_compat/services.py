@@ -76,6 +76,8 @@ def experiment_create(*, team: Team, name: str, tags: Mapping[str, str]) -> Expe
 
 def experiment_set_tag(*, team: Team, experiment_id: str, key: str, value: str) -> None:
     """Set a tag of an experiment; `bitscale.family` and `bitscale.mapping` apply to its runs as they next log."""
+    if experiment_id == "0":
+        experiment_default(team=team)
     with transaction.atomic():
         experiment = experiment_get(team=team, experiment_id=experiment_id, for_update=True)
         experiment.tags = {**experiment.tags, key: value}
@@ -89,7 +91,11 @@ def run_create(
     *, team: Team, experiment_id: str, run_name: str, start_time: int | None, tags: Mapping[str, str], user_id: str
 ) -> MlflowRun:
     """A new RUNNING run of the experiment; its Bitscale run follows once n_params and n_tokens are known."""
-    experiment = experiment_get(team=team, experiment_id=experiment_id)
+    experiment = (
+        experiment_default(team=team)
+        if experiment_id == "0"
+        else experiment_get(team=team, experiment_id=experiment_id)
+    )
     if experiment.lifecycle_stage != ACTIVE:
         raise MlflowError(INVALID_PARAMETER_VALUE, f"The experiment {experiment_id} is deleted.")
     run_id = uuid.uuid4().hex
