@@ -297,9 +297,14 @@ class SweepResult:
 
 def fits_sweep(*, limit: int = 100) -> SweepResult:
     """Find refits whose message was lost: dirty scopes with no message on its way (or one sent long ago),
-    queued fits nobody claimed, running fits whose worker went silent. The caller re-sends them."""
+    queued fits nobody claimed, running fits whose worker went silent. The caller re-sends them.
+
+    A scope's message on its way refreshes `enqueued_at` at each step (fit_scope_refresh re-sends itself after at
+    most FIT_DEBOUNCE_SECONDS), so one silent for FIT_DEBOUNCE_SECONDS + FIT_SWEEP_GRACE_SECONDS was lost (e.g.
+    with a Redis that restarted empty). Taking one for lost too early costs a duplicate message, which finds
+    nothing to do."""
     now = timezone.now()
-    lost_after = now - timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
+    lost_after = now - timedelta(seconds=settings.FIT_DEBOUNCE_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
     scopes = list(
         FitScope.objects.filter(dirty_since__isnull=False)
         .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=lost_after))
