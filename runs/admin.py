@@ -108,7 +108,7 @@ class ShownFiltersChangeList(ChangeList):
         specs, has_filters, remaining, may_have_duplicates, has_active = super().get_filters(request)
         applied = set(remaining)
         for spec in specs:
-            applied.update(spec.expected_parameters() or ())
+            applied.update(name for name in spec.expected_parameters() or () if name)
         hierarchy = f"{self.date_hierarchy}__" if self.date_hierarchy else None
         dropped = sorted(
             key

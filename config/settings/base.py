@@ -232,6 +232,7 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # inspect/ping are not needed on a laptop
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = dict(REDIS_BROKER_TRANSPORT_OPTIONS)
+CELERY_WORKER_CONSUMER = "config.celery:PromptConsumer"  # reconnects to a broker that returns within 5 s
 CELERY_TASK_ACKS_LATE = True  # tasks are idempotent, so a redelivery after a crash is safe
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a worker killed mid-task puts the message back
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # fits are long; a worker takes one message at a time
@@ -239,6 +240,9 @@ CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # nobody waits on results: fits are rows, and chunks count themselves
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers and beat wait for a broker that went away as long as it takes (Celery's default gives up after 100
+# tries, which with config.celery's 5 s schedule would end a worker after 8 minutes of outage).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_TIMEOUT = 2  # a web request that publishes must not hang on a dead broker
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # After a publish fails, a web process takes the broker for down this long: posts and /healthz do not try it

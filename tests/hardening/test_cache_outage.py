@@ -13,8 +13,12 @@ from django.core.cache import cache, caches
 
 from config.cache import FALLBACKS
 from config.env import cache_config
+from fits.review import fit_plots
+from planner.admin import plan_contour
+from planner.models import Plan
 from runs.models import Run
 from tests.factories import payload
+from tests.hardening.fitted import FAMILY
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +85,15 @@ def test_the_threads_of_a_process_share_what_they_keep_while_the_cache_is_down(r
     thread.join()
     assert seen["object"] is not caches["default"]
     assert seen["value"] == "<svg/>"
+
+
+def test_the_admins_plots_render_while_the_cache_is_down(redis_cache, fitted, client_rw, kumar_fit):
+    response = client_rw.post("/api/v1/plans/", {"family": FAMILY, "budget": {"flops": 1e21}}, format="json")
+    assert response.status_code == 201, response.content
+    plan = Plan.objects.get(pk=response.json()["id"])
+    redis_cache.stop()
+    fallbacks = _fallbacks()
+    for _ in range(2):  # rendered, then kept in this process's memory
+        assert fit_plots(fit=fitted["precision"])
+        assert plan_contour(plan).lstrip().startswith("<")
+    assert _fallbacks() > fallbacks
