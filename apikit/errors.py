@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import as_serializer_error
 from rest_framework.views import exception_handler
 
-from apikit.exceptions import DomainError
+from apikit.exceptions import Conflict, DomainError, NotFound
 from config.middleware import DATABASE_RETRY_AFTER_SECONDS
 
 
@@ -24,6 +24,15 @@ def _as_field_map(data: Any) -> Any:
     return {"detail": [data]}
 
 
+def domain_status(exc: DomainError) -> int:
+    """The HTTP status of a domain error: 404 not found, 409 conflict, 400 any other refusal."""
+    if isinstance(exc, NotFound):
+        return status.HTTP_404_NOT_FOUND
+    if isinstance(exc, Conflict):
+        return status.HTTP_409_CONFLICT
+    return status.HTTP_400_BAD_REQUEST
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Give every 4xx body the shape {"errors": {...}}; services' domain errors answer with their own status."""
     if isinstance(exc, OperationalError | InterfaceError):
@@ -33,7 +42,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         )
     if isinstance(exc, DomainError):
-        return Response({"errors": exc.errors}, status=exc.status_code)
+        return Response({"errors": exc.errors}, status=domain_status(exc))
     if isinstance(exc, DjangoValidationError):
         exc = ValidationError(detail=as_serializer_error(exc))
     if isinstance(exc, UnsupportedMediaType):

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fits.laws import (  # noqa: E402
     KUMAR_TABLE2,
     Observations,
+    RunConfig,
     bootstrap_chunk,
     fit_point,
     fp_synthetic,
@@ -108,7 +109,7 @@ def package_fit(data: Observations, package_path: str, limit: int | None) -> tup
     cc.fit(parallel=False)
     elapsed = time.perf_counter() - t0
     params = {k: float(getattr(cc, k)) for k in ("E", "A", "B", "alpha", "beta")}
-    pred = predict_loss("chinchilla", params, n_params=data.n_params, n_tokens=data.n_tokens)
+    pred = predict_loss("chinchilla", params, RunConfig(n_params=data.n_params, n_tokens=data.n_tokens))
     return elapsed, huber_sum(np.log(pred) - np.log(data.final_loss)), params
 
 
@@ -136,16 +137,20 @@ def precision_points(n_points: int, seed: int = 0) -> Observations:
     arr = np.array(runs)
     n_, d_, w_, a_, k_ = arr.T
     er, eb = np.array(e_run, dtype=np.intp), np.array(e_bits)
-    final = predict_loss("precision", params, n_params=n_, n_tokens=d_, weight_bits=w_, activation_bits=a_, kv_bits=k_)
+    final = predict_loss(
+        "precision", params, RunConfig(n_params=n_, n_tokens=d_, weight_bits=w_, activation_bits=a_, kv_bits=k_)
+    )
     ev = predict_loss(
         "precision",
         params,
-        n_params=n_[er],
-        n_tokens=d_[er],
-        weight_bits=w_[er],
-        activation_bits=a_[er],
-        kv_bits=k_[er],
-        post_train_bits=eb,
+        RunConfig(
+            n_params=n_[er],
+            n_tokens=d_[er],
+            weight_bits=w_[er],
+            activation_bits=a_[er],
+            kv_bits=k_[er],
+            post_train_bits=eb,
+        ),
     )
     final = final * (1 + 0.005 * rng.standard_normal(final.shape))
     ev = ev * (1 + 0.005 * rng.standard_normal(ev.shape))

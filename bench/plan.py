@@ -21,7 +21,7 @@ from stack import machine_line
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fits.laws import KUMAR_TABLE2, predict_loss, predict_loss_draws  # noqa: E402
+from fits.laws import KUMAR_TABLE2, RunConfig, predict_loss, predict_loss_draws  # noqa: E402
 from planner.allocation import PlanConstraints, plan_search  # noqa: E402 (after the path tweak)
 
 
@@ -34,11 +34,11 @@ def engine_losses(draws: int) -> tuple[Callable[..., Any], Callable[..., Any]]:
 
     def point(n: Any, d: Any, wb: Any, ab: Any, kvb: Any, post: Any) -> Any:
         bits = {"weight_bits": wb, "activation_bits": ab, "kv_bits": kvb, "post_train_bits": post}
-        return predict_loss("precision", params, n_params=n, n_tokens=d, **bits)
+        return predict_loss("precision", params, RunConfig(n_params=n, n_tokens=d, **bits))
 
     def all_draws(n: Any, d: Any, wb: Any, ab: Any, kvb: Any, post: Any) -> Any:
         bits = {"weight_bits": wb, "activation_bits": ab, "kv_bits": kvb, "post_train_bits": post}
-        return predict_loss_draws("precision", matrix, names, {}, n_params=n, n_tokens=d, **bits)
+        return predict_loss_draws("precision", matrix, names, {}, RunConfig(n_params=n, n_tokens=d, **bits))
 
     return point, all_draws
 

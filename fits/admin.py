@@ -23,6 +23,7 @@ from fits.review import (
     law_comparison,
     screened_rows,
 )
+from fits.services import fits_delete
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
 
 FIT_FIELDS = (
@@ -89,6 +90,12 @@ class FitAdmin(TeamScopedAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Fit | None = None) -> bool:
         return is_superuser(request)
+
+    def delete_model(self, request: HttpRequest, obj: Fit) -> None:
+        fits_delete(fits=Fit.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Fit]) -> None:
+        fits_delete(fits=queryset)
 
     @admin.display(description="runs")
     def n_runs(self, fit: Fit) -> int | None:

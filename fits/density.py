@@ -35,28 +35,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws import effective_params_ratio
+from fits.laws import get_law
+from runs.density import DensityConstants
+from runs.density import capacity_density as density_of
+from runs.density import effective_params_16bit as n_hat_of
 
 FloatArray = npt.NDArray[np.float64]
-DENSITY_LAWS = ("chinchilla", "precision", "fp")
-BF16_FORMAT = (8.0, 7.0)  # the fp law's 16-bit reference: bf16's exponent and mantissa bits
 MIN_TREND_POINTS = 3
 MIN_TREND_SPAN_DAYS = 30.0  # between the first and the last training date of the points fitted
-
-
-def _param(params: Mapping[str, Any], name: str) -> float:
-    if name not in params:
-        raise KeyError(f"parameter {name!r} is required")
-    return float(params[name])
-
-
-def reference_ratio(params: Mapping[str, Any], *, law: str) -> float:
-    """N_eff/N of the 16-bit reference: 1 for chinchilla, Kumar's product of factors at 16/16/16 for precision."""
-    if law not in DENSITY_LAWS:
-        raise ValueError(f"unknown law {law!r}; expected one of {DENSITY_LAWS}")
-    if law in ("chinchilla", "fp"):
-        return 1.0
-    return float(effective_params_ratio(params, 16.0, 16.0, 16.0))
 
 
 def effective_params_16bit(
@@ -68,25 +54,13 @@ def effective_params_16bit(
 ) -> FloatArray:
     """N_hat: the N a 16-bit model of the fitted law trained on the same D needs for the same final loss.
 
-    `params` are the fit's parameters, fitted and held fixed together (E, A, B, alpha, beta; for the
-    precision law also gamma_x and n_x). Broadcasts over n_tokens and final_loss; NaN where undefined
-    (L - E - B/D^beta <= 0, a non-finite input, or a 16-bit reference outside the law's domain).
+    `params` are the fit's parameters, fitted and held fixed together; the law turns them into its 16-bit
+    reference (ScalingLaw.density_constants) and runs.density does the arithmetic. Broadcasts over n_tokens and
+    final_loss; NaN where undefined (L - E - B/D^beta <= 0, a non-finite input, or a 16-bit reference outside
+    the law's domain).
     """
-    ratio = reference_ratio(params, law=law)
-    d = np.asarray(n_tokens, dtype=np.float64)
-    loss = np.asarray(final_loss, dtype=np.float64)
-    alpha = _param(params, "alpha")
-    beta = _param(params, "beta") if "beta" in params else alpha
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        amplitude = _param(params, "A") + 0.0 * d
-        if law == "fp":  # the interaction term also falls as N^-alpha: it joins the amplitude at bf16's format
-            e_bits, m_bits = BF16_FORMAT
-            fmt = (e_bits + 0.5) ** _param(params, "delta") * (m_bits + 0.5) ** _param(params, "nu")
-            amplitude = amplitude + d**beta / (_param(params, "gamma") * fmt)
-        gap = loss - _param(params, "E") - _param(params, "B") * d ** (-beta)
-        n_hat = (amplitude / gap) ** (1.0 / alpha) / ratio
-    ok = (gap > 0) & np.isfinite(n_hat) & (n_hat > 0)
-    return np.asarray(np.where(ok, n_hat, np.nan), dtype=np.float64)
+    constants: DensityConstants = get_law(law).density_constants(params)
+    return n_hat_of(constants, n_tokens=n_tokens, final_loss=final_loss)
 
 
 def capacity_density(
@@ -98,11 +72,8 @@ def capacity_density(
     final_loss: npt.ArrayLike,
 ) -> FloatArray:
     """rho = N_hat / N per run (eq. 1 of the densing law); NaN where N_hat is undefined or N is not positive."""
-    n = np.asarray(n_params, dtype=np.float64)
-    n_hat = effective_params_16bit(params, law=law, n_tokens=n_tokens, final_loss=final_loss)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = n_hat / n
-    return np.asarray(np.where((n > 0) & np.isfinite(rho), rho, np.nan), dtype=np.float64)
+    constants: DensityConstants = get_law(law).density_constants(params)
+    return density_of(constants, n_params=n_params, n_tokens=n_tokens, final_loss=final_loss)
 
 
 class DensityTrend(NamedTuple):

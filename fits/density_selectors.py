@@ -4,7 +4,7 @@ A run's density uses its family's current fit: the newest succeeded `precision` 
 `chinchilla` fit (docs/api.md, Runs). The fits of any number of families cost one query.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,12 +12,10 @@ from typing import Any
 import numpy as np
 from django.db.models import OuterRef, Subquery
 
-from fits.density import DensityTrend, FloatArray, capacity_density, density_trend, effective_params_16bit
-from fits.json_numbers import finite_or_none
-from fits.models import Fit, Law
+from fits.density import DensityTrend, FloatArray, capacity_density, density_trend
+from fits.laws import density_reference_laws
+from fits.models import Fit
 from runs.models import Run, Team
-
-LAW_PREFERENCE = (Law.PRECISION, Law.CHINCHILLA)  # the first with a succeeded fit is the family's reference
 
 Density = tuple[float | None, float | None]  # (effective_params_16bit, density)
 
@@ -27,6 +25,7 @@ def current_reference_fits(*, scopes: Iterable[tuple[int, str]]) -> dict[tuple[i
     scopes = set(scopes)
     if not scopes:
         return {}
+    preference = density_reference_laws()  # the first with a succeeded fit is the family's reference
     teams = {team_id for team_id, _ in scopes}
     families = {family for _, family in scopes}
     newest = (
@@ -39,12 +38,12 @@ def current_reference_fits(*, scopes: Iterable[tuple[int, str]]) -> dict[tuple[i
     fits = Fit.objects.filter(
         team_id__in=teams,
         family__in=families,
-        law__in=LAW_PREFERENCE,
+        law__in=preference,
         status=Fit.Status.SUCCEEDED,
         version=Subquery(newest),
     ).only("id", "team_id", "family", "law", "version", "params", "fixed", "run_ids")
     by_scope: dict[tuple[int, str], Fit] = {}
-    rank = {str(law): i for i, law in enumerate(LAW_PREFERENCE)}
+    rank = {law: i for i, law in enumerate(preference)}
     for fit in fits:
         key = (fit.team_id, fit.family)
         if key not in scopes:
@@ -53,36 +52,6 @@ def current_reference_fits(*, scopes: Iterable[tuple[int, str]]) -> dict[tuple[i
         if held is None or rank[fit.law] < rank[held.law]:
             by_scope[key] = fit
     return by_scope
-
-
-def run_densities(*, runs: Sequence[Run]) -> dict[int, Density]:
-    """(effective_params_16bit, density) per run id for runs with a final loss and a reference fit.
-
-    Runs without a final loss, or whose family has no succeeded fit, are left out (their fields are None).
-    """
-    measured = [run for run in runs if run.final_loss is not None]
-    fits = current_reference_fits(scopes=((run.team_id, run.family) for run in measured))
-    out: dict[int, Density] = {}
-    groups: dict[int, list[Run]] = {}
-    for run in measured:
-        fit = fits.get((run.team_id, run.family))
-        if fit is not None:
-            groups.setdefault(fit.pk, []).append(run)
-    by_pk = {fit.pk: fit for fit in fits.values()}
-    for fit_pk, members in groups.items():
-        fit = by_pk[fit_pk]
-        params = {**fit.fixed, **fit.params}
-        n = np.array([r.n_params for r in members], dtype=np.float64)
-        d = np.array([r.n_tokens for r in members], dtype=np.float64)
-        loss = np.array([r.final_loss for r in members], dtype=np.float64)
-        try:
-            n_hat = effective_params_16bit(params, law=fit.law, n_tokens=d, final_loss=loss)
-            rho = capacity_density(params, law=fit.law, n_params=n, n_tokens=d, final_loss=loss)
-        except (KeyError, ValueError, TypeError):  # a fit row without the law's parameters: no reference
-            continue
-        for run, a, b in zip(members, n_hat, rho, strict=True):
-            out[run.pk] = (finite_or_none(a), finite_or_none(b))
-    return out
 
 
 @dataclass(frozen=True)

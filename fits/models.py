@@ -6,15 +6,7 @@ import numpy as np
 from django.db import models
 from django.db.models import Q
 
-from fits.laws import FitResult
-
-
-class Law(models.TextChoices):
-    """The laws the fitter knows (docs/api.md, Fits)."""
-
-    CHINCHILLA = "chinchilla", "Chinchilla"
-    PRECISION = "precision", "Precision (Kumar et al.)"
-    FP = "fp", "Floating point (Sun et al.)"
+from fits.laws import FitResult, law_choices
 
 
 class Objective(models.TextChoices):
@@ -30,20 +22,18 @@ DEFAULT_OBJECTIVE = Objective.LEAST_SQUARES
 
 
 class FitScope(models.Model):
-    """Refit bookkeeping of one (team, family, law): has the data changed since the last fit was asked for?
+    """Refit state of one (team, family, law): the snapshot its last refresh saw, and the law's fit settings.
 
-    Writers bump `generation` and set `dirty_since` in the transaction that changes the runs; a refit takes a
-    snapshot and clears the dirty flag only if no change landed meanwhile. `enqueued_at` makes one message per
-    dirty episode, so a sweep of 500 posted runs sends one refit, not 500.
+    A family's changes are recorded by runs (runs.models.FamilyChange) and taken by fits.pipeline for every law at
+    once; `dirty_since` marks a change this law could not take yet because a fit of it was in flight, and
+    `enqueued_at` that a refresh of it is on its way (fits.pipeline.fit_scope_refresh).
     """
 
     team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="fit_scopes")
     family = models.SlugField(max_length=100)
-    law = models.CharField(max_length=20, choices=Law.choices)
-    generation = models.PositiveBigIntegerField(default=0)  # +1 for every change to the family's runs
-    dirty_since = models.DateTimeField(null=True, blank=True)  # first unfitted change; None when up to date
-    last_change_at = models.DateTimeField(null=True, blank=True)  # debounce: wait until changes pause
-    enqueued_at = models.DateTimeField(null=True, blank=True)  # a refit message is on its way
+    law = models.CharField(max_length=20, choices=law_choices)  # a law of fits.laws.registry
+    dirty_since = models.DateTimeField(null=True, blank=True)  # first change not taken; None when up to date
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # a refresh message is on its way
     fingerprint = models.CharField(max_length=64, blank=True)  # of the runs as the last refresh saw them
     # The family's fit settings for this law, set by POST /fits/; the next version uses them.
     objective = models.CharField(max_length=20, choices=Objective.choices, default=DEFAULT_OBJECTIVE)
@@ -53,7 +43,6 @@ class FitScope(models.Model):
         ordering = ["team_id", "family", "law"]
         constraints = [
             models.UniqueConstraint(fields=["team", "family", "law"], name="fit_scope_unique"),
-            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision", "fp"]), name="fit_scope_law_valid"),
         ]
         indexes = [models.Index(fields=["dirty_since"], name="fit_scope_dirty")]
 
@@ -84,7 +73,7 @@ class Fit(models.Model):
 
     team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="fits")
     family = models.SlugField(max_length=100)
-    law = models.CharField(max_length=20, choices=Law.choices)
+    law = models.CharField(max_length=20, choices=law_choices)  # a law of fits.laws.registry
     version = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     objective = models.CharField(max_length=20, choices=Objective.choices, default=DEFAULT_OBJECTIVE)
@@ -130,7 +119,6 @@ class Fit(models.Model):
                 condition=Q(status__in=["queued", "running"]),
                 name="fit_one_active_per_scope",
             ),
-            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision", "fp"]), name="fit_law_valid"),
             models.CheckConstraint(
                 condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="fit_status_valid"
             ),

@@ -1,34 +1,36 @@
-"""The refit pipeline: mark scopes dirty, debounce, snapshot, claim, compute in chunks, publish, sweep.
+"""The refit pipeline: a family's change (written by runs), debounce, snapshot, claim, compute in chunks,
+publish, sweep.
 
 The workers call these steps through thin tasks (workers/tasks.py); nothing here needs a broker, so every step
 can be tested by calling it. A fit moves queued -> running -> succeeded | failed, and each step is a
 conditional UPDATE, so a duplicate or late message finds nothing to do. The two steps that start the next one
-after their transaction commits send it by task name through fits.dispatch; this module imports no task.
+after their transaction commits send it by task name through config.dispatch; this module imports no task.
 """
 
 import logging
 import math
 import pickle
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from fits import dispatch
+from config import dispatch
 from fits.heartbeat import chunk_in_progress, fit_heartbeat
 from fits.json_numbers import json_safe
-from fits.laws import FitFailed, assemble_fit, bootstrap_chunk, fit_point
-from fits.models import Fit, FitChunk, FitScope, Law
+from fits.laws import LAWS, FitFailed, assemble_fit, bootstrap_chunk, fit_point
+from fits.models import Fit, FitChunk, FitScope
+from fits.references import density_reference_refresh
 from fits.selectors import FitData, fit_data, fit_latest
+from runs.models import FamilyChange
 
 logger = logging.getLogger(__name__)
 
@@ -38,141 +40,129 @@ except PackageNotFoundError:  # running from a checkout that was not pip-install
     CODE_VERSION = "bitscale dev"
 
 
-# Writers: mark the family's scopes dirty --------------------------------------------------------------
-
-
-def fit_scopes_mark_dirty(*, team_id: int, families: Iterable[str]) -> None:
-    """Record that the runs of `families` changed; call inside the writer's transaction.
-
-    Bumps each scope's generation and, once per dirty episode, sends a debounced refit after commit.
-    The scope rows are updated last, in one statement, so the row locks are held only until the commit.
-    """
-    families = sorted(set(families))
-    if not families:
-        return
-    now = timezone.now()
-    touched = _scopes_bump(team_id=team_id, families=families, now=now)
-    if len(touched) < len(families) * len(Law):
-        existing = {(family, law) for _, family, law, _ in touched}
-        created = False
-        for family in families:
-            for law in Law:
-                if (family, law.value) not in existing:
-                    _scope_create(team_id=team_id, family=family, law=law.value, now=now)
-                    created = True
-        if created:
-            touched = [
-                (scope_id, family, law, enqueued_at is None)
-                for scope_id, family, law, enqueued_at in FitScope.objects.filter(
-                    team_id=team_id, family__in=families
-                ).values_list("id", "family", "law", "enqueued_at")
-            ]
-    for scope_id in [scope_id for scope_id, _, _, idle in touched if idle]:
-        if FitScope.objects.filter(pk=scope_id, enqueued_at__isnull=True).update(enqueued_at=now):
-            transaction.on_commit(
-                partial(dispatch.send, dispatch.REFIT_SCOPE, scope_id=scope_id, countdown=settings.FIT_DEBOUNCE_SECONDS)
-            )
-
-
-def _scopes_bump(*, team_id: int, families: list[str], now: Any) -> list[tuple[int, str, str, bool]]:
-    """Count a change on the existing scopes of `families`, in one statement that also returns, per scope,
-    (id, family, law, whether no refit is enqueued): the UPDATE locks the rows until the commit, and RETURNING
-    saves reading them again (PostgreSQL; SQLite 3.35+)."""
-    table = connection.ops.quote_name(FitScope._meta.db_table)
-    marks = ", ".join(["%s"] * len(families))
-    at = connection.ops.adapt_datetimefield_value(now)  # as the ORM stores it (naive UTC text on SQLite)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET generation = generation + 1, dirty_since = COALESCE(dirty_since, %s), "  # noqa: S608
-            f"last_change_at = %s WHERE team_id = %s AND family IN ({marks}) "
-            "RETURNING id, family, law, enqueued_at IS NULL",
-            [at, at, team_id, *families],
-        )
-        return [(scope_id, family, law, bool(idle)) for scope_id, family, law, idle in cursor.fetchall()]
-
-
-def _scope_create(*, team_id: int, family: str, law: str, now: Any) -> None:
-    try:
-        with transaction.atomic():
-            FitScope.objects.create(
-                team_id=team_id, family=family, law=law, generation=1, dirty_since=now, last_change_at=now
-            )
-    except IntegrityError:  # a concurrent writer created it first: count our change on it
-        FitScope.objects.filter(team_id=team_id, family=family, law=law).update(
-            generation=F("generation") + 1, dirty_since=Coalesce("dirty_since", now), last_change_at=now
-        )
-
-
-# Step 1 (default queue): debounce, snapshot, queue a version --------------------------------------------
+# Step 1 (default queue): debounce, snapshot, queue a version per law -------------------------------------
 
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    """What a refit request did: queued a fit, found nothing to do, or asks to be retried later."""
+    """What a refit request did: the fits it queued, whether to ask again later, and the laws it had to defer
+    because a fit of theirs was still in flight (each retried on its own: fit_scope_refresh)."""
 
-    fit_id: int | None = None
+    fit_ids: tuple[int, ...] = ()
     retry_in: float | None = None
+    deferred_scope_ids: tuple[int, ...] = ()
+
+    @property
+    def fit_id(self) -> int | None:
+        return self.fit_ids[0] if self.fit_ids else None
+
+
+def fit_family_refresh(*, team_id: int, family: str) -> RefreshOutcome:
+    """Turn a family's pending change (runs.models.FamilyChange) into a queued fit version of every law whose
+    data changed, once the changes have paused.
+
+    1. Debounce: wait until FIT_DEBOUNCE_SECONDS passed since the last change, at most FIT_MAX_WAIT_SECONDS
+       since the first pending one.
+    2. Under the change row's lock (writers of the family wait), snapshot the runs once. For each law: data
+       equal to its last version's (same fingerprint) queues nothing; a law with a fit in flight is marked dirty
+       and deferred (its next version starts once that one is done); otherwise a queued version holds the
+       snapshot and is sent to the fits queue after commit.
+    3. The change is caught up (pending and announced cleared), in the same transaction.
+    """
+    now = timezone.now()
+    change = FamilyChange.objects.filter(team_id=team_id, family=family).first()
+    if change is None or change.pending_since is None:
+        FamilyChange.objects.filter(team_id=team_id, family=family, pending_since__isnull=True).update(
+            announced_at=None
+        )
+        return RefreshOutcome()
+    ready_at = min(
+        change.changed_at + timedelta(seconds=settings.FIT_DEBOUNCE_SECONDS),
+        change.pending_since + timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS),
+    )
+    if ready_at > now:
+        return RefreshOutcome(retry_in=(ready_at - now).total_seconds())  # our message stays announced
+
+    fit_ids: list[int] = []
+    deferred: list[int] = []
+    with transaction.atomic():
+        change = FamilyChange.objects.select_for_update().get(pk=change.pk)
+        data = fit_data(team_id=team_id, family=family)
+        for law in LAWS:
+            scope = _scope_get(team_id=team_id, family=family, law=law)
+            if Fit.objects.filter(team_id=team_id, family=family, law=law).in_flight().exists():
+                FitScope.objects.filter(pk=scope.pk).update(
+                    dirty_since=Coalesce("dirty_since", Value(change.pending_since)), enqueued_at=now
+                )
+                deferred.append(scope.pk)
+                continue
+            fit_id = _version_queue(scope=scope, data=data, force=False)
+            if fit_id is not None:
+                fit_ids.append(fit_id)
+        FamilyChange.objects.filter(pk=change.pk).update(pending_since=None, announced_at=None)
+    return RefreshOutcome(fit_ids=tuple(fit_ids), deferred_scope_ids=tuple(deferred))
+
+
+def _scope_get(*, team_id: int, family: str, law: str) -> FitScope:
+    try:
+        with transaction.atomic():
+            scope, _ = FitScope.objects.get_or_create(team_id=team_id, family=family, law=law)
+    except IntegrityError:  # a concurrent request created it first
+        scope = FitScope.objects.get(team_id=team_id, family=family, law=law)
+    return scope
 
 
 def fit_scope_refresh(*, scope_id: int, force: bool = False) -> RefreshOutcome:
-    """Turn a dirty scope into a queued fit once its changes have paused (or waited long enough).
-
-    1. Debounce: wait until FIT_DEBOUNCE_SECONDS passed since the last change, at most FIT_MAX_WAIT_SECONDS
-       since the first unfitted one; a fit already in flight also means "later".
-    2. Under the scope's row lock (writers wait), snapshot the runs. Data equal to the last version's (same
-       fingerprint) creates no version; otherwise a new queued version holds the snapshot.
-    3. The scope is clean again; the fit is sent to the fits queue after commit.
-    """
-    now = timezone.now()
+    """Queue a version of one law when its data changed: a law deferred by fit_family_refresh (a fit of it was
+    in flight), or an explicit request (`force`, POST /fits/: a version even when nothing changed and the law
+    has nothing it can fit, so that the failure says why). A fit still in flight means "later"."""
     scope = FitScope.objects.filter(pk=scope_id).first()
     if scope is None or (scope.dirty_since is None and not force):
         FitScope.objects.filter(pk=scope_id).update(enqueued_at=None)
         return RefreshOutcome()
-    retry_in = 0.0
-    if not force and scope.last_change_at is not None and scope.dirty_since is not None:
-        ready_at = min(
-            scope.last_change_at + timedelta(seconds=settings.FIT_DEBOUNCE_SECONDS),
-            scope.dirty_since + timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS),
-        )
-        retry_in = max(0.0, (ready_at - now).total_seconds())
     in_flight = Fit.objects.filter(team_id=scope.team_id, family=scope.family, law=scope.law).in_flight()
-    if not retry_in and in_flight.exists():  # the next version starts once this one is done
-        retry_in = max(float(settings.FIT_DEBOUNCE_SECONDS), 1.0)
-    if retry_in:
-        FitScope.objects.filter(pk=scope_id).update(enqueued_at=now)  # our message is still on its way
-        return RefreshOutcome(retry_in=retry_in)
-
+    if in_flight.exists():  # the next version starts once this one is done
+        FitScope.objects.filter(pk=scope_id).update(enqueued_at=timezone.now())  # our message is still on its way
+        return RefreshOutcome(retry_in=max(float(settings.FIT_DEBOUNCE_SECONDS), 1.0))
     with transaction.atomic():
         scope = FitScope.objects.select_for_update().get(pk=scope_id)
         data = fit_data(team_id=scope.team_id, family=scope.family)
-        last = fit_latest(team_id=scope.team_id, family=scope.family, law=scope.law)
-        FitScope.objects.filter(pk=scope_id).update(dirty_since=None, enqueued_at=None, fingerprint=data.fingerprint)
-        same_settings = last is not None and (last.objective, last.screen_outliers) == (
-            scope.objective,
-            scope.screen_outliers,
-        )
-        if last is not None and last.data_fingerprint == data.fingerprint and same_settings:
-            return RefreshOutcome()  # the runs and settings are as the last version saw them: no duplicate
-        if last is None and (data.n_runs == 0 or (not force and not data.law_applies(scope.law))):
-            # Nothing was ever fitted and nothing is there to fit: no runs, or (fp law) no run reports its
-            # floating-point format. An explicit request (force) still makes a version, which fails with the reason.
-            return RefreshOutcome()
-        fit = Fit.objects.create(
-            team_id=scope.team_id,
-            family=scope.family,
-            law=scope.law,
-            version=(last.version if last else 0) + 1,
-            n_bootstrap=settings.FIT_BOOTSTRAP_DRAWS,
-            chunk_size=settings.FIT_CHUNK_SIZE,
-            run_ids=data.run_ids,
-            snapshot=data.to_bytes(),
-            data_fingerprint=data.fingerprint,
-            code_version=CODE_VERSION,
-            objective=scope.objective,
-            screen_outliers=scope.screen_outliers,
-        )
-        transaction.on_commit(partial(dispatch.send, dispatch.RUN_FIT, fit_id=fit.pk))
-    return RefreshOutcome(fit_id=fit.pk)
+        fit_id = _version_queue(scope=scope, data=data, force=force)
+    return RefreshOutcome(fit_ids=() if fit_id is None else (fit_id,))
+
+
+def _version_queue(*, scope: FitScope, data: FitData, force: bool) -> int | None:
+    """Inside a transaction: record `data` as the scope's snapshot and queue a new version of its law when the
+    data or the settings changed; the version is sent to the fits queue after commit. None when nothing was
+    queued (nothing changed, or nothing is there to fit)."""
+    last = fit_latest(team_id=scope.team_id, family=scope.family, law=scope.law)
+    FitScope.objects.filter(pk=scope.pk).update(dirty_since=None, enqueued_at=None, fingerprint=data.fingerprint)
+    same_settings = last is not None and (last.objective, last.screen_outliers) == (
+        scope.objective,
+        scope.screen_outliers,
+    )
+    if last is not None and last.data_fingerprint == data.fingerprint and same_settings:
+        return None  # the runs and settings are as the last version saw them: no duplicate
+    if last is None and (data.n_runs == 0 or (not force and not data.law_applies(scope.law))):
+        # Nothing was ever fitted and nothing is there to fit: no runs, or none the law applies to. An explicit
+        # request (force) still makes a version, which fails with the reason.
+        return None
+    fit = Fit.objects.create(
+        team_id=scope.team_id,
+        family=scope.family,
+        law=scope.law,
+        version=(last.version if last else 0) + 1,
+        n_bootstrap=settings.FIT_BOOTSTRAP_DRAWS,
+        chunk_size=settings.FIT_CHUNK_SIZE,
+        run_ids=data.run_ids,
+        snapshot=data.to_bytes(),
+        data_fingerprint=data.fingerprint,
+        code_version=CODE_VERSION,
+        objective=scope.objective,
+        screen_outliers=scope.screen_outliers,
+    )
+    transaction.on_commit(partial(dispatch.send, dispatch.RUN_FIT, fit_id=fit.pk))
+    return fit.pk
 
 
 # Step 2 (fits queue): claim, point fit, fan out the bootstrap ------------------------------------------------
@@ -283,6 +273,8 @@ def _publish(fit: Fit, *, status: str, **fields: Any) -> bool:
     )
     if published:
         FitChunk.objects.filter(fit_id=fit.pk).delete()
+        if status == Fit.Status.SUCCEEDED:
+            density_reference_refresh(team_id=fit.team_id, family=fit.family)
     return bool(published)
 
 
@@ -291,23 +283,38 @@ def _publish(fit: Fit, *, status: str, **fields: Any) -> bool:
 
 @dataclass(frozen=True)
 class SweepResult:
+    families: list[tuple[int, str]]
     scope_ids: list[int]
     fit_ids: list[int]
 
 
-def fits_sweep(*, limit: int = 100) -> SweepResult:
-    """Find refits whose message was lost: dirty scopes with no message on its way (or one sent long ago),
-    queued fits nobody claimed, running fits whose worker went silent. The caller re-sends them.
+def fits_sweep(*, limit: int = 100, undelivered_since: datetime | None = None) -> SweepResult:
+    """Find refits whose message was lost: pending family changes with no message on its way (or one sent long
+    ago), deferred laws likewise, queued fits nobody claimed, running fits whose worker went silent. The caller
+    re-sends them.
 
-    A scope's message on its way refreshes `enqueued_at` at each step (fit_scope_refresh re-sends itself after at
-    most FIT_DEBOUNCE_SECONDS), so one silent for FIT_DEBOUNCE_SECONDS + FIT_SWEEP_GRACE_SECONDS was lost (e.g.
-    with a Redis that restarted empty). Taking one for lost too early costs a duplicate message, which finds
-    nothing to do."""
+    A family's message is lost when announced more than FIT_MAX_WAIT_SECONDS + FIT_SWEEP_GRACE_SECONDS ago (it
+    may wait out the debounce that long). A deferred law's message refreshes `enqueued_at` at each step, which
+    is at most FIT_DEBOUNCE_SECONDS apart, so it is lost after FIT_DEBOUNCE_SECONDS + FIT_SWEEP_GRACE_SECONDS.
+    `undelivered_since`: the broker was unreachable from then on (a worker that got it back asks, see
+    config.celery), so whatever was announced since never left and is re-sent at once. Taking a message for
+    lost too early costs a duplicate, which finds nothing to do.
+    """
     now = timezone.now()
-    lost_after = now - timedelta(seconds=settings.FIT_DEBOUNCE_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
+    lost_after = now - timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
+    step_lost_after = now - timedelta(seconds=settings.FIT_DEBOUNCE_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
+    never_left = Q(announced_at__gte=undelivered_since) if undelivered_since else Q(pk__in=[])
+    changes = list(
+        FamilyChange.objects.filter(pending_since__isnull=False)
+        .filter(Q(announced_at__isnull=True) | Q(announced_at__lt=lost_after) | never_left)
+        .order_by("pending_since")
+        .values_list("id", "team_id", "family")[:limit]
+    )
+    FamilyChange.objects.filter(pk__in=[pk for pk, _, _ in changes]).update(announced_at=now)
+    scope_never_left = Q(enqueued_at__gte=undelivered_since) if undelivered_since else Q(pk__in=[])
     scopes = list(
         FitScope.objects.filter(dirty_since__isnull=False)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=lost_after))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=step_lost_after) | scope_never_left)
         .order_by("dirty_since")
         .values_list("id", flat=True)[:limit]
     )
@@ -321,4 +328,4 @@ def fits_sweep(*, limit: int = 100) -> SweepResult:
         .order_by("created_at")
         .values_list("id", flat=True)[:limit]
     )
-    return SweepResult(scope_ids=scopes, fit_ids=fits)
+    return SweepResult(families=[(team_id, family) for _, team_id, family in changes], scope_ids=scopes, fit_ids=fits)

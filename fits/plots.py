@@ -25,7 +25,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from fits.density import MIN_TREND_POINTS, MIN_TREND_SPAN_DAYS, density_trend
-from fits.laws import DIMS, FitResult, Observations, effective_params_ratio, predict_loss
+from fits.laws import DIMS, BitsPanel, FitResult, Observations, RunConfig, get_law, predict_loss
 from plotkit import STYLE, add_note, axes_of, message_svg, new_figure, render_svg
 
 FloatArray = npt.NDArray[np.float64]
@@ -72,17 +72,7 @@ def training_bits(data: Observations) -> FloatArray:
 def predicted_final_loss(result: FitResult, data: Observations) -> FloatArray:
     """The law's final loss (before PTQ) for every run; NaN where a run lies outside the law's domain (for the
     fp law: where the run reports no floating-point format)."""
-    return predict_loss(
-        result.law,
-        result.all_params,
-        n_params=data.n_params,
-        n_tokens=data.n_tokens,
-        weight_bits=data.weight_bits,
-        activation_bits=data.activation_bits,
-        kv_bits=data.kv_bits,
-        exponent_bits=data.exponent_bits,
-        mantissa_bits=data.mantissa_bits,
-    )
+    return predict_loss(result.law, result.all_params, RunConfig.of_runs(data))
 
 
 def _bits_colourbar(fig: Figure, ax: Axes, mappable: Any) -> None:
@@ -259,11 +249,10 @@ def _pick_cells(n_keys: FloatArray, d_keys: FloatArray, mask: npt.NDArray[np.boo
 def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
     """Final loss against the training bits of each varying dimension at fixed (N, D): runs and fitted curves."""
     title = "Loss vs training bits at fixed (N, D)"
-    dims = varying_dims(data)
-    if result.law == "chinchilla":
-        return message_svg(title, "The chinchilla law ignores precision; fit the precision law.", salt="loss-bits")
-    if result.law == "fp":  # one format per run: its curve is over the total width, at the law's best layout
-        dims = [d for d in dims if d == "w"]
+    panel = get_law(result.law).bits_panel(varying_dims(data))
+    if not isinstance(panel, BitsPanel):
+        return message_svg(title, panel, salt="loss-bits")
+    dims = list(panel.dims)
     if not dims:
         return message_svg(title, "Training bits do not vary in this family.", salt="loss-bits")
     reference = _reference_bits(data)
@@ -275,7 +264,7 @@ def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
             others = [d for d in DIMS if d != dim]
             mask = np.ones(data.n_runs, dtype=bool)
             for other in others:
-                if result.law == "fp" and other == "a":  # the fp law's runs carry one format for w and a
+                if panel.tie_activations and other == "a":  # one format for weights and activations
                     mask &= data.activation_bits == data.weight_bits
                     continue
                 mask &= data.bits(other) == reference[other]
@@ -290,19 +279,16 @@ def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
                 here = mask & (n_keys == n_value) & (d_keys == d_value)
                 label = f"N{'~' if binned else '='}{_human(n_value)}, D{'~' if binned else '='}{_human(d_value)}"
                 ax.scatter(data.bits(dim)[here], data.final_loss[here], color=colour, s=16, zorder=3, label=label)
-                bits_kwargs = {
-                    f"{'weight' if d == 'w' else 'activation' if d == 'a' else 'kv'}_bits": reference[d] for d in others
-                }
-                key = BITS_ARGUMENT[dim]
-                curve = predict_loss(
-                    result.law, result.all_params, n_params=n_value, n_tokens=d_value, **{key: bits_grid}, **bits_kwargs
+                config = RunConfig(n_params=n_value, n_tokens=d_value).replace(
+                    **{BITS_ARGUMENT[d]: reference[d] for d in others}, **{BITS_ARGUMENT[dim]: bits_grid}
                 )
+                curve = predict_loss(result.law, result.all_params, config)
                 ax.plot(bits_grid, curve, color=colour, lw=1.4)
             ax.set_xlabel(f"training bits, {DIM_LABELS[dim]} (P_{dim})")
             held = ", ".join(f"P_{d}={reference[d]:g}" for d in others)
-            lines = "fitted law"
-            if result.law == "fp":
-                held, lines = f"P_a=P_w, P_kv={reference['kv']:g}", "fitted law at its best E/M split"
+            lines = panel.lines_note
+            if panel.tie_activations:
+                held = f"P_a=P_w, P_kv={reference['kv']:g}"
             ax.set_title(DIM_LABELS[dim].capitalize(), loc="left", pad=14)
             add_note(ax, f"others held: {held}; lines: {lines}" + ("; N, D in 0.1-decade bins" if binned else ""))
             if ax is axes[0]:
@@ -327,11 +313,11 @@ def _draw_param_maps(result: FitResult) -> dict[str, Any] | None:
 def effective_params_svg(result: FitResult, data: Observations | None = None) -> str:
     """N_eff/N against training bits for weights, activations and KV cache, each with its 95% bootstrap band."""
     title = "Effective parameters N_eff/N vs training bits"
-    if result.law == "chinchilla":
-        return message_svg(title, "The chinchilla law has no precision term.", salt="neff")
-    if result.law == "fp":
-        return message_svg(title, "The fp law has no N_eff: its precision term adds to the loss.", salt="neff")
+    law = get_law(result.law)
     params = result.all_params
+    message = law.effective_params_message(params)
+    if message is not None:
+        return message_svg(title, message, salt="neff")
     active = [dim for dim in DIMS if float(params.get(f"gamma_{dim}", 0.0)) > 0]
     if not active:
         return message_svg(title, "No precision dimension varied in the data: N_eff = N.", salt="neff")
@@ -345,7 +331,7 @@ def effective_params_svg(result: FitResult, data: Observations | None = None) ->
     with matplotlib.rc_context(STYLE):
         for dim in active:
             key = BITS_ARGUMENT[dim]
-            curve = effective_params_ratio(params, **{key: bits})
+            curve = law.effective_params_ratio(params, RunConfig(n_params=1.0, n_tokens=1.0).replace(**{key: bits}))
             ax.plot(
                 bits,
                 curve,
@@ -356,7 +342,8 @@ def effective_params_svg(result: FitResult, data: Observations | None = None) ->
             if draw_params is not None:
                 with np.errstate(invalid="ignore"), warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)  # bits below a draw's domain are NaN columns
-                    per_draw = effective_params_ratio(draw_params, **{key: bits.reshape(1, -1)})
+                    at_bits = RunConfig(n_params=1.0, n_tokens=1.0).replace(**{key: bits.reshape(1, -1)})
+                    per_draw = law.effective_params_ratio(draw_params, at_bits)
                     if np.isfinite(per_draw).any():
                         lo = np.nanpercentile(per_draw, 2.5, axis=0)
                         hi = np.nanpercentile(per_draw, 97.5, axis=0)
@@ -394,7 +381,7 @@ def ptq_degradation_svg(result: FitResult, data: Observations) -> str:
     levels = np.unique(post)
     palette = matplotlib.colormaps["plasma"](np.linspace(0.05, 0.85, max(levels.size, 2)))
     keep = sample_indices(post.size)
-    has_term = "C_T" in result.all_params and result.law != "chinchilla"
+    has_term = get_law(result.law).has_ptq_term(result.all_params)
     n_ref = float(np.median(data.n_params[run][at_reference]))
     fig = new_figure()
     ax = axes_of(fig)[0]
@@ -404,19 +391,20 @@ def ptq_degradation_svg(result: FitResult, data: Observations) -> str:
             here = keep[post[keep] == level]
             ax.scatter(ratio[here], delta[here], color=colour, s=12, alpha=0.75, linewidths=0, label=f"{level:g}-bit")
             if has_term:
-                kwargs = {"weight_bits": reference["w"], "activation_bits": reference["a"], "kv_bits": reference["kv"]}
+                trained_config = RunConfig(
+                    n_params=n_ref,
+                    n_tokens=grid * n_ref,
+                    weight_bits=reference["w"],
+                    activation_bits=reference["a"],
+                    kv_bits=reference["kv"],
+                )
                 with np.errstate(invalid="ignore"):
                     quantised = predict_loss(
                         result.law,
                         result.all_params,
-                        n_params=n_ref,
-                        n_tokens=grid * n_ref,
-                        post_train_bits=np.full(grid.shape, level),
-                        **kwargs,
+                        trained_config.replace(post_train_bits=np.full(grid.shape, level)),
                     )
-                    trained = predict_loss(
-                        result.law, result.all_params, n_params=n_ref, n_tokens=grid * n_ref, **kwargs
-                    )
+                    trained = predict_loss(result.law, result.all_params, trained_config)
                 ax.plot(grid, quantised - trained, color=colour, lw=1.4)
         ax.set_xscale("log")
         ax.axhline(0.0, color="#333333", lw=0.8)

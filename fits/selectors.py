@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
-from fits.laws import FitResult, Observations
+from fits.laws import FitResult, Observations, get_law
 from fits.models import Fit, FitScope
 from fits.ranking import LawFit, Ranking, rank_laws
-from runs.models import Evaluation, Run, Team
+from runs.models import Evaluation, FamilyChange, Run, Team
 
 RUN_COLUMNS = (
     "id",
@@ -39,10 +39,8 @@ class FitData:
         return len(self.run_ids)
 
     def law_applies(self, law: str) -> bool:
-        """Whether `law` has anything to fit: the fp law needs runs that report their floating-point format."""
-        if law == "fp":
-            return bool(np.any(np.isfinite(self.observations.exponent_bits)))
-        return self.n_runs > 0
+        """Whether `law` has anything to fit in these runs (the law decides: fits.laws.ScalingLaw.applies_to)."""
+        return get_law(law).applies_to(self.observations)
 
     def to_bytes(self) -> bytes:
         """A compact, exact copy of the snapshot for the fit record (npz)."""
@@ -160,12 +158,22 @@ def fit_newest_failed(*, team: Team, family: str, law: str) -> Fit | None:
 def fit_is_stale(*, fit: Fit) -> bool:
     """Have the family's runs changed since this fit took its snapshot? (Changes not yet refreshed count.)"""
     return fit_is_stale_by_scope(
-        fit=fit, scope=FitScope.objects.filter(team_id=fit.team_id, family=fit.family, law=fit.law).first()
+        fit=fit,
+        scope=FitScope.objects.filter(team_id=fit.team_id, family=fit.family, law=fit.law).first(),
+        family_pending=family_change_pending(team_id=fit.team_id, family=fit.family),
     )
 
 
-def fit_is_stale_by_scope(*, fit: Fit, scope: FitScope | None) -> bool:
-    """The staleness rule: the scope has unfitted changes, or its last snapshot differs from the fit's data."""
+def family_change_pending(*, team_id: int, family: str) -> bool:
+    """Whether the family's runs changed since its last refit took them (runs.models.FamilyChange)."""
+    return FamilyChange.objects.filter(team_id=team_id, family=family, pending_since__isnull=False).exists()
+
+
+def fit_is_stale_by_scope(*, fit: Fit, scope: FitScope | None, family_pending: bool) -> bool:
+    """The staleness rule: the family has a change no refit took yet, the law has one deferred, or the law's last
+    snapshot differs from the fit's data."""
+    if family_pending:
+        return True
     if scope is None:
         return False
     return scope.dirty_since is not None or (bool(scope.fingerprint) and scope.fingerprint != fit.data_fingerprint)
@@ -224,7 +232,14 @@ def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
     `ranking.entries` is empty when the family has no succeeded fit of any law.
     """
     fits = fits_current_by_law(team=team, family=family)
-    scopes = {s.law: s for s in FitScope.objects.filter(team=team, family=family)} if fits else {}
+    # One query for the scopes and the family's pending change (scopes exist for every law once a family refits).
+    pending_change = FamilyChange.objects.filter(team=team, family=family, pending_since__isnull=False)
+    scopes = (
+        {s.law: s for s in FitScope.objects.filter(team=team, family=family).annotate(pending=Exists(pending_change))}
+        if fits
+        else {}
+    )
+    pending = any(getattr(s, "pending", False) for s in scopes.values())
     law_fits = []
     for law, fit in fits.items():
         n_runs = fit.metrics.get("n_runs")
@@ -237,7 +252,7 @@ def law_ranking(*, team: Team, family: str) -> FamilyLawRanking:
                 n_params_fitted=len(fit.params or {}),
                 n_runs=int(n_runs) if isinstance(n_runs, int | float) and math.isfinite(n_runs) else None,
                 warnings=[str(w) for w in fit.warnings or []],
-                stale=fit_is_stale_by_scope(fit=fit, scope=scopes.get(law)),
+                stale=fit_is_stale_by_scope(fit=fit, scope=scopes.get(law), family_pending=pending),
                 n_screened=int(fit.metrics.get("n_screened") or 0),
             )
         )

@@ -1,32 +1,32 @@
 """Fit services the API calls: ask for a refit now, and predict a loss from the current fit.
 
 The refit steps themselves are fits.pipeline; these functions validate a request against the stored fits and
-raise domain errors (apikit.errors.DomainError) that the API answers with their own status code.
+raise domain errors (apikit.exceptions) that the API answers with their status code (apikit.errors).
 """
 
 import math
 from dataclasses import dataclass
 from typing import Any
 
-from rest_framework import status
+from django.db import transaction
+from django.db.models import QuerySet
 
-from apikit.exceptions import DomainError
+from apikit.exceptions import DomainError, NotFound
 from fits.json_numbers import finite_or_none
-from fits.laws import predict_with_interval
+from fits.laws import RunConfig, get_law, predict_with_interval
 from fits.models import Fit, FitScope
 from fits.pipeline import fit_scope_refresh
+from fits.references import density_reference_refresh
 from fits.selectors import fit_current, fit_latest, fit_newest_failed, fit_pending
 from runs.models import Run, Team
 
 
-class FitNotFound(DomainError):
-    """No fit (or nothing to fit) for the request: 404."""
-
-    status_code = status.HTTP_404_NOT_FOUND
+class FitNotFound(NotFound):
+    """No fit (or nothing to fit) for the request."""
 
 
 class PredictionInvalid(DomainError):
-    """The fit cannot answer this query; `errors` names the field: 400."""
+    """The fit cannot answer this query; `errors` names the field."""
 
 
 def fit_current_or_404(*, team: Team, family: str, law: str) -> Fit:
@@ -79,6 +79,17 @@ def fit_request(
     return fit
 
 
+def fits_delete(*, fits: QuerySet[Fit]) -> int:
+    """Delete fit versions (the admin lets superusers); the families' density references follow their current
+    reference fit (fits.references). Plans keep their fit (RESTRICT): deleting a fit a plan cites fails."""
+    with transaction.atomic():
+        families = set(fits.values_list("team_id", "family"))
+        deleted, _ = fits.delete()
+        for team_id, family in families:
+            density_reference_refresh(team_id=team_id, family=family)
+    return deleted
+
+
 @dataclass(frozen=True)
 class PredictionAnswer:
     """A predicted final loss with its 95% interval over the draws, from one fit (GET /predict/)."""
@@ -89,7 +100,7 @@ class PredictionAnswer:
     extrapolation: dict[str, Any]
 
 
-def prediction_make(*, team: Team, family: str, law: str, **inputs: Any) -> PredictionAnswer:
+def prediction_make(*, team: Team, family: str, law: str, config: RunConfig) -> PredictionAnswer:
     """Predict the loss of one configuration from the family's current fit of `law`.
 
     FitNotFound without a succeeded fit; PredictionInvalid for a PTQ width the fit has no term for, or a
@@ -97,10 +108,11 @@ def prediction_make(*, team: Team, family: str, law: str, **inputs: Any) -> Pred
     """
     fit = fit_current_or_404(team=team, family=family, law=law)
     result = fit.as_result()
-    if inputs.get("post_train_bits") is not None and "C_T" not in result.all_params:
-        why = "The fp law has no PTQ term." if fit.law == "fp" else "The family has no evaluations."
-        raise PredictionInvalid({"post_train_bits": [f"This fit has no PTQ term ({why})"]})
-    prediction = predict_with_interval(result, **inputs)
+    if config.post_train_bits is not None:
+        refusal = get_law(fit.law).ptq_refusal(result.all_params)
+        if refusal is not None:
+            raise PredictionInvalid({"post_train_bits": [f"This fit has no PTQ term ({refusal})"]})
+    prediction = predict_with_interval(result, config)
     loss = float(prediction.loss)
     if not math.isfinite(loss):
         raise PredictionInvalid({"non_field_errors": ["This configuration lies outside the law's domain."]})

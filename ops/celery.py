@@ -13,7 +13,7 @@ from typing import Any
 from celery import bootsteps
 from celery.signals import task_postrun, task_prerun
 
-from fits.dispatch import RUN_FIT_CHUNK
+from config.dispatch import RUN_FIT_CHUNK
 
 logger = logging.getLogger(__name__)
 

@@ -76,7 +76,11 @@ class DeploymentCollector:
             fits.add_metric([status], count)
         yield fits
         dirty, lag = selectors.refit_lag_seconds()
-        yield GaugeMetricFamily("bitscale_dirty_scopes", "(team, family, law) scopes awaiting a refit.", value=dirty)
+        yield GaugeMetricFamily(
+            "bitscale_dirty_scopes",
+            "Families with unfitted changes, and laws deferred behind a fit in flight.",
+            value=dirty,
+        )
         yield GaugeMetricFamily(
             "bitscale_refit_lag_seconds", "Age of the oldest change not yet fitted (0 when none).", value=lag
         )

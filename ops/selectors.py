@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from fits.models import Fit, FitScope
 from ops.models import HistogramBucket, WorkerHeartbeat
+from runs.models import FamilyChange
 
 # Kombu's Redis transport keeps a queue's messages of priority p > 0 in the list "<queue>\x06\x16<p>".
 REDIS_PRIORITY_SEPARATOR = "\x06\x16"
@@ -36,11 +37,16 @@ def fit_status_counts() -> dict[str, int]:
 
 
 def refit_lag_seconds() -> tuple[int, float]:
-    """(dirty scopes, age in seconds of the oldest unfitted change; 0 when every scope is fitted)."""
-    row = FitScope.objects.filter(dirty_since__isnull=False).aggregate(n=Count("id"), oldest=Min("dirty_since"))
-    if row["oldest"] is None:
+    """(families and laws awaiting a refit, age in seconds of the oldest unfitted change; 0 when none): pending
+    family changes (runs.models.FamilyChange) and laws deferred behind a fit in flight (FitScope.dirty_since)."""
+    scopes = FitScope.objects.filter(dirty_since__isnull=False).aggregate(n=Count("id"), oldest=Min("dirty_since"))
+    changes = FamilyChange.objects.filter(pending_since__isnull=False).aggregate(
+        n=Count("id"), oldest=Min("pending_since")
+    )
+    oldest = [t for t in (scopes["oldest"], changes["oldest"]) if t is not None]
+    if not oldest:
         return 0, 0.0
-    return row["n"], max(0.0, (timezone.now() - row["oldest"]).total_seconds())
+    return scopes["n"] + changes["n"], max(0.0, (timezone.now() - min(oldest)).total_seconds())
 
 
 def histogram_buckets(name: str) -> tuple[list[tuple[float, int]], int, float]:

@@ -16,11 +16,13 @@ from django.urls import reverse
 from fits.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION
 from fits.selectors import fit_families, fit_result
 from planner.allocation import HARDWARE_PROFILES
-from planner.api.serializers import PlanConstraintsSerializer
-from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
+from planner.api.serializers import PlanConstraintsSerializer, SuggestionsSerializer
+from planner.errors import NoSucceededFit, PlanInvalid
+from planner.models import Plan, plan_law_choices
 from planner.plots import PlanPoint, plan_contour_svg
+from planner.requests import AUTO_LAW, Budget, ConstraintsRequest, PlanRequest, budget_from
 from planner.review import plan_law_selection
-from planner.services import NoSucceededFit, PlanInvalid, plan_budget_validate, plan_create, plan_rerun
+from planner.services import plan_create, plan_rerun
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
 from runs.models import Team
@@ -61,7 +63,7 @@ class PlanForm(forms.Form):
 
     team = forms.ModelChoiceField(queryset=Team.objects.none())
     family = forms.CharField(max_length=100, help_text="A family with a succeeded fit of the law.")
-    law = forms.ChoiceField(choices=PLAN_LAW_CHOICES, initial=AUTO_LAW)
+    law = forms.ChoiceField(choices=plan_law_choices, initial=AUTO_LAW)
     flops = forms.FloatField(required=False, label="Budget (FLOPs)", help_text="6·N·D at 16 bits, e.g. 1e21.")
     gpu_hours = forms.FloatField(required=False, label="or GPU-hours")
     hardware = forms.ChoiceField(
@@ -78,10 +80,8 @@ class PlanForm(forms.Form):
         data = super().clean() or {}
         if self.errors:
             return data
-        try:  # the budget rules have one home, the plan service
-            plan_budget_validate(
-                {k: data[k] for k in ("flops", "gpu_hours") if data.get(k) is not None} | self.budget()
-            )
+        try:  # the budget rules have one home (planner.requests.budget_from)
+            data["budget"] = budget_from(self.budget())
         except PlanInvalid as exc:
             budget_errors = exc.errors.get("budget", exc.errors)
             if not isinstance(budget_errors, dict):
@@ -94,10 +94,10 @@ class PlanForm(forms.Form):
                     self.add_error(None, text)
         return data
 
-    def clean_constraints(self) -> dict[str, Any] | None:
+    def clean_constraints(self) -> ConstraintsRequest:
         text = (self.cleaned_data.get("constraints") or "").strip()
         if not text:
-            return None
+            return ConstraintsRequest()
         try:
             value = json.loads(text)
         except ValueError as exc:
@@ -107,13 +107,24 @@ class PlanForm(forms.Form):
         constraints = PlanConstraintsSerializer(data=value)  # the API's own rules for each field
         if not constraints.is_valid():
             raise forms.ValidationError(_flatten_errors(constraints.errors))
-        return dict(constraints.validated_data)
+        return constraints.constraints()
 
     def budget(self) -> dict[str, Any]:
         data = self.cleaned_data
         if data.get("flops") is not None:
             return {"flops": data["flops"]}
-        return {"gpu_hours": data["gpu_hours"], "hardware": data["hardware"] or None}
+        return {"gpu_hours": data.get("gpu_hours"), "hardware": data.get("hardware") or None}
+
+    def request(self) -> PlanRequest:
+        """The validated form as the planner takes it."""
+        data = self.cleaned_data
+        return PlanRequest(
+            family=data["family"],
+            budget=data["budget"],
+            constraints=data["constraints"],
+            law=data["law"],
+            cost_model=data["cost_model"],
+        )
 
 
 def plan_contour(plan: Plan) -> str:
@@ -190,11 +201,12 @@ def plan_suggestions_context(plan: Plan, query: Any) -> dict[str, Any]:
         "suggestion_default_share": f"{DEFAULT_EXPERIMENT_BUDGET_SHARE:.0%}",
     }
     try:
-        body = suggestions_for_plan(
-            plan=plan,
-            experiment_budget=None if flops is None else {"flops": flops},
-            max_suggestions=max_suggestions or 3,
-        )
+        experiment: Budget | None = None
+        if flops is not None:
+            experiment = budget_from({"flops": flops}, section="experiment_budget")
+        body = SuggestionsSerializer(
+            suggestions_for_plan(plan=plan, experiment_budget=experiment, max_suggestions=max_suggestions or 3)
+        ).data
     except NoSucceededFit as exc:
         return {**context, "suggestion_error": str(exc)}
     except PlanInvalid as exc:
@@ -332,14 +344,7 @@ class PlanAdmin(TeamScopedAdmin):
         if request.method == "POST" and form.is_valid():
             data = form.cleaned_data
             try:
-                plan = plan_create(
-                    team=data["team"],
-                    family=data["family"],
-                    law=data["law"],
-                    budget=form.budget(),
-                    constraints=data.get("constraints") or None,
-                    cost_model=data["cost_model"],
-                )
+                plan = plan_create(team=data["team"], request=form.request())
             except NoSucceededFit as exc:
                 form.add_error("family", str(exc))
             except PlanInvalid as exc:

@@ -3,12 +3,16 @@
 from django.db import models
 from django.db.models import F, Q
 
-from fits.models import Law
+from fits.laws import DEFAULT_LAW, law_choices
 
 # A plan request's `law`: a law, or "auto": the best-ranked law of the family that can serve the request
 # (fits.ranking, planner.services.plan_law_resolve).
 AUTO_LAW = "auto"
-PLAN_LAW_CHOICES = [(AUTO_LAW, "Auto (best-ranked law)"), *Law.choices]
+
+
+def plan_law_choices() -> list[tuple[str, str]]:
+    """What a plan request may name: "auto" or a law of fits.laws.registry."""
+    return [(AUTO_LAW, "Auto (best-ranked law)"), *law_choices()]
 
 
 class Plan(models.Model):
@@ -25,9 +29,9 @@ class Plan(models.Model):
 
     team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="plans")
     family = models.SlugField(max_length=100)
-    law = models.CharField(max_length=20, choices=Law.choices, default=Law.PRECISION)  # the law actually used
+    law = models.CharField(max_length=20, choices=law_choices, default=DEFAULT_LAW)  # the law actually used
     # What was asked: "auto" (the best-ranked law that can serve the request) or a law; plan_rerun asks it again.
-    requested_law = models.CharField(max_length=20, choices=PLAN_LAW_CHOICES, default=AUTO_LAW)
+    requested_law = models.CharField(max_length=20, choices=plan_law_choices, default=AUTO_LAW)
     # How the law was chosen: {"requested", "used", "reason", "ranking": [...]}; None on plans made before.
     law_selection = models.JSONField(null=True, blank=True)
     fit = models.ForeignKey("fits.Fit", on_delete=models.RESTRICT, related_name="plans")
@@ -48,7 +52,6 @@ class Plan(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(law__in=["chinchilla", "precision", "fp"]), name="plan_law_valid"),
             models.CheckConstraint(
                 condition=Q(cost_model__in=["linear_bits", "hardware"]), name="plan_cost_model_valid"
             ),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import matplotlib
 import numpy as np
 
-from fits.laws import predict_loss
+from fits.laws import RunConfig, predict_loss
 from planner.allocation import cost_factor, tokens_for_budget
 from plotkit import STYLE, add_note, axes_of, new_figure, render_svg
 
@@ -55,7 +55,9 @@ def plan_contour_svg(
     factor = cost_factor(pp, pp, cost_model=cost_model, hardware=hardware)  # type: ignore[arg-type]
     tokens = tokens_for_budget(nn, budget_flops, factor)
     with np.errstate(all="ignore"):
-        loss = predict_loss(law, params, n_params=nn, n_tokens=tokens, weight_bits=pp, activation_bits=pp, kv_bits=pp)
+        loss = predict_loss(
+            law, params, RunConfig(n_params=nn, n_tokens=tokens, weight_bits=pp, activation_bits=pp, kv_bits=pp)
+        )
     finite = np.isfinite(loss)
     fig = new_figure()
     ax = axes_of(fig)[0]

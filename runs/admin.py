@@ -27,10 +27,9 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from runs.csvio import csv_lines
-from runs.hooks import run_densities
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
 from runs.plots import loss_curves_svg
-from runs.selectors import loss_curves, run_export_rows
+from runs.selectors import loss_curves, run_densities, run_export_rows
 from runs.services import api_key_create, api_key_revoke, run_delete, run_update, team_get_or_create
 
 ALL_ROLES = frozenset(Membership.Role.values)
@@ -108,7 +107,7 @@ class ShownFiltersChangeList(ChangeList):
         specs, has_filters, remaining, may_have_duplicates, has_active = super().get_filters(request)
         applied = set(remaining)
         for spec in specs:
-            applied.update(name for name in spec.expected_parameters() or () if name)
+            applied.update(str(name) for name in spec.expected_parameters() or () if name)
         hierarchy = f"{self.date_hierarchy}__" if self.date_hierarchy else None
         dropped = sorted(
             key

@@ -304,3 +304,49 @@ class MetricPoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}[{self.step}] = {self.value if self.value is not None else 'NaN'}"
+
+
+class FamilyChange(models.Model):
+    """A family whose runs changed and whose fits have not caught up yet: one row per (team, family).
+
+    Every run write sets it in its own transaction, as its last statement (runs.services.family_changes_record),
+    so no change is lost when the broker is down; the refit pipeline (fits.pipeline.fit_family_refresh) reads it,
+    snapshots the runs and clears it. One refit message is sent per pending episode (`announced_at`).
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="family_changes")
+    family = models.SlugField(max_length=100)
+    changed_at = models.DateTimeField()  # the latest change: a refit waits until changes pause
+    pending_since = models.DateTimeField(null=True, blank=True)  # the first change not refitted; None: caught up
+    announced_at = models.DateTimeField(null=True, blank=True)  # a refit message is on its way
+
+    class Meta:
+        ordering = ["team_id", "family"]
+        constraints = [models.UniqueConstraint(fields=["team", "family"], name="family_change_unique")]
+        indexes = [models.Index(fields=["pending_since"], name="family_change_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.team_id}/{self.family} changed {self.changed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class DensityReference(models.Model):
+    """The 16-bit reference of a family's capacity density (runs.density): the constants of the family's current
+    reference fit, written by the refit pipeline whenever that fit changes (fits.pipeline), read with the runs.
+
+    The reference fit is the family's newest succeeded fit of the first law, in the laws' order of preference
+    (fits.laws.density_reference_laws), that has one; `fit_id` names it (no foreign key: runs come before fits).
+    """
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="density_references")
+    family = models.SlugField(max_length=100)
+    law = models.CharField(max_length=20)
+    fit_id = models.BigIntegerField()
+    fit_version = models.PositiveIntegerField()
+    constants = models.JSONField()  # runs.density.DensityConstants as a mapping: E, A, B, alpha, beta, ratio16, k
+
+    class Meta:
+        ordering = ["team_id", "family"]
+        constraints = [models.UniqueConstraint(fields=["team", "family"], name="density_reference_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.family}: {self.law} v{self.fit_version}"

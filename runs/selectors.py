@@ -2,11 +2,14 @@
 
 import hmac
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from django.db.models import Count, Max, QuerySet
 
-from runs.models import RUN_FIELDS, ApiKey, MetricPoint, Run, Team
+from runs.density import DensityConstants, effective_params_16bit
+from runs.models import RUN_FIELDS, ApiKey, DensityReference, MetricPoint, Run, Team
 from runs.services import api_key_digest
 
 
@@ -80,3 +83,35 @@ def loss_curves(*, run: Run, max_points_per_key: int = 2_000) -> dict[str, list[
             points = [*points[:-1:stride], points[-1]]
         curves[key] = points
     return curves
+
+
+def run_densities(*, runs: Sequence[Run]) -> dict[int, tuple[float | None, float | None]]:
+    """(effective_params_16bit, density) per run id, against each family's 16-bit reference (DensityReference,
+    one query for any number of families); runs without a final loss, or whose family has no reference yet, are
+    left out (their fields are None). docs/api.md, Runs."""
+    measured = [run for run in runs if run.final_loss is not None]
+    if not measured:
+        return {}
+    teams = {run.team_id for run in measured}
+    families = {run.family for run in measured}
+    references = {
+        (team_id, family): DensityConstants.from_mapping(constants)
+        for team_id, family, constants in DensityReference.objects.filter(
+            team_id__in=teams, family__in=families
+        ).values_list("team_id", "family", "constants")
+    }
+    groups: dict[tuple[int, str], list[Run]] = {}
+    for run in measured:
+        if (run.team_id, run.family) in references:
+            groups.setdefault((run.team_id, run.family), []).append(run)
+    out: dict[int, tuple[float | None, float | None]] = {}
+    for scope, members in groups.items():
+        n = np.array([r.n_params for r in members], dtype=np.float64)
+        d = np.array([r.n_tokens for r in members], dtype=np.float64)
+        loss = np.array([r.final_loss for r in members], dtype=np.float64)
+        n_hat = effective_params_16bit(references[scope], n_tokens=d, final_loss=loss)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = n_hat / n
+        for run, a, b in zip(members, n_hat, rho, strict=True):
+            out[run.pk] = (float(a) if math.isfinite(a) else None, float(b) if math.isfinite(b) and b > 0 else None)
+    return out

@@ -6,16 +6,18 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from hashlib import sha256
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from apikit.exceptions import DomainError
-from runs.hooks import families_changed
-from runs.models import MAX_METRIC_POINTS_PER_RUN, ApiKey, Evaluation, MetricPoint, Run, Team
+from config import dispatch
+from runs.models import MAX_METRIC_POINTS_PER_RUN, ApiKey, Evaluation, FamilyChange, MetricPoint, Run, Team
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
 API_KEY_PREFIX = "bsk_"
@@ -39,6 +41,48 @@ class UpsertResult:
     created: int
     updated: int
     created_evaluations: list[Evaluation]  # the evaluations inserted, of new and updated runs
+
+
+# Families that changed ----------------------------------------------------------------------
+
+
+def family_changes_record(*, team_id: int, families: Sequence[str] | set[str]) -> None:
+    """Mark the families whose runs changed (runs.models.FamilyChange); call inside the writer's transaction, as
+    its last statement: the row locks it takes are held only until the commit.
+
+    One statement upserts every family's row and says, per family, whether this write starts a pending episode
+    (no refit message on its way yet); for those, fits.pipeline's refit is sent by name after the commit, delayed
+    by FIT_DEBOUNCE_SECONDS. A broker that is down loses nothing: the rows stay pending for the beat's sweep.
+    """
+    names = sorted(set(families))
+    if not names:
+        return
+    table = connection.ops.quote_name(FamilyChange._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it (text on SQLite)
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
+    values = [value for family in names for value in (team_id, family, at, at, at)]
+    # announced_at equals changed_at only where this statement set both: a new row, or one with no message on
+    # its way (PostgreSQL and SQLite 3.35+ both take ON CONFLICT ... RETURNING).
+    sql = (
+        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) VALUES {rows} "  # noqa: S608
+        "ON CONFLICT (team_id, family) DO UPDATE SET changed_at = excluded.changed_at, "
+        f"pending_since = COALESCE({table}.pending_since, excluded.changed_at), "
+        f"announced_at = COALESCE({table}.announced_at, excluded.changed_at) "
+        "RETURNING family, announced_at = changed_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+        announced = [family for family, new in cursor.fetchall() if new]
+    for family in announced:
+        transaction.on_commit(
+            partial(
+                dispatch.send,
+                dispatch.REFIT_FAMILY,
+                team_id=team_id,
+                family=family,
+                countdown=settings.FIT_DEBOUNCE_SECONDS,
+            )
+        )
 
 
 # Teams and keys ----------------------------------------------------------------------------
@@ -227,7 +271,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         if old_runs:
             Run.objects.bulk_update(old_runs, fields=changed_fields)
         created_evaluations = _evaluations_upsert_many([(run, new, old) for run, _, new, old in plan if new], now=now)
-        families_changed(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
+        family_changes_record(team_id=team.pk, families=touched_families | {run.family for run, _, _, _ in plan})
     return UpsertResult(
         runs=[run for run, _, _, _ in plan],
         created=len(new_runs),
@@ -299,7 +343,7 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
             if not external_id:
                 raise
             raise ValidationError({"external_id": ["Another run of this team has this external_id."]}) from None
-        families_changed(team_id=run.team_id, families={old_family, run.family})
+        family_changes_record(team_id=run.team_id, families={old_family, run.family})
     return run
 
 
@@ -307,7 +351,7 @@ def run_delete(*, run: Run) -> None:
     """Delete a run and its evaluations."""
     with transaction.atomic():
         run.delete()
-        families_changed(team_id=run.team_id, families=[run.family])
+        family_changes_record(team_id=run.team_id, families=[run.family])
 
 
 def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: str = "rtn") -> tuple[Evaluation, bool]:
@@ -320,7 +364,7 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
             run=run, post_train_bits=post_train_bits, method=method, defaults={"loss": loss}
         )
         Run.objects.filter(pk=run.pk).update(updated_at=timezone.now())
-        families_changed(team_id=run.team_id, families=[run.family])
+        family_changes_record(team_id=run.team_id, families=[run.family])
     return evaluation, created
 
 

@@ -10,8 +10,10 @@ from django.contrib.auth import get_user_model
 
 from fits.laws import FitResult, Observations
 from fits.models import Fit
+from fits.references import density_reference_refresh
 from fits.selectors import fit_data
 from planner.models import Plan
+from planner.requests import AUTO_LAW, ConstraintsRequest, PlanRequest, budget_from
 from runs.models import Evaluation, Membership, Run, Team
 from tests.published import EPOCH, KUMAR, SUN
 
@@ -139,6 +141,7 @@ class FitFactory(factory.django.DjangoModelFactory[Fit]):
 
     class Meta:
         model = Fit
+        skip_postgeneration_save = True
 
     class Params:
         result: FitResult | None = None
@@ -185,6 +188,12 @@ class FitFactory(factory.django.DjangoModelFactory[Fit]):
         if o.columns is not None
         else lognormal_draws(o.params, n_draws=o.n_draws, spread=o.spread, seed=o.version)
     )
+
+    @factory.post_generation
+    def density_reference(obj: Fit, create: bool, extracted: Any, **kwargs: Any) -> None:  # noqa: N805
+        """As publishing does (fits.pipeline): the family's density reference follows its current fits."""
+        if create:
+            density_reference_refresh(team_id=obj.team_id, family=obj.family)
 
 
 def scored_backtest(score: float | None) -> dict[str, float]:
@@ -263,3 +272,21 @@ def logged_in(user: Any) -> Any:
     client = Client()
     client.force_login(user)
     return client
+
+
+def plan_request(
+    *,
+    family: str,
+    budget: dict[str, Any],
+    constraints: dict[str, Any] | None = None,
+    law: str = AUTO_LAW,
+    cost_model: str = "linear_bits",
+) -> PlanRequest:
+    """A PlanRequest from JSON-like arguments, as the API's serializer builds one (planner.requests)."""
+    return PlanRequest(
+        family=family,
+        budget=budget_from(budget),
+        constraints=ConstraintsRequest.from_json(constraints),
+        law=law,
+        cost_model=cost_model,
+    )

@@ -21,6 +21,7 @@ RANK = {name: i for i, name in enumerate(LAYERS)}
 PURE_MODULES = (
     "plotkit",
     "runs.plots",
+    "runs.density",
     "fits.laws",
     "fits.ranking",
     "fits.density",

@@ -1,15 +1,24 @@
 """Celery tasks: thin, explicitly named, ids as arguments; each calls one fits.pipeline step.
 
-A task that starts the next step sends it itself; the names are the ones fits.dispatch uses.
+A task that starts the next step sends it itself; the names are the ones config.dispatch uses.
 """
 
 from collections.abc import Iterable
 
 from celery import Task, group, shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils.dateparse import parse_datetime
 
-from fits import dispatch
-from fits.pipeline import fit_compute_chunk, fit_execute, fit_finish, fit_scope_refresh, fits_sweep
+from config import dispatch
+from fits.pipeline import (
+    fit_compute_chunk,
+    fit_execute,
+    fit_family_refresh,
+    fit_finish,
+    fit_scope_refresh,
+    fits_sweep,
+)
 from workers.queues import Queue
 
 # Transient database trouble only: bad data is an outcome (a failed fit), never a retry.
@@ -17,9 +26,20 @@ INFRASTRUCTURE_ERRORS = (OperationalError, InterfaceError)
 RETRY = {"autoretry_for": INFRASTRUCTURE_ERRORS, "retry_backoff": True, "retry_backoff_max": 60, "max_retries": 8}
 
 
+@shared_task(name=dispatch.REFIT_FAMILY, queue=Queue.DEFAULT, acks_late=True, ignore_result=True, **RETRY)
+def refit_family(*, team_id: int, family: str) -> None:
+    """Debounced refit of a family whose runs changed: queue a new version of every law whose data changed."""
+    outcome = fit_family_refresh(team_id=team_id, family=family)
+    if outcome.retry_in is not None:
+        refit_family.apply_async(kwargs={"team_id": team_id, "family": family}, countdown=outcome.retry_in)
+    wait = max(float(settings.FIT_DEBOUNCE_SECONDS), 1.0)
+    for scope_id in outcome.deferred_scope_ids:  # a fit of that law is in flight: its next version waits for it
+        refit_scope.apply_async(kwargs={"scope_id": scope_id}, countdown=wait)
+
+
 @shared_task(name=dispatch.REFIT_SCOPE, queue=Queue.DEFAULT, acks_late=True, ignore_result=True, **RETRY)
 def refit_scope(*, scope_id: int) -> None:
-    """Debounced refit request of one (team, family, law): queue a new fit version when the data changed."""
+    """Refit of one (team, family, law) deferred while a fit of it was in flight: queue a version if needed."""
     outcome = fit_scope_refresh(scope_id=scope_id)
     if outcome.retry_in is not None:
         refit_scope.apply_async(kwargs={"scope_id": scope_id}, countdown=outcome.retry_in)
@@ -47,9 +67,13 @@ def finish_fit(*, fit_id: int) -> None:
 
 
 @shared_task(name=dispatch.SWEEP_FITS, queue=Queue.DEFAULT, ignore_result=True)
-def sweep_fits() -> None:
-    """Re-send refits whose message was lost (e.g. the broker was down) and fits whose worker died."""
-    found = fits_sweep()
+def sweep_fits(*, undelivered_since: str | None = None) -> None:
+    """Re-send refits whose message was lost (e.g. the broker was down) and fits whose worker died;
+    `undelivered_since` (ISO 8601): the broker was unreachable from then on, so nothing announced since left."""
+    since = parse_datetime(undelivered_since) if undelivered_since else None
+    found = fits_sweep(undelivered_since=since)
+    for team_id, family in found.families:
+        dispatch.send(refit_family.name, team_id=team_id, family=family)
     _send_each(refit_scope, "scope_id", found.scope_ids)
     _send_each(run_fit, "fit_id", found.fit_ids)
 

@@ -246,7 +246,7 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_TIMEOUT = 2  # a web request that publishes must not hang on a dead broker
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 # After a publish fails, a web process takes the broker for down this long: posts and /healthz do not try it
-# again meanwhile (fits.dispatch, ops.health); the sweep re-sends what was not delivered.
+# again meanwhile (config.dispatch, ops.health); the sweep re-sends what was not delivered.
 BROKER_RETRY_SECONDS = 5.0
 # The sweep re-sends refits the broker lost or never got: every 15 s, so refits resume within a minute of Redis's
 # return (docs/fitting-pipeline.md, Recovery). It reads two indexed queries; a late one expires, never doubles.

@@ -6,7 +6,8 @@ from rest_framework import serializers
 
 from apikit.fields import FiniteFloatField, StrictBooleanField, StrictIntegerField, slug_validator
 from apikit.serializers import StrictFieldsMixin
-from fits.models import Fit, Law, Objective
+from fits.laws import DEFAULT_LAW, law_choices
+from fits.models import Fit, Objective
 from runs.api.serializers import bits_field
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
@@ -73,7 +74,7 @@ class FitScopeQuerySerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """`family` and `law` of a fit request or query."""
 
     family = serializers.CharField(max_length=100, validators=[slug_validator])
-    law = serializers.ChoiceField(choices=Law.choices, default=Law.PRECISION)
+    law = serializers.ChoiceField(choices=law_choices(), default=DEFAULT_LAW)
 
 
 class FitRequestSerializer(FitScopeQuerySerializer):

@@ -23,7 +23,8 @@ from fits.api.serializers import (
     PredictionSerializer,
     PredictQuerySerializer,
 )
-from fits.models import Fit, Law
+from fits.laws import LAWS, RunConfig, law_choices
+from fits.models import Fit
 from fits.selectors import fit_is_stale, fit_pending, law_ranking
 from fits.services import fit_current_or_404, fit_request, prediction_make
 from runs.models import Team
@@ -33,7 +34,7 @@ class FitFilter(filters.FilterSet):
     """Filters of GET /api/v1/fits/."""
 
     family = filters.CharFilter(label="Family (exact)")
-    law = filters.ChoiceFilter(choices=Law.choices, label="Law")
+    law = filters.ChoiceFilter(choices=law_choices, label="Law")
     status = filters.ChoiceFilter(choices=Fit.Status.choices, label="Status")
 
     class Meta:
@@ -72,7 +73,7 @@ class FitViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMix
     @extend_schema(
         parameters=[
             OpenApiParameter("family", str, required=True),
-            OpenApiParameter("law", str, enum=list(Law.values)),
+            OpenApiParameter("law", str, enum=list(LAWS)),
         ],
         responses=CurrentFitSerializer,
     )
@@ -118,7 +119,9 @@ class PredictApi(TeamScopedMixin, APIView):
     def get(self, request: Request) -> Response:
         query = PredictQuerySerializer(data=_query(request))
         query.is_valid(raise_exception=True)
-        answer = prediction_make(team=self.team, **query.validated_data)  # FitNotFound 404, PredictionInvalid 400
+        scope = {key: query.validated_data.pop(key) for key in ("family", "law")}
+        config = RunConfig(**query.validated_data)
+        answer = prediction_make(team=self.team, config=config, **scope)  # FitNotFound 404, PredictionInvalid 400
         body = {
             "loss": answer.loss,
             "interval": list(answer.interval),

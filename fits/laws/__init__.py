@@ -1,10 +1,12 @@
 """Bitscale's scaling-law engine: pure NumPy/SciPy, no Django (docs/laws-engine.md, docs/laws.md).
 
-Laws: ``chinchilla`` (Hoffmann et al. 2022, arXiv:2203.15556), ``precision`` (Kumar et al. 2024,
-arXiv:2411.04330) and ``fp`` (Sun et al. 2025, arXiv:2501.02423). Fits minimise summed Huber (delta = 1e-3)
+Each law is one module implementing fits.laws.base.ScalingLaw, listed in fits.laws.registry: ``chinchilla``
+(Hoffmann et al. 2022, arXiv:2203.15556), ``precision`` (Kumar et al. 2024, arXiv:2411.04330) and ``fp`` (Sun et
+al. 2025, arXiv:2501.02423). A training configuration is a RunConfig. Fits minimise summed Huber (delta = 1e-3)
 or least squares on log-loss residuals.
 """
 
+from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, RunConfig, ScalingLaw
 from fits.laws.datasets import (
     fp_synthetic,
     kumar_synthetic,
@@ -13,15 +15,23 @@ from fits.laws.datasets import (
     load_olmo_ladder,
 )
 from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
-from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, Law, PointFit, huber_sum
+from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, PointFit, huber_sum
 from fits.laws.floating_point import SUN_TABLE2, fp_layout, fp_loss, sun_params
 from fits.laws.observations import FitFailed, Observations
 from fits.laws.prediction import Prediction, predict_loss, predict_loss_draws, predict_with_interval
-from fits.laws.registry import LAWS, get_law
+from fits.laws.registry import DEFAULT_LAW, LAWS, density_reference_laws, get_law, law_choices
 from fits.laws.results import DEFAULT_BOOTSTRAP, FitResult, assemble_fit, bootstrap_chunk, fit_law, fit_point
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
+    "DEFAULT_LAW",
+    "BitRequest",
+    "BitsPanel",
+    "ConstraintRefused",
+    "RunConfig",
+    "ScalingLaw",
+    "density_reference_laws",
+    "law_choices",
     "DIMS",
     "HUBER_DELTA",
     "KUMAR_TABLE2",
@@ -29,7 +39,6 @@ __all__ = [
     "OBJECTIVES",
     "FitFailed",
     "FitResult",
-    "Law",
     "Observations",
     "PointFit",
     "Prediction",

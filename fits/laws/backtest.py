@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from fits.laws.base import RunConfig, ScalingLaw
 from fits.laws.equations import DIMS
-from fits.laws.fitting import Law, PointFit
+from fits.laws.fitting import PointFit
 from fits.laws.observations import FitFailed, FloatArray, Observations
 from fits.laws.screening import fit_screened, run_residuals
 
@@ -65,7 +66,7 @@ def held_out_mask(data: Observations, scheme: str) -> BoolArray:
     return held
 
 
-def _eval_residuals(law: Law, params: dict[str, float], held: Observations) -> FloatArray:
+def _eval_residuals(law: ScalingLaw, params: dict[str, float], held: Observations) -> FloatArray:
     """log L_hat - log L of the held-out runs' PTQ evaluations inside the PTQ law's domain (P_post at most every
     training precision and below the weight bits)."""
     runs = held.eval_run
@@ -75,23 +76,14 @@ def _eval_residuals(law: Law, params: dict[str, float], held: Observations) -> F
         inside &= post <= held.bits(d)[runs]
     if not np.any(inside):
         return np.zeros(0)
-    r = runs[inside]
     with np.errstate(all="ignore"):
-        pred = law.predict(
-            params,
-            n_params=held.n_params[r],
-            n_tokens=held.n_tokens[r],
-            weight_bits=held.weight_bits[r],
-            activation_bits=held.activation_bits[r],
-            kv_bits=held.kv_bits[r],
-            post_train_bits=post[inside],
-        )
+        pred = law.predict(params, RunConfig.of_evaluations(held, inside))
         out = np.log(np.asarray(pred, dtype=np.float64)) - np.log(held.eval_loss[inside])
     return np.asarray(out[np.isfinite(out)], dtype=np.float64)
 
 
 def run_backtest(
-    law: Law,
+    law: ScalingLaw,
     data: Observations,
     point: PointFit,
     *,

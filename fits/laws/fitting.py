@@ -12,14 +12,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.stats import qmc
 
-from fits.laws.equations import DIMS, KUMAR_TABLE2, chinchilla_loss, effective_params_ratio, precision_loss
+from fits.laws.base import RunConfig, ScalingLaw
+from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio
 from fits.laws.observations import FitFailed, FloatArray, Observations
 
 HUBER_DELTA = 1e-3
@@ -468,18 +469,6 @@ class PointFit:
     screened: list[dict[str, Any]] = field(default_factory=list)
 
 
-class Law(Protocol):
-    """A fittable law: the registry in fits.laws.registry maps the API's law name to one of these."""
-
-    name: str
-
-    def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit: ...
-
-    def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray: ...
-
-    def predict(self, params: Mapping[str, Any], **inputs: Any) -> FloatArray: ...
-
-
 def _distinct(x: FloatArray) -> int:
     return int(np.unique(x).shape[0])
 
@@ -551,18 +540,17 @@ def _ptq_inputs(data: Observations, spec: BaseSpec, theta_base: FloatArray, mask
     )
 
 
-class _EffectiveParamsLaw:
-    """Chinchilla with N replaced by N_eff over `dims`, plus Kumar's PTQ term when `with_ptq`."""
+class EffectiveParamsLaw(ScalingLaw):
+    """The fitting engine of Chinchilla with N replaced by N_eff over `bit_dims`, plus Kumar's PTQ term when
+    `models_ptq`: the chinchilla and precision laws (fits.laws.chinchilla, fits.laws.precision) are two settings
+    of it."""
 
-    name = ""
-    dims: tuple[str, ...] = ()
-    with_ptq = False
     keep_starts = 3
 
     # -- identifiability and domain, decided from the data before fitting --------------------------------------
 
     def _screen_domain(self, data: Observations) -> tuple[BoolArray, list[str]]:
-        if not self.dims:
+        if not self.bit_dims:
             return np.ones(data.n_runs, dtype=bool), []
         # Only dimensions that vary are screened: a constant one is held at factor 1, so no domain question arises.
         varying = {d: _distinct(data.bits(d)) > 1 for d in DIMS}
@@ -582,8 +570,8 @@ class _EffectiveParamsLaw:
         notes = []
         for d in DIMS:
             levels = np.unique(data.bits(d))
-            if d not in self.dims or levels.shape[0] == 1:
-                if d in self.dims:
+            if d not in self.bit_dims or levels.shape[0] == 1:
+                if d in self.bit_dims:
                     notes.append(f"{_DIM_LABEL[d]} bits never vary ({_fmt(levels[0])}): factor held at 1")
                 specs.append(DimSpec(d, "off", float(levels[0]), 0.0))
             elif levels.shape[0] == 2:
@@ -598,7 +586,7 @@ class _EffectiveParamsLaw:
         check_design(data, n_free=len(spec.theta_names), tie=spec.tie, runs="runs")
 
     def _ptq_plan(self, data: Observations) -> tuple[bool, BoolArray, list[str]]:
-        if not self.with_ptq or data.n_evals == 0:
+        if not self.models_ptq or data.n_evals == 0:
             return False, np.zeros(data.n_evals, dtype=bool), []
         post = data.eval_post_bits
         runs = data.eval_run
@@ -637,7 +625,7 @@ class _EffectiveParamsLaw:
     def _fit_point(self, data: Observations, *, objective: str, seed: int, tie: bool) -> PointFit:
         check_request(data, objective)
         warnings: list[str] = []
-        if not self.with_ptq and data.n_evals:
+        if not self.models_ptq and data.n_evals:
             warnings.append(f"{data.n_evals} PTQ evaluations ignored: the {self.name} law has no PTQ term")
         inside, notes = self._screen_domain(data)
         warnings += notes
@@ -714,22 +702,12 @@ class _EffectiveParamsLaw:
         return PointFit(**{**point.__dict__, "metrics": metrics, "warnings": warnings})
 
     def _residuals(self, point: PointFit, params: Mapping[str, float], data: Observations) -> FloatArray:
-        pred = self.predict(
-            {**point.fixed, **params}, **_bits_kwargs(data), n_params=data.n_params, n_tokens=data.n_tokens
-        )
-        res = [np.log(pred) - np.log(data.final_loss)]
+        everything = {**point.fixed, **params}
+        res = [np.log(self.predict(everything, RunConfig.of_runs(data))) - np.log(data.final_loss)]
         if point.ptq:
             m = point.eval_mask if data is point.data else np.ones(data.n_evals, dtype=bool)
-            runs = data.eval_run[m]
-            bits = {k: v[runs] for k, v in _bits_kwargs(data).items()}
-            pe = self.predict(
-                {**point.fixed, **params},
-                n_params=data.n_params[runs],
-                n_tokens=data.n_tokens[runs],
-                post_train_bits=data.eval_post_bits[m],
-                **bits,
-            )
-            res.append(np.log(pe) - np.log(data.eval_loss[m]))
+            predicted = self.predict(everything, RunConfig.of_evaluations(data, m))
+            res.append(np.log(predicted) - np.log(data.eval_loss[m]))
         return np.concatenate(res)
 
     def _metrics(self, point: PointFit) -> dict[str, float]:
@@ -754,13 +732,6 @@ class _EffectiveParamsLaw:
             )
             params.update(_ptq_natural(tp))
         return np.array([params[name] for name in point.draw_names])
-
-    def predict(self, params: Mapping[str, Any], **inputs: Any) -> FloatArray:
-        inputs.pop("exponent_bits", None)  # the floating-point format is the fp law's input only
-        inputs.pop("mantissa_bits", None)
-        if not self.dims:
-            return chinchilla_loss(params, inputs["n_params"], inputs["n_tokens"])
-        return precision_loss(params, **inputs)
 
 
 def _ptq_natural(theta: FloatArray) -> dict[str, float]:
@@ -804,21 +775,3 @@ def _data_range(data: Observations, eval_mask: BoolArray) -> dict[str, float]:
         out["post_train_bits_min"] = float(data.eval_post_bits[eval_mask].min())
         out["post_train_bits_max"] = float(data.eval_post_bits[eval_mask].max())
     return out
-
-
-class ChinchillaLaw(_EffectiveParamsLaw):
-    """L = E + A/N^alpha + B/D^beta [Hoffmann et al. 2022, arXiv:2203.15556]; precision ignored."""
-
-    name = "chinchilla"
-    dims = ()
-    with_ptq = False
-    keep_starts = 3
-
-
-class PrecisionLaw(_EffectiveParamsLaw):
-    """Kumar et al.'s unified law (arXiv:2411.04330, Eq. 11): N_eff over w, a, kv, plus the PTQ term."""
-
-    name = "precision"
-    dims = DIMS
-    with_ptq = True
-    keep_starts = 4

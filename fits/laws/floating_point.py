@@ -20,12 +20,13 @@ best few starts are polished by L-BFGS-B on the same Huber-on-log-loss objective
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
 
+from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, RunConfig, ScalingLaw
 from fits.laws.fitting import (
     _EXPONENT,
     _LOG_AMP,
@@ -44,6 +45,7 @@ from fits.laws.fitting import (
     project_nonnegative,
 )
 from fits.laws.observations import FitFailed, FloatArray, Observations
+from runs.density import DensityConstants
 
 # Sun et al. 2025, Table 2 (docs/laws.md section 10.2): n, alpha, d, beta, eps, gamma, delta, nu. Their gamma
 # goes with log2(block size); SUN_TABLE2["gamma"] is theirs, this law's gamma is that over log2(B_s).
@@ -289,11 +291,28 @@ def _groups(data: Observations) -> npt.NDArray[np.intp]:
     return np.asarray(inverse, dtype=np.intp).reshape(-1)
 
 
-class FloatingPointLaw:
-    """Sun et al.'s floating-point law on the runs that report their format (exponent and mantissa bits)."""
+# bf16's exponent and mantissa bits: the format of the fp law's 16-bit reference (capacity density).
+BF16_FORMAT = (8.0, 7.0)
+MIN_FORMAT_BITS = 2.0  # a sign bit and one more
+
+
+class FloatingPointLaw(ScalingLaw):
+    """Sun et al.'s floating-point law on the runs that report their format (exponent and mantissa bits).
+
+    Its rules: one floating-point format for weights, activations and KV cache (tied widths of at least 2 bits,
+    fixed through weight_bits only); no PTQ term; a recommended width comes with the law's best layout.
+    """
 
     name = "fp"
+    title = "Floating point (Sun et al.)"
+    bit_dims = ("w",)
+    range_fields = ("weight_bits", "exponent_bits", "mantissa_bits")
+    density_reference_rank: ClassVar[int | None] = None
     keep_starts = 4
+
+    def applies_to(self, data: Observations) -> bool:
+        """Only runs that report their format can be fitted."""
+        return bool(np.any(np.isfinite(data.exponent_bits)))
 
     def fit_point(self, data: Observations, *, objective: str, seed: int, tie_exponents: bool) -> PointFit:
         """The point fit, without a backtest (fits.laws.backtest runs it on the whole fit procedure)."""
@@ -375,14 +394,7 @@ class FloatingPointLaw:
         return PointFit(**{**point.__dict__, "metrics": metrics, "warnings": warnings})
 
     def _residuals(self, params: Mapping[str, float], data: Observations) -> FloatArray:
-        pred = fp_loss(
-            params,
-            n_params=data.n_params,
-            n_tokens=data.n_tokens,
-            exponent_bits=data.exponent_bits,
-            mantissa_bits=data.mantissa_bits,
-        )
-        return np.asarray(np.log(pred) - np.log(data.final_loss), dtype=np.float64)
+        return np.asarray(np.log(self.predict(params, RunConfig.of_runs(data))) - np.log(data.final_loss))
 
     def refit(self, point: PointFit, run_weights: FloatArray, eval_weights: FloatArray) -> FloatArray:
         """One bootstrap draw: warm-started refit with case weights; natural-scale parameters in draw order."""
@@ -392,21 +404,79 @@ class FloatingPointLaw:
         params = spec.natural(theta)
         return np.array([params[name] for name in point.draw_names])
 
-    def predict(self, params: Mapping[str, Any], **inputs: Any) -> FloatArray:
+    def predict(self, params: Mapping[str, Any], config: RunConfig) -> FloatArray:
         """Loss at (N, D) and the format: `exponent_bits`/`mantissa_bits` when given, else the law's best
         layout for `weight_bits` (fp_layout). Activation and KV bits are not read; PTQ is refused."""
-        post = inputs.get("post_train_bits")
-        if post is not None and np.any(np.isfinite(np.asarray(post, dtype=np.float64))):
+        if config.has_ptq:
             raise ValueError("the fp law has no PTQ term; omit post_train_bits")
-        e, m = inputs.get("exponent_bits"), inputs.get("mantissa_bits")
+        e, m = config.exponent_bits, config.mantissa_bits
         if e is None or m is None:
-            e, m = fp_layout(params, inputs.get("weight_bits", 16.0))
-        out = fp_loss(
-            params, n_params=inputs["n_params"], n_tokens=inputs["n_tokens"], exponent_bits=e, mantissa_bits=m
-        )
-        if post is not None:  # keep the broadcast shape of an all-NaN post_train_bits, as the other laws do
-            out = out + 0.0 * np.asarray(post, dtype=np.float64)
+            e, m = fp_layout(params, config.weight_bits)
+        out = fp_loss(params, n_params=config.n_params, n_tokens=config.n_tokens, exponent_bits=e, mantissa_bits=m)
+        if config.post_train_bits is not None:  # keep the broadcast shape of an all-NaN post_train_bits
+            out = out + 0.0 * np.asarray(config.post_train_bits, dtype=np.float64)
         return out
+
+    def plan_bits(self, request: BitRequest, params: Mapping[str, Any], data_range: Mapping[str, float]) -> BitRequest:
+        if request.post_train_bits is not None:
+            raise ConstraintRefused(
+                "post_train_bits", "The fp law has no PTQ term; plan a deployment width with law=precision."
+            )
+        for key in ("activation_bits", "kv_bits"):
+            if getattr(request, key) is not None:
+                raise ConstraintRefused(
+                    key,
+                    "The fp law trains weights, activations and KV cache in one floating-point format: "
+                    "fix weight_bits only.",
+                )
+        choices = request.bits_choices
+        if request.weight_bits is not None:
+            if request.weight_bits < MIN_FORMAT_BITS:
+                raise ConstraintRefused("weight_bits", "A floating-point format needs at least 2 bits.")
+            choices = (float(request.weight_bits),)
+        elif choices is not None and min(choices) < MIN_FORMAT_BITS:
+            raise ConstraintRefused("bits_choices", "A floating-point format needs at least 2 bits.")
+        return BitRequest(bits_choices=choices, tie_bits=True)
+
+    def deployment_format(self, params: Mapping[str, Any], weight_bits: float) -> dict[str, float]:
+        """The law's best layout of a width: whole bits for a whole width (E4M3); a fractional width gets the
+        law's continuous optimum."""
+        exponent, mantissa = fp_layout(params, weight_bits)
+        return {
+            key: int(value) if float(value).is_integer() else float(value)
+            for key, value in (("exponent_bits", exponent), ("mantissa_bits", mantissa))
+        }
+
+    def suggestion_bit_configs(
+        self,
+        recommended: tuple[float, float, float],
+        params: Mapping[str, Any],
+        request: BitRequest,
+        default_widths: tuple[float, ...],
+    ) -> list[tuple[float, float, float]]:
+        """One format for everything: tied widths, or only the plan's when the request fixes the width."""
+        if request.weight_bits is not None:
+            return [recommended]
+        widths = request.bits_choices or default_widths
+        return sorted({recommended, (16.0, 16.0, 16.0), *((float(b), float(b), float(b)) for b in widths)})
+
+    def density_constants(self, params: Mapping[str, Any]) -> DensityConstants:
+        """The interaction term also falls as N^-alpha: at bf16's format it is k D^beta with k = 1/(gamma E^delta
+        M^nu), E and M shifted by 0.5."""
+        e_bits, m_bits = BF16_FORMAT
+        fmt = (e_bits + 0.5) ** float(params["delta"]) * (m_bits + 0.5) ** float(params["nu"])
+        return replace(super().density_constants(params), k=1.0 / (float(params["gamma"]) * fmt))
+
+    def bits_panel(self, varying: list[str]) -> BitsPanel:
+        """One format per run: its curve is over the total width, at the law's best layout."""
+        return BitsPanel(
+            dims=tuple(d for d in varying if d == "w"),
+            tie_activations=True,
+            lines_note="fitted law at its best E/M split",
+        )
+
+    def effective_params_message(self, params: Mapping[str, Any]) -> str | None:
+        return "The fp law has no N_eff: its precision term adds to the loss."
 
 
 def _distinct_list(data: Observations, bits: str) -> str:

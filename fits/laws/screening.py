@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws.fitting import Law, PointFit
+from fits.laws.base import RunConfig, ScalingLaw
+from fits.laws.fitting import PointFit
 from fits.laws.observations import FitFailed, FloatArray, Observations
 
 # k robust standard deviations: normal noise exceeds 5 sigma once in 1.7 million runs, so clean data keeps every
@@ -126,19 +127,10 @@ def _pct(residual: float) -> str:
     return f"{abs(above) * 100:.1f}% {'above' if above > 0 else 'below'}"
 
 
-def run_residuals(law: Law, params: dict[str, float], data: Observations) -> FloatArray:
+def run_residuals(law: ScalingLaw, params: dict[str, float], data: Observations) -> FloatArray:
     """log L_hat - log L of every run's final loss; NaN where the law gives no prediction."""
     with np.errstate(all="ignore"):
-        pred = law.predict(
-            params,
-            n_params=data.n_params,
-            n_tokens=data.n_tokens,
-            weight_bits=data.weight_bits,
-            activation_bits=data.activation_bits,
-            kv_bits=data.kv_bits,
-            exponent_bits=data.exponent_bits,
-            mantissa_bits=data.mantissa_bits,
-        )
+        pred = law.predict(params, RunConfig.of_runs(data))
         r = np.log(np.asarray(pred, dtype=np.float64)) - np.log(data.final_loss)
     return np.where(np.isfinite(r), r, np.nan)
 
@@ -168,7 +160,7 @@ def _robust_z(residual: FloatArray, basis: BoolArray, n_fitted: int) -> FloatArr
 
 
 def screen_fit(
-    law: Law,
+    law: ScalingLaw,
     data: Observations,
     *,
     seed: int,
@@ -255,7 +247,7 @@ def screen_fit(
 
 
 def fit_screened(
-    law: Law,
+    law: ScalingLaw,
     data: Observations,
     *,
     objective: str,

@@ -7,10 +7,14 @@ from rest_framework import serializers
 
 from apikit.fields import FiniteFloatField, StrictBooleanField, StrictCharField, StrictIntegerField, slug_validator
 from apikit.serializers import StrictFieldsMixin
+from fits.json_numbers import finite_or_none
 from fits.models import Fit
 from planner.allocation import MAX_BIT_CONFIGURATIONS
-from planner.models import AUTO_LAW, PLAN_LAW_CHOICES, Plan
-from planner.services import PlanInvalid, plan_budget_validate
+from planner.errors import PlanInvalid
+from planner.models import Plan, plan_law_choices
+from planner.requests import AUTO_LAW, ConstraintsRequest, PlanRequest, budget_from
+from planner.services import config_json
+from planner.suggestion_services import Suggestions
 from runs.api.serializers import bits_field
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
@@ -26,14 +30,12 @@ class PlanBudgetSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     hardware = StrictCharField(required=False, max_length=20)
     mfu = FiniteFloatField(required=False, above=0.0, max_value=1.0)
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        # The budget rules (one of flops or gpu_hours, hardware with gpu_hours, mfu only with it) have one home,
-        # the plan service; here they only answer in the serializer's error shape.
+    def validate(self, attrs: dict[str, Any]) -> Any:
+        """The validated Budget (planner.requests.budget_from holds the budget rules; errors in this shape)."""
         try:
-            normal, _, _, _ = plan_budget_validate(attrs)
+            return budget_from(attrs)
         except PlanInvalid as exc:
             raise serializers.ValidationError(exc.errors.get("budget", exc.errors)) from exc
-        return {**attrs, **normal}
 
 
 class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
@@ -69,12 +71,23 @@ class PlanConstraintsSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
                 )
         return attrs
 
+    def constraints(self) -> ConstraintsRequest:
+        """The validated constraints as the planner takes them."""
+        return ConstraintsRequest.from_json(self.validated_data)
+
+
+def _constraints(attrs: dict[str, Any] | None) -> ConstraintsRequest:
+    try:
+        return ConstraintsRequest.from_json(attrs)
+    except PlanInvalid as exc:
+        raise serializers.ValidationError(exc.errors) from exc
+
 
 @extend_schema_field(
     {
         # Inline under allOf: drf-spectacular's enum hook would otherwise name this choice set after the field,
         # "law", which already names the set of laws (Fit.law), and warn about the collision.
-        "allOf": [{"type": "string", "enum": [value for value, _ in PLAN_LAW_CHOICES]}],
+        "allOf": [{"type": "string", "enum": [value for value, _ in plan_law_choices()]}],
         "default": AUTO_LAW,
         "description": "auto (the default): the best-ranked law that can serve the request; or a law.",
     }
@@ -83,7 +96,7 @@ class PlanLawField(serializers.ChoiceField):
     """A plan request's `law`: "auto" (the default) or a law."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(choices=PLAN_LAW_CHOICES, default=AUTO_LAW, **kwargs)
+        super().__init__(choices=plan_law_choices(), default=AUTO_LAW, **kwargs)
 
 
 class PlanCreateInputSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
@@ -94,6 +107,17 @@ class PlanCreateInputSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     budget = PlanBudgetSerializer()
     constraints = PlanConstraintsSerializer(required=False)
     cost_model = serializers.ChoiceField(choices=Plan.CostModel.choices, default=Plan.CostModel.LINEAR_BITS)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """{"request": the PlanRequest, built once from the validated body, ...the other fields}."""
+        request = PlanRequest(
+            family=attrs.pop("family"),
+            budget=attrs.pop("budget"),
+            constraints=_constraints(attrs.pop("constraints", None)),
+            law=attrs.pop("law"),
+            cost_model=attrs.pop("cost_model"),
+        )
+        return {"request": request, **attrs}
 
 
 class SuggestionsInputSerializer(PlanCreateInputSerializer):
@@ -142,6 +166,24 @@ class SuggestedRunSerializer(serializers.Serializer[Any]):
     target_variance_reduction = serializers.FloatField(allow_null=True)
     expected_target_interval_width = serializers.FloatField(allow_null=True)
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        rank, suggestion, law, params = instance
+        return {
+            "rank": rank,
+            "n_params": suggestion.n_params,
+            "n_tokens": suggestion.n_tokens,
+            "tokens_per_param": suggestion.n_tokens / suggestion.n_params,
+            "weight_bits": suggestion.weight_bits,
+            "activation_bits": suggestion.activation_bits,
+            "kv_bits": suggestion.kv_bits,
+            **law.deployment_format(params, suggestion.weight_bits),
+            "cost_flops": suggestion.cost_flops,
+            "predicted_loss": finite_or_none(suggestion.predicted_loss),
+            "predicted_loss_interval": [finite_or_none(v) for v in suggestion.predicted_loss_interval],
+            "target_variance_reduction": finite_or_none(suggestion.variance_reduction),
+            "expected_target_interval_width": finite_or_none(suggestion.target_interval_width_after),
+        }
+
 
 class SuggestionsSerializer(serializers.Serializer[Any]):
     """Response of POST /api/v1/suggestions/ (docs/api.md, Suggestions); nothing is stored."""
@@ -168,6 +210,35 @@ class SuggestionsSerializer(serializers.Serializer[Any]):
     suggestions = SuggestedRunSerializer(many=True)
     warnings = serializers.ListField(child=serializers.CharField())
     law_selection = LawSelectionSerializer()
+
+    def to_representation(self, instance: Suggestions) -> dict[str, Any]:
+        request, search, ranked = instance.request, instance.search, instance.ranked
+        params = search.result.all_params
+        runs = [(i + 1, s, search.law, params) for i, s in enumerate(ranked.suggestions)]
+        return {
+            "family": request.family,
+            "law": search.fit.law,
+            "fit": {"id": search.fit.pk, "version": search.fit.version},
+            "budget": request.budget.as_json(),
+            "budget_flops": request.budget.flops,
+            "constraints": request.constraints.as_json(),
+            "cost_model": request.cost_model,
+            "hardware": search.planned.hardware or "",
+            "experiment_budget": instance.experiment_budget.as_json(),
+            "experiment_budget_flops": instance.experiment_budget.flops,
+            "target": config_json(search.planned.recommendation, search.law, params),
+            "target_loss_interval": [finite_or_none(v) for v in ranked.target_interval_before],
+            "expected_target_loss_interval": [finite_or_none(v) for v in ranked.target_interval_after],
+            "expected_narrowing": finite_or_none(instance.expected_narrowing),
+            "total_cost_flops": ranked.total_cost_flops,
+            "noise_rel": ranked.noise_rel,
+            "n_draws": ranked.n_draws,
+            "n_candidates": ranked.n_candidates,
+            "selection": ranked.strategy,
+            "suggestions": SuggestedRunSerializer(runs, many=True).data,
+            "warnings": list(instance.warnings),
+            "law_selection": LawSelectionSerializer(instance.selection.as_json()).data,
+        }
 
 
 class PlanFitSerializer(serializers.ModelSerializer[Fit]):

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apikit.scoping import TeamScopedMixin
-from fits.models import Law
+from fits.laws import law_choices
 from planner.api.serializers import (
     PlanCreateInputSerializer,
     PlanSerializer,
@@ -17,7 +17,7 @@ from planner.api.serializers import (
 )
 from planner.models import Plan
 from planner.selectors import PLAN_FIELDS
-from planner.services import plan_create, plan_law_resolve
+from planner.services import plan_create
 from planner.suggestion_services import suggestions_compute
 
 
@@ -25,7 +25,7 @@ class PlanFilter(filters.FilterSet):
     """Filters of GET /api/v1/plans/."""
 
     family = filters.CharFilter(label="Family (exact)")
-    law = filters.ChoiceFilter(choices=Law.choices, label="Law")
+    law = filters.ChoiceFilter(choices=law_choices, label="Law")
 
     class Meta:
         model = Plan
@@ -54,7 +54,7 @@ class PlanViewSet(TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMi
         """Plan N, D and bit widths for a budget from the family's current fit; 201 with the stored plan."""
         data = PlanCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        plan = plan_create(team=self.team, **data.validated_data)  # NoSucceededFit -> 409, PlanInvalid -> 400
+        plan = plan_create(team=self.team, request=data.validated_data["request"])  # 409 without a fit, 400 invalid
         return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
 
 
@@ -75,12 +75,5 @@ class SuggestionsApi(TeamScopedMixin, APIView):
         """The few runs within the experiment budget that would narrow the plan's optimum-loss interval most."""
         data = SuggestionsInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        inputs = dict(data.validated_data)
-        selection = plan_law_resolve(  # "auto" (the default) as for plans; errors as for plans
-            team=self.team, family=inputs["family"], law=inputs.pop("law"), constraints=inputs.get("constraints")
-        )
-        body = suggestions_compute(team=self.team, law=selection.used, fit_id=selection.fit_id, **inputs)
-        body["warnings"] = [*body["warnings"], *selection.warnings]
-        return Response(
-            SuggestionsSerializer({**body, "law_selection": selection.as_json()}).data, status=status.HTTP_200_OK
-        )
+        answer = suggestions_compute(team=self.team, **data.validated_data)  # 409 without a fit, 400 invalid
+        return Response(SuggestionsSerializer(answer).data, status=status.HTTP_200_OK)

@@ -125,7 +125,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         validators: list[Any] = []  # (team, external_id) uniqueness is the service's upsert
 
     def _density(self, instance: Run) -> tuple[float | None, float | None]:
-        """From the context's "densities" (run id -> pair, runs.hooks.run_densities), computed
+        """From the context's "densities" (run id -> pair, runs.selectors.run_densities), computed
         per page by the view; (None, None) when the run or its family has none."""
         densities: Mapping[int, tuple[float | None, float | None]] = self.context.get("densities") or {}
         return densities.get(instance.pk, (None, None))

@@ -21,9 +21,8 @@ from runs.api.serializers import (
 )
 from runs.csvio import csv_lines
 from runs.filters import RunFilter
-from runs.hooks import run_densities
 from runs.models import Run
-from runs.selectors import family_list, run_export_rows, run_list
+from runs.selectors import family_list, run_densities, run_export_rows, run_list
 from runs.services import (
     BatchInvalid,
     evaluation_upsert,

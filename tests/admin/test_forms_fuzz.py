@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.db.models import Model
 
 from planner.services import plan_create
-from tests.factories import logged_in, staff_user
+from tests.factories import logged_in, plan_request, staff_user
 
 ODD_VALUES = ["abc", "\x00", "1e400"]
 pytestmark = pytest.mark.django_db
@@ -26,7 +26,7 @@ def _form_urls(model: type[Model]) -> list[str]:
 
 
 def test_no_admin_form_answers_a_server_error(alpha_member, alpha, alpha_fits, alpha_runs):
-    plan_create(team=alpha, family="kumar", law="precision", budget={"flops": 1e21})
+    plan_create(team=alpha, request=plan_request(family="kumar", law="precision", budget={"flops": 1e21}))
     superuser = logged_in(staff_user("root", team=alpha, is_superuser=True))
     failures, posted = [], 0
     for who, client in (("member", alpha_member), ("superuser", superuser)):

@@ -7,7 +7,7 @@ import pytest
 from fits.laws import FitResult, fit_law, fp_synthetic
 from planner.services import plan_create
 from runs.models import Team
-from tests.factories import N_BOOTSTRAP, FitFactory, runs_from_observations
+from tests.factories import N_BOOTSTRAP, FitFactory, plan_request, runs_from_observations
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def test_the_fit_page_of_an_fp_fit_renders_its_plots(alpha_member, alpha_fp):
 
 
 def test_a_plan_on_the_fp_law_shows_its_format(alpha_member, alpha, alpha_fp):
-    plan = plan_create(team=alpha, family="fp-sweep", law="fp", budget={"flops": 1e22})
+    plan = plan_create(team=alpha, request=plan_request(family="fp-sweep", law="fp", budget={"flops": 1e22}))
     page = alpha_member.get(f"/admin/planner/plan/{plan.pk}/change/").content.decode()
 
     rows = dict(re.findall(r"<td>([^<]+ \(fp format\))</td><td class=\"num\">([^<]+)</td>", page))

@@ -17,7 +17,7 @@ from fits.selectors import law_ranking
 from planner.models import Plan
 from planner.services import plan_create
 from runs.models import Run, Team
-from tests.factories import N_BOOTSTRAP, FitFactory, RunFactory, runs_from_observations
+from tests.factories import N_BOOTSTRAP, FitFactory, RunFactory, plan_request, runs_from_observations
 from tests.published import EPOCH
 
 
@@ -138,7 +138,7 @@ def test_another_teams_same_named_family_never_appears(alpha_member, beta_member
 
 
 def test_plan_page_shows_the_law_selection_and_its_ranking(alpha_member, alpha, alpha_laws):
-    plan = plan_create(team=alpha, family="kumar", budget={"flops": 1e21})
+    plan = plan_create(team=alpha, request=plan_request(family="kumar", budget={"flops": 1e21}))
     selection = plan.law_selection
 
     page = alpha_member.get(_plan_url(plan)).content.decode()
@@ -164,7 +164,7 @@ def test_plan_page_shows_the_law_selection_and_its_ranking(alpha_member, alpha, 
 
 
 def test_plan_without_a_law_selection_renders(alpha_member, alpha, alpha_laws):
-    plan = plan_create(team=alpha, family="kumar", law="precision", budget={"flops": 1e21})
+    plan = plan_create(team=alpha, request=plan_request(family="kumar", law="precision", budget={"flops": 1e21}))
     Plan.objects.filter(pk=plan.pk).update(law_selection=None)  # as plans made before laws were compared
 
     response = alpha_member.get(_plan_url(plan))
@@ -175,8 +175,8 @@ def test_plan_without_a_law_selection_renders(alpha_member, alpha, alpha_laws):
 
 
 def test_plan_list_shows_and_filters_by_requested_law(alpha_member, alpha, alpha_laws):
-    plan_create(team=alpha, family="kumar", law="precision", budget={"flops": 1e21})
-    auto = plan_create(team=alpha, family="kumar", budget={"flops": 1e21})
+    plan_create(team=alpha, request=plan_request(family="kumar", law="precision", budget={"flops": 1e21}))
+    auto = plan_create(team=alpha, request=plan_request(family="kumar", budget={"flops": 1e21}))
 
     listing = alpha_member.get("/admin/planner/plan/?requested_law=auto").content.decode()
 

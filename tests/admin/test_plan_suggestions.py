@@ -7,9 +7,20 @@ import pytest
 
 from fits.models import Fit
 from planner import admin as planner_admin
+from planner.api.serializers import SuggestionsSerializer
 from planner.models import Plan
+from planner.requests import budget_from
 from planner.services import plan_create
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, suggestions_for_plan
+from tests.factories import plan_request
+
+
+def _body(plan, experiment_budget=None, max_suggestions=3):
+    """The suggestions of a stored plan as the API shapes them."""
+    budget = None if experiment_budget is None else budget_from(experiment_budget, section="experiment_budget")
+    answer = suggestions_for_plan(plan=plan, experiment_budget=budget, max_suggestions=max_suggestions)
+    return SuggestionsSerializer(answer).data
+
 
 COLUMNS = [
     "rank",
@@ -65,7 +76,10 @@ def _agrees(page: str, body: dict) -> None:
 @pytest.fixture
 def plan(alpha, alpha_fits) -> Plan:
     return plan_create(
-        team=alpha, family="kumar", budget={"flops": 1e21}, constraints={"post_train_bits": 4}, cost_model="linear_bits"
+        team=alpha,
+        request=plan_request(
+            family="kumar", budget={"flops": 1e21}, constraints={"post_train_bits": 4}, cost_model="linear_bits"
+        ),
     )
 
 
@@ -75,7 +89,7 @@ def test_plan_page_shows_the_runs_the_suggestion_service_returns(alpha_member, p
     assert response.status_code == 200
     page = response.content.decode()
     assert "Next runs to train" in page
-    body = suggestions_for_plan(plan=plan)
+    body = _body(plan)
     assert body["experiment_budget_flops"] == pytest.approx(plan.budget_flops * DEFAULT_EXPERIMENT_BUDGET_SHARE)
     _agrees(page, body)
     assert 'id="suggestion-error"' not in page
@@ -85,20 +99,21 @@ def test_experiment_budget_from_the_page_form(alpha_viewer, plan):
     response = alpha_viewer.get(_url(plan), {"experiment_flops": "2e18", "max_suggestions": "2"})
 
     assert response.status_code == 200
-    body = suggestions_for_plan(plan=plan, experiment_budget={"flops": 2e18}, max_suggestions=2)
+    body = _body(plan, experiment_budget={"flops": 2e18}, max_suggestions=2)
     assert len(body["suggestions"]) == 2
     _agrees(response.content.decode(), body)
 
 
 def test_a_gpu_hours_plan_on_the_hardware_cost_model(alpha_member, alpha, alpha_fits):
     plan = plan_create(
-        team=alpha, family="kumar", budget={"gpu_hours": 5000, "hardware": "h100"}, cost_model="hardware"
+        team=alpha,
+        request=plan_request(family="kumar", budget={"gpu_hours": 5000, "hardware": "h100"}, cost_model="hardware"),
     )
 
     response = alpha_member.get(_url(plan))
 
     assert response.status_code == 200
-    _agrees(response.content.decode(), suggestions_for_plan(plan=plan))
+    _agrees(response.content.decode(), _body(plan))
 
 
 @pytest.mark.parametrize(
@@ -118,7 +133,7 @@ def test_a_bad_form_value_is_a_message_and_the_defaults_are_used(alpha_member, p
     errors = re.search(r'<ul class="messagelist" id="suggestion-form-errors">(.*?)</ul>', page, re.S)
     assert errors is not None
     assert message in html.unescape(errors.group(1))
-    _agrees(page, suggestions_for_plan(plan=plan))
+    _agrees(page, _body(plan))
 
 
 def test_an_experiment_budget_too_small_for_any_run_shows_the_reason(alpha_member, plan):
@@ -165,7 +180,7 @@ def test_a_plan_request_the_current_fit_refuses_shows_the_reason(alpha_member, p
 
 def test_suggestions_follow_the_current_fit_and_say_so(alpha_member, alpha, alpha_fits):
     v1, v2 = alpha_fits
-    plan = plan_create(team=alpha, family="kumar", budget={"flops": 1e21})
+    plan = plan_create(team=alpha, request=plan_request(family="kumar", budget={"flops": 1e21}))
     Plan.objects.filter(pk=plan.pk).update(fit=v1)  # as if planned before v2 was published
 
     page = alpha_member.get(_url(plan)).content.decode()

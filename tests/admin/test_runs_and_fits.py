@@ -1,7 +1,6 @@
 """Runs (exclude with a reason, re-include, CSV export), API keys and the fit review page in the admin."""
 
-from fits.models import FitScope
-from runs.models import ApiKey, Run
+from runs.models import ApiKey, FamilyChange, Run
 from runs.services import api_key_digest
 from tests.factories import logged_in, staff_user
 
@@ -28,8 +27,8 @@ def test_exclude_asks_for_a_reason_then_excludes_and_marks_a_refit(alpha_member,
     assert set(Run.objects.filter(pk__in=ids).values_list("excluded", "exclusion_reason")) == {
         (True, "diverged at step 9k")
     }
-    scope = FitScope.objects.get(team=alpha, family="kumar", law="precision")
-    assert scope.dirty_since is not None  # run_update marked the family for a refit
+    change = FamilyChange.objects.get(team=alpha, family="kumar")
+    assert change.pending_since is not None  # run_update marked the family for a refit
 
 
 def test_reinclude_clears_the_reason_and_marks_a_refit(alpha_member, alpha, alpha_runs):
@@ -40,7 +39,7 @@ def test_reinclude_clears_the_reason_and_marks_a_refit(alpha_member, alpha, alph
 
     run.refresh_from_db()
     assert (run.excluded, run.exclusion_reason) == (False, "")
-    assert FitScope.objects.get(team=alpha, family="kumar", law="chinchilla").dirty_since is not None
+    assert FamilyChange.objects.get(team=alpha, family="kumar").pending_since is not None
 
 
 def test_change_form_edits_exclusion_through_the_service(alpha_member, alpha_runs):

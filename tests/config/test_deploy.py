@@ -30,14 +30,14 @@ def test_production_settings_pass_the_deploy_check(tmp_path):
     done = _check(
         DJANGO_SECRET_KEY="k7#Qv9$Lm2@Xp5&Rt8*Wz3!Hb6^Nc1%Jd4(Fg0)Sy-Ue_Ai+Ok=Pl<Mn>Bv?Cx",
         DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.db'}",
-        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        CELERY_BROKER_URL="redis://127.0.0.1:1/0",
         DJANGO_ALLOWED_HOSTS="bitscale.example.com",
     )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    done = _check(DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.db'}", CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+    done = _check(DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.db'}", CELERY_BROKER_URL="redis://127.0.0.1:1/0")
     assert done.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in done.stderr
 
@@ -55,7 +55,7 @@ def test_production_refuses_a_published_or_blank_secret_key(tmp_path, key):
     done = _check(
         DJANGO_SECRET_KEY=key,
         DATABASE_URL=f"sqlite:///{tmp_path / 'deploy.db'}",
-        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        CELERY_BROKER_URL="redis://127.0.0.1:1/0",
         DJANGO_ALLOWED_HOSTS="bitscale.example.com",
     )
     assert done.returncode != 0

@@ -103,7 +103,7 @@ def production(tmp: Path, **extra: str) -> dict[str, str]:
     return {
         "DJANGO_SECRET_KEY": SECRET,
         "DATABASE_URL": f"sqlite:///{tmp / 'image.db'}",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
         "DJANGO_ALLOWED_HOSTS": "bitscale.example.com",
         **extra,
     }

@@ -45,7 +45,7 @@ def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[s
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "DJANGO_SECRET_KEY": SECRET,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'ops.db'}",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
         "DJANGO_ALLOWED_HOSTS": "localhost,testserver",
         **env,
     }

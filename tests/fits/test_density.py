@@ -8,12 +8,13 @@ import pytest
 from django.utils import timezone
 
 from fits.density import capacity_density, density_doubling_time, density_trend, effective_params_16bit
-from fits.density_selectors import current_reference_fits, run_densities
+from fits.density_selectors import current_reference_fits
 from fits.laws import KUMAR_TABLE2, effective_params_ratio, fp_loss, kumar_synthetic
 from fits.laws.equations import chinchilla_loss, precision_loss
 from fits.models import Fit
 from fits.plots import density_over_time_svg
 from runs.models import Run
+from runs.selectors import run_densities
 from tests.factories import FitFactory, RunFactory
 from tests.published import SUN
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fits.laws import load_chinchilla_epoch, predict_with_interval
+from fits.laws import RunConfig, load_chinchilla_epoch, predict_with_interval
 from fits.models import Fit
 from tests.factories import FitFactory, RunFactory, payloads_from_observations
 
@@ -90,7 +90,7 @@ def test_predict_matches_the_engine(client_rw, fitted):
 
     assert response.status_code == 200, response.json()
     body = response.json()
-    expected = predict_with_interval(fit.as_result(), n_params=7e10, n_tokens=1.4e12)
+    expected = predict_with_interval(fit.as_result(), RunConfig(n_params=7e10, n_tokens=1.4e12))
     assert body["loss"] == pytest.approx(float(expected.loss))
     assert body["interval"] == pytest.approx([float(expected.interval[0]), float(expected.interval[1])])
     assert body["interval"][0] <= body["loss"] <= body["interval"][1]

@@ -10,6 +10,7 @@ import pytest
 from fits.laws import (
     FitFailed,
     Observations,
+    RunConfig,
     fit_law,
     fit_point,
     fp_layout,
@@ -132,8 +133,8 @@ def test_a_single_exponent_width_holds_delta_at_suns_value():
 
 def test_prediction_without_a_format_uses_the_best_layout_and_refuses_ptq():
     kw = {"n_params": 2e8, "n_tokens": 2e10}
-    by_width = predict_loss("fp", SUN_OURS, **kw, weight_bits=8.0)
-    explicit = predict_loss("fp", SUN_OURS, **kw, weight_bits=8.0, exponent_bits=4.0, mantissa_bits=3.0)
+    by_width = predict_loss("fp", SUN_OURS, RunConfig(**kw, weight_bits=8.0))
+    explicit = predict_loss("fp", SUN_OURS, RunConfig(**kw, weight_bits=8.0, exponent_bits=4.0, mantissa_bits=3.0))
     assert float(by_width) == pytest.approx(float(explicit))
     with pytest.raises(ValueError, match="no PTQ term"):
-        predict_loss("fp", SUN_OURS, **kw, weight_bits=8.0, post_train_bits=4.0)
+        predict_loss("fp", SUN_OURS, RunConfig(**kw, weight_bits=8.0, post_train_bits=4.0))

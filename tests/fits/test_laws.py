@@ -10,6 +10,7 @@ from fits.laws import (
     LAWS,
     FitFailed,
     Observations,
+    RunConfig,
     assemble_fit,
     bootstrap_chunk,
     effective_params_ratio,
@@ -37,7 +38,7 @@ TRUTH = EPOCH  # Epoch's published set, as the generating parameters
 def _chinchilla_grid(noise: float = 0.0, seed: int = 0) -> Observations:
     grid_n, grid_d = np.meshgrid(np.geomspace(5e7, 1e10, 7), np.geomspace(1e9, 3e11, 7), indexing="ij")
     n, d = grid_n.ravel(), grid_d.ravel()
-    loss = predict_loss("chinchilla", TRUTH, n_params=n, n_tokens=d)
+    loss = predict_loss("chinchilla", TRUTH, RunConfig(n_params=n, n_tokens=d))
     loss = loss * (1 + noise * np.random.default_rng(seed).standard_normal(loss.shape))
     return Observations.build(n_params=n, n_tokens=d, final_loss=loss)
 
@@ -170,7 +171,7 @@ def test_as_dict_is_json_serialisable():
 def test_predict_loss_broadcasts_and_marks_out_of_domain():
     n = np.geomspace(1e8, 1e10, 4)[:, None]
     bits = np.array([3.0, 4.0, 8.0, 16.0])[None, :]
-    out = predict_loss("precision", KUMAR_TABLE2, n_params=n, n_tokens=2e10, activation_bits=bits)
+    out = predict_loss("precision", KUMAR_TABLE2, RunConfig(n_params=n, n_tokens=2e10, activation_bits=bits))
     assert out.shape == (4, 4)
     assert np.all(np.isnan(out[:, 0]))  # 3-bit activations lie outside Kumar's law
     assert np.all(np.isfinite(out[:, 1:]))
@@ -180,20 +181,22 @@ def test_predict_loss_broadcasts_and_marks_out_of_domain():
 
 def test_predict_loss_ptq_term_follows_kumar_eq_9():
     p = {**KUMAR_TABLE2, "n_post": 0.0}
-    base = predict_loss("precision", p, n_params=3e7, n_tokens=2.6e10)
-    post = predict_loss("precision", p, n_params=3e7, n_tokens=2.6e10, post_train_bits=[3.0, 4.0, 6.0, np.nan])
+    base = predict_loss("precision", p, RunConfig(n_params=3e7, n_tokens=2.6e10))
+    post = predict_loss(
+        "precision", p, RunConfig(n_params=3e7, n_tokens=2.6e10, post_train_bits=[3.0, 4.0, 6.0, np.nan])
+    )
     delta = post - base
     # docs/laws.md 4.1, "without b" column (derived; 16-bit training so every robustness factor is ~1).
     assert delta[:3] == pytest.approx([0.19, 0.035, 0.001], rel=0.08, abs=2e-4)
     assert delta[3] == 0.0
     # P_post above a training precision is outside the PTQ law.
     assert np.isnan(
-        predict_loss("precision", p, n_params=3e7, n_tokens=2.6e10, activation_bits=4.0, post_train_bits=6.0)
+        predict_loss("precision", p, RunConfig(n_params=3e7, n_tokens=2.6e10, activation_bits=4.0, post_train_bits=6.0))
     )
     # A fit without evaluations has no PTQ term: asking for one is an error, not a silent zero.
     no_ptq = {k: v for k, v in p.items() if k not in ("C_T", "gamma_D", "gamma_N", "gamma_post")}
     with pytest.raises(ValueError, match="no PTQ term"):
-        predict_loss("precision", no_ptq, n_params=3e7, n_tokens=2.6e10, post_train_bits=4.0)
+        predict_loss("precision", no_ptq, RunConfig(n_params=3e7, n_tokens=2.6e10, post_train_bits=4.0))
 
 
 def test_effective_params_ratio_without_offsets_matches_laws_md():
@@ -207,37 +210,39 @@ def test_predict_loss_draws_matches_per_draw_predictions(kumar_small):
     n = np.array([1e8, 1e9])[:, None]
     w = np.array([4.0, 8.0, 16.0])[None, :]
     many = predict_loss_draws(
-        "precision", fit.draws, fit.draw_names, fit.fixed, n_params=n, n_tokens=1e10, weight_bits=w, post_train_bits=3.0
+        "precision",
+        fit.draws,
+        fit.draw_names,
+        fit.fixed,
+        RunConfig(n_params=n, n_tokens=1e10, weight_bits=w, post_train_bits=3.0),
     )
     assert many.shape == (4, 2, 3)
     for i, row in enumerate(fit.draws):
         one = predict_loss(
             "precision",
             {**fit.fixed, **dict(zip(fit.draw_names, row, strict=True))},
-            n_params=n,
-            n_tokens=1e10,
-            weight_bits=w,
-            post_train_bits=3.0,
+            RunConfig(n_params=n, n_tokens=1e10, weight_bits=w, post_train_bits=3.0),
         )
         np.testing.assert_allclose(many[i], one, rtol=1e-12)
 
 
 def test_predict_with_interval_reports_extrapolation(kumar_small):
     fit = fit_law("precision", kumar_small, n_bootstrap=6, seed=0)
-    pred = predict_with_interval(fit, n_params=1.7e9, n_tokens=2.6e10, weight_bits=2.5, post_train_bits=2.0)
+    pred = predict_with_interval(fit, RunConfig(n_params=1.7e9, n_tokens=2.6e10, weight_bits=2.5, post_train_bits=2.0))
     assert pred.extrapolation["n_params_ratio"] == pytest.approx(1.7e9 / 220e6)
     assert pred.extrapolation["n_tokens_ratio"] == pytest.approx(1.0)
     assert set(pred.extrapolation["bits_outside_observed"]) == {"weight_bits", "post_train_bits"}
-    inside = predict_with_interval(fit, n_params=1e8, n_tokens=6e9, weight_bits=8.0)
+    inside = predict_with_interval(fit, RunConfig(n_params=1e8, n_tokens=6e9, weight_bits=8.0))
     lo, hi = inside.interval
     assert lo <= inside.loss <= hi
     assert inside.extrapolation["bits_outside_observed"] == []
 
 
 def test_laws_registry_names_match_the_api():
-    from fits.models import Law as LawChoice
+    from fits.models import Fit
 
-    assert set(LAWS) == {"chinchilla", "precision", "fp"} == set(LawChoice.values)
+    assert set(LAWS) == {"chinchilla", "precision", "fp"}
+    assert [name for name, _ in Fit._meta.get_field("law").choices] == list(LAWS)  # the model's choices follow
     assert all(LAWS[name].name == name for name in LAWS)
 
 
@@ -271,7 +276,7 @@ def test_zero_draws_give_no_intervals_and_say_so():
 
 def test_chinchilla_prediction_interval_ignores_bits():
     fit = fit_law("chinchilla", _chinchilla_grid(noise=0.003), n_bootstrap=20)
-    pred = predict_with_interval(fit, n_params=[1e9, 1e11], n_tokens=2e11, weight_bits=4.0)
+    pred = predict_with_interval(fit, RunConfig(n_params=[1e9, 1e11], n_tokens=2e11, weight_bits=4.0))
     lo, hi = pred.interval
     assert np.all(lo < pred.loss)
     assert np.all(pred.loss < hi)

@@ -9,6 +9,7 @@ from fits.laws import (
     KUMAR_TABLE2,
     FitFailed,
     Observations,
+    RunConfig,
     effective_params_ratio,
     fit_law,
     fit_point,
@@ -88,16 +89,18 @@ def test_kumar_synthetic_fit_predicts_held_out_1p7b(kumar_fit):
     _, clean = kumar_synthetic(noise=0.005, seed=2, n_values=(1.7e9,), d_values=(13e9, 26e9))
     params = kumar_fit.all_params
     bits = {"weight_bits": clean.weight_bits, "activation_bits": clean.activation_bits, "kv_bits": clean.kv_bits}
-    pred = predict_loss("precision", params, n_params=clean.n_params, n_tokens=clean.n_tokens, **bits)
+    pred = predict_loss("precision", params, RunConfig(n_params=clean.n_params, n_tokens=clean.n_tokens, **bits))
     np.testing.assert_array_less(np.abs(pred / clean.final_loss - 1.0), 0.01)
     r = clean.eval_run
     pred_ptq = predict_loss(
         "precision",
         params,
-        n_params=clean.n_params[r],
-        n_tokens=clean.n_tokens[r],
-        post_train_bits=clean.eval_post_bits,
-        **{k: v[r] for k, v in bits.items()},
+        RunConfig(
+            n_params=clean.n_params[r],
+            n_tokens=clean.n_tokens[r],
+            post_train_bits=clean.eval_post_bits,
+            **{k: v[r] for k, v in bits.items()},
+        ),
     )
     np.testing.assert_array_less(np.abs(pred_ptq / clean.eval_loss - 1.0), 0.01)
 

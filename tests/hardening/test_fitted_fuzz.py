@@ -28,7 +28,7 @@ from planner.models import Plan
 from planner.services import plan_create
 from runs.models import Evaluation, Run, Team
 from runs.services import api_key_create
-from tests.factories import RunFactory
+from tests.factories import RunFactory, plan_request
 from tests.hardening.fitted import FAMILY, store_fitted_family
 
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "40"))  # per operation; CI keeps the default
@@ -62,7 +62,10 @@ schema = schemathesis.pytest.from_fixture("api_schema").include(path_regex=PLANN
 def fitted_bearer(db):
     team = Team.objects.create(slug="fitted-fuzz", name="Fitted fuzz")
     fits = store_fitted_family(team)
-    plans = [plan_create(team=team, family=FAMILY, law=law, budget={"flops": 1e21}) for law in ("precision", "fp")]
+    plans = [
+        plan_create(team=team, request=plan_request(family=FAMILY, law=law, budget={"flops": 1e21}))
+        for law in ("precision", "fp")
+    ]
     PINNED.update(
         fits=[f.pk for f in fits.values()],
         plans=[p.pk for p in plans],

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fits.models import FitScope
-from runs.models import MetricPoint, Run
+from runs.models import FamilyChange, MetricPoint, Run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -38,4 +37,4 @@ def test_the_readme_example_logs_a_bitscale_run(tracking):
     assert (run.final_loss, run.status) == (3.12, "finished")
     assert list(run.evaluations.values_list("post_train_bits", "method", "loss")) == [(4.0, "rtn", 3.31)]
     assert MetricPoint.objects.filter(run=run, key="train_loss").count() == 100
-    assert FitScope.objects.filter(team=run.team, family="gpt-sweep").exists()
+    assert FamilyChange.objects.filter(team=run.team, family="gpt-sweep").exists()

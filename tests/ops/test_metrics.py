@@ -133,35 +133,18 @@ def test_workers_seen_counts_recent_heartbeats_only(metrics_on, settings):
     assert scrape()[("bitscale_workers_seen", ())] == 1
 
 
-def _redis_or_skip() -> str:
-    import redis
-
-    url = os.environ.get("METRICS_TEST_REDIS_URL", "redis://127.0.0.1:6379/8")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.RedisError:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide Redis at {url}")
-        pytest.skip(f"needs Redis at {url}")
-    return url
-
-
 @pytest.mark.integration
-def test_broker_queue_lengths_are_read_from_redis(metrics_on, settings):
+def test_broker_queue_lengths_are_read_from_redis(metrics_on, settings, redis_server):
     import redis
 
-    url = _redis_or_skip()
+    url = redis_server.url(8)  # the tests' own redis-server (tests/redis_server.py)
     client = redis.Redis.from_url(url)
-    keys = ["fits", "celery", "fits\x06\x163"]
-    client.delete(*keys)
-    try:
-        client.rpush("fits", "m1", "m2")
-        client.rpush("fits\x06\x163", "m3")  # a message of priority 3 waits in a list of its own
-        client.rpush("celery", "m4")
-        settings.CELERY_BROKER_URL = url
-        samples = scrape()
-    finally:
-        client.delete(*keys)
+    client.flushdb()
+    client.rpush("fits", "m1", "m2")
+    client.rpush("fits\x06\x163", "m3")  # a message of priority 3 waits in a list of its own
+    client.rpush("celery", "m4")
+    settings.CELERY_BROKER_URL = url
+    samples = scrape()
     assert samples[("bitscale_broker_up", ())] == 1
     assert samples[("bitscale_broker_queue_length", (("queue", "fits"),))] == 3
     assert samples[("bitscale_broker_queue_length", (("queue", "celery"),))] == 1

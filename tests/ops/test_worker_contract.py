@@ -12,7 +12,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_task_names_are_stable_across_releases():
-    names = {"workers.refit_scope", "workers.run_fit", "workers.run_fit_chunk", "workers.finish_fit"}
+    names = {
+        "workers.refit_family",
+        "workers.refit_scope",
+        "workers.run_fit",
+        "workers.run_fit_chunk",
+        "workers.finish_fit",
+    }
     assert names | {"workers.sweep_fits"} <= set(app.tasks)
 
 

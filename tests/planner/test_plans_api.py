@@ -9,13 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from fits.laws import predict_loss
+from fits.laws import RunConfig, predict_loss
 from fits.models import FitScope
 from planner.api.serializers import PlanSerializer
+from planner.errors import NoSucceededFit, PlanInvalid
 from planner.models import Plan
 from planner.selectors import plan_list
-from planner.services import NoSucceededFit, PlanInvalid, plan_create, plan_rerun
-from tests.factories import KUMAR_DATA_RANGE, FitFactory
+from planner.services import plan_create, plan_rerun
+from tests.factories import KUMAR_DATA_RANGE, FitFactory, plan_request
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
@@ -157,16 +158,22 @@ def test_memory_cap_is_never_exceeded(client_rw, team, cap_bytes, post_train_bit
 
 def test_the_law_engine_zeroes_the_ptq_penalty_when_kv_bits_equal_the_deployment_width():
     """The quirk the planner guards against: with kv_bits = post_train_bits the PTQ term vanishes."""
-    base = predict_loss("precision", KUMAR, n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=4)
+    base = predict_loss(
+        "precision", KUMAR, RunConfig(n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=4)
+    )
     at_equal = predict_loss(
-        "precision", KUMAR, n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=4, post_train_bits=4
+        "precision",
+        KUMAR,
+        RunConfig(n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=4, post_train_bits=4),
     )
     above = predict_loss(
-        "precision", KUMAR, n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=5, post_train_bits=4
+        "precision",
+        KUMAR,
+        RunConfig(n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=5, post_train_bits=4),
     )
     assert at_equal.item() == pytest.approx(base.item(), rel=1e-12)
     above_base = predict_loss(
-        "precision", KUMAR, n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=5
+        "precision", KUMAR, RunConfig(n_params=1e9, n_tokens=1e11, weight_bits=8, activation_bits=8, kv_bits=5)
     )
     assert above.item() > above_base.item()
 
@@ -444,7 +451,7 @@ def test_list_is_newest_first_cursor_paginated_and_filters_by_family(client_rw, 
 
 def test_list_query_count_does_not_grow_with_plans(client_rw, team, django_assert_max_num_queries):
     fit = FitFactory.create(team=team, params=KUMAR)
-    first = plan_create(team=team, family="main", budget={"flops": 1e21})
+    first = plan_create(team=team, request=plan_request(family="main", budget={"flops": 1e21}))
     Plan.objects.bulk_create(
         [
             Plan(
@@ -483,19 +490,21 @@ def test_schema_still_renders_with_plans(anonymous):
 
 def test_plan_create_raises_no_succeeded_fit(team):
     with pytest.raises(NoSucceededFit):
-        plan_create(team=team, family="main", budget={"flops": 1e21})
+        plan_create(team=team, request=plan_request(family="main", budget={"flops": 1e21}))
 
 
 def test_plan_create_rejects_unknown_keys_naming_them(team):
     FitFactory.create(team=team, params=KUMAR)
     with pytest.raises(PlanInvalid) as info:
-        plan_create(team=team, family="main", budget={"flops": 1e21}, constraints={"n_parms": 5})
+        plan_create(team=team, request=plan_request(family="main", budget={"flops": 1e21}, constraints={"n_parms": 5}))
     assert info.value.errors == {"constraints": {"n_parms": ["Unknown field."]}}
 
 
 def test_plan_rerun_uses_the_current_fit_and_keeps_the_original(team):
     v1 = FitFactory.create(team=team, params=KUMAR)
-    plan = plan_create(team=team, family="main", budget={"flops": 1e21}, constraints={"post_train_bits": 4})
+    plan = plan_create(
+        team=team, request=plan_request(family="main", budget={"flops": 1e21}, constraints={"post_train_bits": 4})
+    )
     v2 = FitFactory.create(team=team, params={**KUMAR, "E": 2.5}, version=2)
 
     again = plan_rerun(plan=plan)
@@ -512,7 +521,7 @@ def test_a_fit_cited_by_a_plan_cannot_be_deleted_alone_but_the_team_can(team):
     from django.db.models import RestrictedError
 
     fit = FitFactory.create(team=team, params=KUMAR)
-    plan_create(team=team, family="main", budget={"flops": 1e21})
+    plan_create(team=team, request=plan_request(family="main", budget={"flops": 1e21}))
     with pytest.raises(RestrictedError):
         fit.delete()
     team.delete()
@@ -525,7 +534,7 @@ def test_a_dimension_the_family_never_varied_is_held_at_its_trained_width(team):
     FitFactory.create(
         team=team, params=params, data_range={**KUMAR_DATA_RANGE, "kv_bits_min": 16.0, "kv_bits_max": 16.0}
     )
-    plan = plan_create(team=team, family="main", budget={"flops": 1e21})
+    plan = plan_create(team=team, request=plan_request(family="main", budget={"flops": 1e21}))
     assert plan.recommendation["kv_bits"] == 16
     assert math.isfinite(plan.recommendation["predicted_loss"])
 
@@ -534,9 +543,9 @@ def test_plan_list_selector_is_team_scoped_and_filters_by_family(team, other_tea
     FitFactory.create(team=team, params=KUMAR, family="a")
     FitFactory.create(team=team, params=KUMAR, family="b")
     FitFactory.create(team=other_team, params=KUMAR, family="a")
-    mine_a = plan_create(team=team, family="a", budget={"flops": 1e21})
-    mine_b = plan_create(team=team, family="b", budget={"flops": 1e21})
-    plan_create(team=other_team, family="a", budget={"flops": 1e21})
+    mine_a = plan_create(team=team, request=plan_request(family="a", budget={"flops": 1e21}))
+    mine_b = plan_create(team=team, request=plan_request(family="b", budget={"flops": 1e21}))
+    plan_create(team=other_team, request=plan_request(family="a", budget={"flops": 1e21}))
 
     assert [p.pk for p in plan_list(team=team)] == [mine_b.pk, mine_a.pk]
     assert [p.pk for p in plan_list(team=team, family="a")] == [mine_a.pk]

@@ -6,9 +6,12 @@ which law wins is set by the test, not by a fit.
 
 import pytest
 
+from planner.errors import NoSucceededFit
+from planner.law_choice import law_choose
 from planner.models import Plan
-from planner.services import NoSucceededFit, plan_create, plan_law_resolve, plan_rerun
-from tests.factories import FitFactory, scored_backtest
+from planner.search import plan_search_on_fit
+from planner.services import plan_create, plan_rerun
+from tests.factories import FitFactory, plan_request, scored_backtest
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
@@ -158,11 +161,11 @@ def test_a_bad_budget_is_a_400_even_without_a_fit(client_rw, team, post_plan):
     errors = post_plan(client_rw, {"family": "main", "budget": {"flops": -1}}, expected=400)["errors"]
     assert "flops" in errors["budget"]
     with pytest.raises(Exception, match="budget"):
-        plan_create(team=team, family="main", budget={"flops": 1e21, "dollars": 3})
+        plan_create(team=team, request=plan_request(family="main", budget={"flops": 1e21, "dollars": 3}))
 
 
 def test_rerun_of_an_auto_plan_stays_auto_and_picks_the_law_again(team, chinchilla_ranks_first):
-    plan = plan_create(team=team, family="main", budget=BUDGET)
+    plan = plan_create(team=team, request=plan_request(family="main", budget=BUDGET))
     assert (plan.law, plan.requested_law) == ("chinchilla", "auto")
     scored_fit(team, "precision", 0.001, version=2)  # a refit: precision now ranks first
 
@@ -174,7 +177,7 @@ def test_rerun_of_an_auto_plan_stays_auto_and_picks_the_law_again(team, chinchil
 
 
 def test_rerun_of_an_explicit_plan_keeps_its_law(team, chinchilla_ranks_first):
-    plan = plan_create(team=team, family="main", law="precision", budget=BUDGET)
+    plan = plan_create(team=team, request=plan_request(family="main", law="precision", budget=BUDGET))
     again = plan_rerun(plan=plan)
     assert (again.law, again.requested_law) == ("precision", "precision")
 
@@ -182,15 +185,15 @@ def test_rerun_of_an_explicit_plan_keeps_its_law(team, chinchilla_ranks_first):
 def test_the_database_refuses_a_plan_answered_with_another_law_than_asked(team, chinchilla_ranks_first):
     from django.db import IntegrityError, transaction
 
-    plan = plan_create(team=team, family="main", law="chinchilla", budget=BUDGET)
+    plan = plan_create(team=team, request=plan_request(family="main", law="chinchilla", budget=BUDGET))
     with transaction.atomic(), pytest.raises(IntegrityError):
         Plan.objects.filter(pk=plan.pk).update(requested_law="precision")
 
 
-def test_plan_law_resolve_reads_only_the_team_s_fits(team, other_team):
+def test_law_choice_reads_only_the_team_s_fits(team, other_team):
     scored_fit(other_team, "chinchilla", 0.01)
     with pytest.raises(NoSucceededFit):
-        plan_law_resolve(team=team, family="main")
+        law_choose(team=team, request=plan_request(family="main", budget={"flops": 1e21}))
 
 
 def test_list_filters_by_the_law_used(client_rw, team, chinchilla_ranks_first, post_plan):
@@ -231,16 +234,14 @@ def test_an_auto_plan_warns_when_the_ranking_rests_on_few_held_out_runs(
 def test_an_auto_plan_rests_on_the_fit_version_its_law_selection_ranked(team, chinchilla_ranks_first):
     # A newer succeeded version landing between the ranking and the search must not replace the ranked one:
     # the plan's reason quotes that version's backtest.
-    from planner.services import plan_search_on_current_fit
-
-    selection = plan_law_resolve(team=team, family="main")
+    selection = law_choose(team=team, request=plan_request(family="main", budget={"flops": 1e21}))
     assert selection.used == "chinchilla"
     assert selection.fit_id == chinchilla_ranks_first["chinchilla"].pk
     newer = scored_fit(team, "chinchilla", 0.5, version=2)
-    kwargs = {"team": team, "family": "main", "law": "chinchilla", "budget": BUDGET, "constraints": None}
-    ranked = plan_search_on_current_fit(**kwargs, cost_model="linear_bits", fit_id=selection.fit_id)
+    request = plan_request(family="main", budget=BUDGET)
+    ranked = plan_search_on_fit(team=team, request=request, law="chinchilla", fit_id=selection.fit_id)
     assert ranked.fit.pk == selection.fit_id
-    assert plan_search_on_current_fit(**kwargs, cost_model="linear_bits").fit.pk == newer.pk
+    assert plan_search_on_fit(team=team, request=request, law="chinchilla").fit.pk == newer.pk
 
 
 def test_the_ranking_of_a_plan_says_what_each_score_was_measured_on(client_rw, team, chinchilla_ranks_first, post_plan):

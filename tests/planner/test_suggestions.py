@@ -8,13 +8,14 @@ interval of the loss at the plan's optimum - more than the same number of random
 import numpy as np
 import pytest
 
-from fits.laws import KUMAR_TABLE2, FitResult, Observations, fit_law, in_domain, predict_loss_draws
+from fits.laws import KUMAR_TABLE2, FitResult, Observations, RunConfig, fit_law, in_domain, predict_loss_draws
 from fits.laws.equations import precision_loss
 from fits.models import Fit
 from planner.allocation import cost_factor
+from planner.requests import budget_from
 from planner.suggestion_services import suggestions_compute
 from planner.suggestions import Candidates, SuggestionError, Target, candidate_grid, suggest_runs
-from tests.factories import FitFactory
+from tests.factories import FitFactory, plan_request
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
@@ -47,11 +48,13 @@ def interval_width_at(result: FitResult, target):
         result.draws[np.all(np.isfinite(result.draws), axis=1)],
         result.draw_names,
         result.fixed,
-        n_params=np.array([target["n_params"]], dtype=np.float64),
-        n_tokens=np.array([target["n_tokens"]], dtype=np.float64),
-        weight_bits=np.array([target["weight_bits"]]),
-        activation_bits=np.array([target["activation_bits"]]),
-        kv_bits=np.array([target["kv_bits"]]),
+        RunConfig(
+            n_params=np.array([target["n_params"]], dtype=np.float64),
+            n_tokens=np.array([target["n_tokens"]], dtype=np.float64),
+            weight_bits=np.array([target["weight_bits"]]),
+            activation_bits=np.array([target["activation_bits"]]),
+            kv_bits=np.array([target["kv_bits"]]),
+        ),
     )
     lo, hi = np.percentile(y, [2.5, 97.5])
     return float(hi - lo)
@@ -207,9 +210,12 @@ def test_service_caps_suggestions_and_stores_nothing(team):
     FitFactory.create(team=team, params=KUMAR)
     before = Fit.objects.count()
     out = suggestions_compute(
-        team=team, family="main", budget={"flops": 1e21}, experiment_budget={"flops": 1e19}, max_suggestions=50
+        team=team,
+        request=plan_request(family="main", budget={"flops": 1e21}),
+        experiment_budget=budget_from({"flops": 1e19}),
+        max_suggestions=50,
     )
-    assert len(out["suggestions"]) <= 10
+    assert len(out.ranked.suggestions) <= 10
     assert Fit.objects.count() == before
 
 

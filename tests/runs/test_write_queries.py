@@ -10,8 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from fits.models import FitScope, Law
-from runs.models import Evaluation, Run
+from runs.models import Evaluation, FamilyChange, Run
 from runs.services import _built, runs_upsert
 
 RUN = {
@@ -33,8 +32,8 @@ RUN = {
 
 def test_post_run_budget_and_response_equals_a_read(client_rw, team, django_assert_max_num_queries):
     client_rw.post("/api/v1/runs/", {**RUN, "external_id": "warm-up"}, format="json")
-    # key lookup, savepoint, external_id lookup, run insert, evaluations insert, scopes update (returning),
-    # release, the family's reference fit
+    # key lookup, savepoint, external_id lookup, run insert, evaluations insert, family change upsert (returning),
+    # release, the family's density reference
     with django_assert_max_num_queries(8):
         response = client_rw.post("/api/v1/runs/", RUN, format="json")
     assert response.status_code == 201, response.content
@@ -65,19 +64,22 @@ def test_repost_lowering_weight_bits_below_stored_evaluations_is_refused(client_
     assert Run.objects.get(external_id="q-1").weight_bits == 8
 
 
-def test_writes_mark_every_scope_and_enqueue_once(client_rw, team):
-    client_rw.post("/api/v1/runs/", RUN, format="json")
-    scopes = FitScope.objects.filter(team=team, family="queries")
-    assert sorted(scopes.values_list("law", flat=True)) == sorted(law.value for law in Law)
-    first = {s.law: (s.generation, s.enqueued_at) for s in scopes}
-    assert all(enqueued is not None for _, enqueued in first.values())
-    client_rw.post("/api/v1/runs/", {**RUN, "final_loss": 3.0}, format="json")
-    for scope in scopes.all():
-        generation, enqueued = first[scope.law]
-        assert scope.generation == generation + 1
-        assert scope.enqueued_at == enqueued  # already enqueued: not sent again
-        assert scope.dirty_since is not None
-        assert scope.last_change_at >= scope.dirty_since
+def test_writes_mark_the_family_and_announce_one_refit_per_pending_episode(
+    client_rw, team, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as first_callbacks:
+        client_rw.post("/api/v1/runs/", RUN, format="json")
+    change = FamilyChange.objects.get(team=team, family="queries")
+    assert change.pending_since is not None
+    assert change.announced_at is not None
+    assert len(first_callbacks) == 1  # one refit message for the family, not one per law
+    with django_capture_on_commit_callbacks() as second_callbacks:
+        client_rw.post("/api/v1/runs/", {**RUN, "final_loss": 3.0}, format="json")
+    again = FamilyChange.objects.get(pk=change.pk)
+    assert again.announced_at == change.announced_at  # already announced: not sent again
+    assert again.pending_since == change.pending_since
+    assert again.changed_at > change.changed_at  # the debounce waits for the latest change
+    assert second_callbacks == []
 
 
 @pytest.mark.django_db
@@ -120,7 +122,7 @@ def test_bulk_post_costs_the_same_queries_for_2_or_20_runs(client_rw, team, djan
         return {"runs": [{**RUN, "external_id": f"{prefix}-{i}", "family": f"bulk-{i % 2}"} for i in range(count)]}
 
     client_rw.post("/api/v1/runs/bulk/", batch("warm-up", 2), format="json")
-    # key lookup, savepoint, external_id lookup, runs insert, evaluations insert, scopes update, release (20 runs
+    # key lookup, savepoint, external_id lookup, runs insert, evaluations insert, family change upsert, release (20 runs
     # stay under SQLite's 999 parameters per statement, above which Django splits an INSERT)
     for prefix, count in (("small", 2), ("large", 20)):
         with django_assert_max_num_queries(7) as queries:
@@ -128,7 +130,8 @@ def test_bulk_post_costs_the_same_queries_for_2_or_20_runs(client_rw, team, djan
         assert response.status_code == 200, response.content
         assert response.json()["created"] == count
         inserts = [q["sql"].split("(")[0].strip() for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-        assert inserts == ['INSERT INTO "runs_run"', 'INSERT INTO "runs_evaluation"']  # one statement per table
+        # one statement per table; the family's change is an upsert (an INSERT ... ON CONFLICT)
+        assert inserts == ['INSERT INTO "runs_run"', 'INSERT INTO "runs_evaluation"', 'INSERT INTO "runs_familychange"']
     stored = Run.objects.filter(team=team, external_id="large-3").prefetch_related("evaluations").get()
     assert (stored.n_params, stored.family, stored.metadata) == (10**7, "bulk-1", {})
     evaluations = RUN["evaluations"]

@@ -8,12 +8,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
+from tests.redis_server import RedisServer
 from tests.workers.celery_helpers import Worker, configure_celery
 
 ROOT = Path(__file__).resolve().parents[2]
-# A database of its own, flushed per test, so stray messages never leak between tests (BITSCALE_TEST_REDIS_DB
-# gives each of several checkouts sharing one Redis its own).
-TEST_REDIS_DB = int(os.environ.get("BITSCALE_TEST_REDIS_DB", "14"))
 
 
 def _required(reason: str) -> None:
@@ -23,17 +21,18 @@ def _required(reason: str) -> None:
 
 
 @pytest.fixture
-def redis_url() -> str:
-    url = os.environ.get("CELERY_BROKER_URL", "")
-    if not url.startswith("redis://"):
-        _required("needs Redis: export CELERY_BROKER_URL=redis://127.0.0.1:6379/0")
+def redis_url(redis_server: RedisServer) -> str:
+    """A database of the tests' own redis-server (tests/redis_server.py), emptied for each test so stray messages
+    never leak between tests; never a Redis the tests did not start."""
     if connection.vendor != "postgresql":
         _required("needs PostgreSQL: export DATABASE_URL=postgres://postgres@127.0.0.1:5432/bitscale")
     import redis
 
-    test_url = f"{url.rsplit('/', 1)[0]}/{TEST_REDIS_DB}"
-    redis.Redis.from_url(test_url).flushdb()
-    return test_url
+    if redis_server.process is None:  # a fault test stopped it
+        redis_server.start()
+    url = redis_server.url(1)
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Faults with the real services: Redis stopped during ingest, PostgreSQL restarted under load.
 
-These stop and restart the machine's own Redis and PostgreSQL, so they run in CI (where the services are the
-CI's) and locally only with BITSCALE_FAULT_TESTS=1.
+Redis is the tests' own redis-server (tests/redis_server.py). The PostgreSQL test restarts the machine's own
+cluster, so it runs in CI (where the services are the CI's) and locally only with BITSCALE_FAULT_TESTS=1.
 """
 
 import itertools
@@ -17,8 +17,8 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from fits.models import Fit, FitScope
-from runs.models import Run, Team
+from fits.models import Fit
+from runs.models import FamilyChange, Run, Team
 from runs.services import api_key_create
 from tests.factories import payload, payloads_from_observations
 from tests.workers.celery_helpers import wait_for
@@ -27,10 +27,10 @@ from workers.tasks import sweep_fits
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(autouse=True)
-def _faults_allowed():
+@pytest.fixture
+def machine_postgresql_restarts():
     if not (os.environ.get("CI") or os.environ.get("BITSCALE_FAULT_TESTS")):
-        pytest.skip("stops the machine's Redis and PostgreSQL: set BITSCALE_FAULT_TESTS=1 to run it here")
+        pytest.skip("restarts the machine's PostgreSQL: set BITSCALE_FAULT_TESTS=1 to run it here")
 
 
 def _port_open(port: int) -> bool:
@@ -39,33 +39,6 @@ def _port_open(port: int) -> bool:
     except OSError:
         return False
     return True
-
-
-def _redis_stop() -> None:
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", "6379", "shutdown", "nosave"], capture_output=True)
-    wait_for(lambda: not _port_open(6379), timeout=20, what="Redis to stop")
-
-
-def _redis_start() -> None:
-    # The same command .ci/run uses when Redis is down.
-    subprocess.run(
-        [
-            "redis-server",
-            "--daemonize",
-            "yes",
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            "6379",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    wait_for(lambda: _port_open(6379), timeout=20, what="Redis to start")
 
 
 def _api_client(secret: str) -> APIClient:
@@ -81,29 +54,27 @@ def _api(team: Team) -> APIClient:
     return client
 
 
-def test_redis_stopped_during_ingest_loses_nothing(start_worker, settings):
+def test_redis_stopped_during_ingest_loses_nothing(start_worker, settings, redis_server):
     from fits.laws import load_chinchilla_epoch
 
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is needed to restart Redis")
     team = Team.objects.create(slug="redis-down")
     client = _api(team)
     bodies = payloads_from_observations(load_chinchilla_epoch(), family="epoch")
 
-    _redis_stop()
+    redis_server.stop()  # the tests' own redis-server, the broker of this test (tests/workers/conftest.py)
     try:
         # when: runs arrive while the broker is down
         statuses = [client.post("/api/v1/runs/", body, format="json").status_code for body in bodies[:60]]
         statuses.append(client.post("/api/v1/runs/bulk/", {"runs": bodies[60:]}, format="json").status_code)
         health = client.get("/healthz").json()
     finally:
-        _redis_start()
+        redis_server.start()
 
-    # then: every post landed and the scopes remember that they need a fit
+    # then: every post landed and the family remembers that it needs a fit
     assert set(statuses) <= {200, 201}
     assert (health["database"], health["broker"]) == ("ok", "unavailable")
     assert Run.objects.filter(team=team).count() == 240
-    assert FitScope.objects.filter(team=team, dirty_since__isnull=False).count() == 3  # every law, fp included
+    assert FamilyChange.objects.get(team=team, family="epoch").pending_since is not None
 
     # and: once Redis is back, the sweep gets the fits done
     settings.FIT_MAX_WAIT_SECONDS, settings.FIT_SWEEP_GRACE_SECONDS = 0, 1
@@ -118,8 +89,10 @@ def test_redis_stopped_during_ingest_loses_nothing(start_worker, settings):
     )
 
 
-def test_postgresql_restarted_under_load_answers_503_and_recovers(live_server, monkeypatch):
-    monkeypatch.setattr("fits.dispatch.send", lambda task_name, **kwargs: None)  # this test is about the database
+def test_postgresql_restarted_under_load_answers_503_and_recovers(
+    live_server, monkeypatch, machine_postgresql_restarts
+):
+    monkeypatch.setattr("config.dispatch.send", lambda task_name, **kwargs: None)  # this test is about the database
     cluster = next(iter(sorted(Path("/etc/postgresql").iterdir())), None) if Path("/etc/postgresql").exists() else None
     if cluster is None or shutil.which("pg_ctlcluster") is None or connection.vendor != "postgresql":
         pytest.fail("needs the machine's PostgreSQL cluster and pg_ctlcluster")

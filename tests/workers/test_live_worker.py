@@ -8,7 +8,7 @@ from fits.models import Fit, FitScope
 from fits.pipeline import fits_sweep
 from fits.selectors import fit_data
 from fits.services import fit_request
-from runs.models import Run, Team
+from runs.models import FamilyChange, Run, Team
 from runs.services import api_key_create
 from tests.factories import payloads_from_observations, runs_from_observations
 from tests.workers.celery_helpers import set_broker_url, wait_for
@@ -27,6 +27,8 @@ def _api(team: Team) -> APIClient:
 def _settled(team: Team) -> bool:
     """Every law has a finished fit of the family's current data and nothing is in flight or dirty."""
     if FitScope.objects.filter(team=team, dirty_since__isnull=False).exists():
+        return False
+    if FamilyChange.objects.filter(team=team, pending_since__isnull=False).exists():
         return False
     if Fit.objects.filter(team=team, status__in=["queued", "running"]).exists():
         return False
@@ -70,11 +72,11 @@ def test_posts_succeed_while_redis_is_unreachable_and_the_sweep_catches_up(start
     statuses = [client.post("/api/v1/runs/", body, format="json").status_code for body in bodies[:120]]
     statuses.append(client.post("/api/v1/runs/bulk/", {"runs": bodies[120:]}, format="json").status_code)
 
-    # then: every post landed, nothing was fitted, and the scopes remember they are dirty
+    # then: every post landed, nothing was fitted, and the family remembers its change
     assert set(statuses) == {201, 200}
     assert Run.objects.filter(team=team).count() == 240
     assert not Fit.objects.filter(team=team).exists()
-    assert FitScope.objects.filter(team=team, dirty_since__isnull=False).count() == 3  # every law, fp included
+    assert FamilyChange.objects.get(team=team, family="epoch").pending_since is not None
 
     # when: the broker is back and the (beat) sweep runs once the lost messages are overdue
     set_broker_url(settings, good_url)
@@ -92,7 +94,8 @@ def fits_sweep_ready(team: Team) -> bool:
 
     from django.utils import timezone
 
-    return not FitScope.objects.filter(team=team, enqueued_at__gt=timezone.now() - timedelta(seconds=1.5)).exists()
+    recent = timezone.now() - timedelta(seconds=1.5)
+    return not FamilyChange.objects.filter(team=team, announced_at__gt=recent).exists()
 
 
 def test_a_worker_killed_mid_fit_is_replaced_and_the_fit_completes_once(start_worker, settings):
@@ -177,15 +180,18 @@ def test_the_same_refit_message_delivered_twice_makes_one_version(start_worker):
     assert client.post("/api/v1/runs/bulk/", {"runs": bodies}, format="json").status_code == 200
     wait_for(lambda: _settled(team), timeout=120, what="the first fits", log=worker.log)
 
-    from workers.tasks import refit_scope, run_fit
+    from workers.tasks import refit_family, refit_scope, run_fit
 
     scope = FitScope.objects.get(team=team, law="chinchilla")
     fit = Fit.objects.get(team=team, law="chinchilla")
+    family = {"team_id": team.pk, "family": "epoch"}
     for _ in range(2):
+        refit_family.apply_async(kwargs=family)
         refit_scope.apply_async(kwargs={"scope_id": scope.pk})
         run_fit.apply_async(kwargs={"fit_id": fit.pk})
     client.patch(f"/api/v1/runs/{Run.objects.filter(team=team).first().pk}/", {"final_loss": 2.5}, format="json")
     for _ in range(2):
+        refit_family.apply_async(kwargs=family)
         refit_scope.apply_async(kwargs={"scope_id": scope.pk})
 
     wait_for(lambda: _settled(team), timeout=120, what="the refit", log=worker.log)
@@ -197,19 +203,17 @@ def test_the_same_refit_message_delivered_twice_makes_one_version(start_worker):
     ]
 
 
-def test_two_workers_racing_on_the_same_scope_make_one_version(start_worker):
+def test_two_workers_racing_on_the_same_family_make_one_version(start_worker):
     team = Team.objects.create(slug="race-workers")
     client = _api(team)
     workers = [start_worker(FIT_BOOTSTRAP_DRAWS=40, FIT_CHUNK_SIZE=5, FIT_DEBOUNCE_SECONDS=0) for _ in range(2)]
     bodies = payloads_from_observations(load_chinchilla_epoch(), family="epoch")
 
-    from workers.tasks import refit_scope
+    from workers.tasks import refit_family
 
     assert client.post("/api/v1/runs/bulk/", {"runs": bodies}, format="json").status_code == 200
-    scopes = list(FitScope.objects.filter(team=team))
-    for _ in range(4):  # a burst of duplicate refit requests for the same scopes, taken by both workers at once
-        for scope in scopes:
-            refit_scope.apply_async(kwargs={"scope_id": scope.pk})
+    for _ in range(4):  # a burst of duplicate refit requests for the same family, taken by both workers at once
+        refit_family.apply_async(kwargs={"team_id": team.pk, "family": "epoch"})
 
     wait_for(lambda: _settled(team), timeout=120, what="the fits", log=lambda: workers[0].log() + workers[1].log())
     for law in ("chinchilla", "precision"):

@@ -8,9 +8,16 @@ from django.utils import timezone
 
 from fits.laws import fit_law, fp_synthetic, kumar_synthetic, load_chinchilla_epoch
 from fits.models import Fit, FitChunk, FitScope
-from fits.pipeline import fit_compute_chunk, fit_execute, fit_finish, fit_scope_refresh, fits_sweep
+from fits.pipeline import (
+    fit_compute_chunk,
+    fit_execute,
+    fit_family_refresh,
+    fit_finish,
+    fit_scope_refresh,
+    fits_sweep,
+)
 from fits.selectors import fit_data
-from runs.models import Run
+from runs.models import FamilyChange, Run
 from tests.factories import payloads_from_observations
 
 pytestmark = pytest.mark.django_db
@@ -31,13 +38,21 @@ def _run_fit_inline(fit_id):
 
 
 def _refresh_all(team):
+    """What refit_family does for every family of the team with a pending change, each fit run inline."""
     ids = []
-    for scope in FitScope.objects.filter(team=team):
-        outcome = fit_scope_refresh(scope_id=scope.pk)
-        if outcome.fit_id:
-            _run_fit_inline(outcome.fit_id)
-            ids.append(outcome.fit_id)
+    for family in FamilyChange.objects.filter(team=team, pending_since__isnull=False).values_list("family", flat=True):
+        outcome = fit_family_refresh(team_id=team.pk, family=family)
+        assert outcome.deferred_scope_ids == ()  # nothing is in flight between these steps
+        for fit_id in outcome.fit_ids:
+            _run_fit_inline(fit_id)
+            ids.append(fit_id)
     return ids
+
+
+def _queue(team, law):
+    """The fit fit_family_refresh queues for `law` (the others are left queued)."""
+    outcome = fit_family_refresh(team_id=team.pk, family="epoch")
+    return next(f for f in outcome.fit_ids if Fit.objects.get(pk=f).law == law)
 
 
 @pytest.fixture
@@ -46,41 +61,58 @@ def epoch_runs(client_rw, team):
     return team
 
 
-def test_posting_runs_marks_every_law_dirty_once(client_rw, team, django_capture_on_commit_callbacks):
+def test_posting_runs_marks_the_family_once_and_announces_one_refit(
+    client_rw, team, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         _post(client_rw, payloads_from_observations(load_chinchilla_epoch(), family="epoch")[:50])
         client_rw.post(
             "/api/v1/runs/", payloads_from_observations(load_chinchilla_epoch(), family="epoch")[60], format="json"
         )
 
-    scopes = FitScope.objects.filter(team=team, family="epoch")
-    assert sorted(scopes.values_list("law", flat=True)) == ["chinchilla", "fp", "precision"]
-    assert all(scope.dirty_since is not None for scope in scopes)
-    assert all(scope.generation == 2 for scope in scopes)
-    assert len(callbacks) == 3  # one debounced refit message per law, not one per post
+    change = FamilyChange.objects.get(team=team, family="epoch")
+    assert change.pending_since is not None
+    assert change.announced_at is not None
+    assert len(callbacks) == 1  # one debounced refit message for the family, not one per post or per law
 
 
 def test_refit_waits_for_changes_to_pause(epoch_runs, settings):
     settings.FIT_DEBOUNCE_SECONDS, settings.FIT_MAX_WAIT_SECONDS = 5, 60
-    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
 
-    outcome = fit_scope_refresh(scope_id=scope.pk)
+    outcome = fit_family_refresh(team_id=epoch_runs.pk, family="epoch")
 
-    assert outcome.fit_id is None
+    assert outcome.fit_ids == ()
     assert 0 < outcome.retry_in <= 5
     assert not Fit.objects.exists()
+    assert FamilyChange.objects.get(team=epoch_runs).pending_since is not None
 
 
 def test_refit_waits_no_longer_than_the_cap(epoch_runs, settings):
     settings.FIT_DEBOUNCE_SECONDS, settings.FIT_MAX_WAIT_SECONDS = 5, 60
     long_ago = timezone.now() - timedelta(seconds=61)
-    FitScope.objects.filter(team=epoch_runs).update(dirty_since=long_ago, last_change_at=timezone.now())
-    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
+    FamilyChange.objects.filter(team=epoch_runs).update(pending_since=long_ago, changed_at=timezone.now())
 
-    outcome = fit_scope_refresh(scope_id=scope.pk)
+    outcome = fit_family_refresh(team_id=epoch_runs.pk, family="epoch")
 
     assert outcome.retry_in is None
-    assert outcome.fit_id is not None
+    assert sorted(Fit.objects.get(pk=f).law for f in outcome.fit_ids) == ["chinchilla", "precision"]
+    assert FamilyChange.objects.get(team=epoch_runs).pending_since is None  # caught up
+
+
+def test_a_law_with_a_fit_in_flight_is_deferred_and_refitted_after_it(epoch_runs, client_rw):
+    fit_id = _queue(epoch_runs, "chinchilla")
+    run = Run.objects.filter(team=epoch_runs).order_by("id").first()
+    client_rw.patch(f"/api/v1/runs/{run.pk}/", {"final_loss": run.final_loss + 0.01}, format="json")
+
+    outcome = fit_family_refresh(team_id=epoch_runs.pk, family="epoch")
+
+    chinchilla = FitScope.objects.get(team=epoch_runs, law="chinchilla")
+    assert chinchilla.pk in outcome.deferred_scope_ids
+    assert chinchilla.dirty_since is not None
+    assert fit_scope_refresh(scope_id=chinchilla.pk).retry_in is not None  # still in flight: later
+    _run_fit_inline(fit_id)
+    later = fit_scope_refresh(scope_id=chinchilla.pk)
+    assert Fit.objects.get(pk=later.fit_id).version == 2
 
 
 def test_fit_matches_the_engine_on_the_same_runs(epoch_runs, settings):
@@ -134,8 +166,7 @@ def test_excluding_a_run_makes_a_new_version_without_it(epoch_runs, client_rw):
 
 
 def test_duplicate_deliveries_compute_each_step_once(epoch_runs):
-    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
-    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    fit_id = _queue(epoch_runs, "chinchilla")
 
     missing = fit_execute(fit_id=fit_id)
     assert fit_execute(fit_id=fit_id) == []  # the second delivery finds the fit claimed
@@ -163,8 +194,7 @@ def test_versions_count_up_without_gaps(epoch_runs, client_rw):
 
 
 def test_a_fit_whose_worker_died_is_taken_over_and_finishes_once(epoch_runs, settings):
-    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
-    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    fit_id = _queue(epoch_runs, "chinchilla")
     missing = fit_execute(fit_id=fit_id)
     fit_compute_chunk(fit_id=fit_id, index=missing[0])
     # ... and then the worker died: no heartbeat for longer than the stuck timeout.
@@ -185,8 +215,7 @@ def test_a_fit_whose_worker_died_is_taken_over_and_finishes_once(epoch_runs, set
 
 
 def test_a_live_fit_is_not_taken_over(epoch_runs):
-    scope = FitScope.objects.get(team=epoch_runs, family="epoch", law="chinchilla")
-    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    fit_id = _queue(epoch_runs, "chinchilla")
     fit_execute(fit_id=fit_id)
     assert fit_execute(fit_id=fit_id) == []
     assert fit_id not in fits_sweep().fit_ids
@@ -209,16 +238,26 @@ def test_a_fit_that_cannot_succeed_is_stored_failed_and_not_retried(client_rw, t
 
 def test_sweep_resends_lost_refits_and_unclaimed_fits(epoch_runs, settings):
     old = timezone.now() - timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS + 1)
-    FitScope.objects.filter(team=epoch_runs).update(enqueued_at=old)  # the message never arrived
+    FamilyChange.objects.filter(team=epoch_runs).update(announced_at=old)  # the message never arrived
 
     found = fits_sweep()
 
-    assert sorted(found.scope_ids) == sorted(FitScope.objects.filter(team=epoch_runs).values_list("id", flat=True))
-    assert fits_sweep().scope_ids == []  # re-sent just now: not lost again yet
-    scope = FitScope.objects.get(team=epoch_runs, law="precision")
-    fit_id = fit_scope_refresh(scope_id=scope.pk).fit_id
+    assert found.families == [(epoch_runs.pk, "epoch")]
+    assert fits_sweep().families == []  # re-sent just now: not lost again yet
+    FamilyChange.objects.filter(team=epoch_runs).update(announced_at=None)  # the broker refused the message
+    assert fits_sweep().families == [(epoch_runs.pk, "epoch")]
+    fit_id = _queue(epoch_runs, "precision")
     Fit.objects.filter(pk=fit_id).update(created_at=old)
-    assert fits_sweep().fit_ids == [fit_id]
+    assert fit_id in fits_sweep().fit_ids
+
+
+def test_sweep_resends_a_deferred_law(epoch_runs, settings):
+    old = timezone.now() - timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS + 1)
+    _refresh_all(epoch_runs)
+    scope = FitScope.objects.get(team=epoch_runs, law="chinchilla")
+    FitScope.objects.filter(pk=scope.pk).update(dirty_since=old, enqueued_at=old)
+
+    assert fits_sweep().scope_ids == [scope.pk]
 
 
 def test_precision_fit_on_kumar_synthetic_runs(client_rw, team):
@@ -237,7 +276,7 @@ def test_the_fp_law_fits_only_families_whose_runs_report_a_format(epoch_runs, cl
     # Epoch's runs carry no exponent/mantissa bits: the fp scope is cleared without a version (no failed fit).
     _refresh_all(epoch_runs)
     assert not Fit.objects.filter(team=epoch_runs, law="fp").exists()
-    assert not FitScope.objects.filter(team=epoch_runs, dirty_since__isnull=False).exists()
+    assert not FamilyChange.objects.filter(team=epoch_runs, pending_since__isnull=False).exists()
 
     # Asked for explicitly, it makes a version that fails with the reason.
     response = client_rw.post("/api/v1/fits/", {"family": "epoch", "law": "fp"}, format="json")
