@@ -10,26 +10,40 @@ WORKER_CONCURRENCY ?= 2
 .PHONY: run worker test lint format typecheck check bench services clean
 
 .venv/.installed: pyproject.toml constraints.txt client/pyproject.toml
+	@echo "[bitscale] installing the pinned dependencies into .venv (first run only; 1-3 minutes, most of it downloads)"
 	test -x $(PY) || $(PYTHON) -m venv .venv
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" -e "./client[mlflow]"
 	touch $@
 
-# Web server, one Celery worker (both queues) and beat; Ctrl-C stops all three.
+# Web server, one Celery worker (both queues) and beat; Ctrl-C stops all three. The workers log warnings only
+# (RUN_LOG_LEVEL=info shows every task), and demo_status prints where to go (admin, login, the demo key, saved in
+# var/demo.env) once the server answers, then follows the demo's fits and prints it again when they are done.
+# Web and workers share a file cache in var/cache, so a worker renders each new fit's plots for the admin.
+RUN_LOG_LEVEL ?= warning
+run: export CACHE_URL ?= filecache://$(CURDIR)/var/cache
 run: .venv/.installed
-	mkdir -p var/broker
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py load_demo --if-missing
-	trap 'kill 0' INT TERM EXIT; \
-	  $(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l info & \
-	  $(CELERY) beat -l info -s var/celerybeat-schedule & \
+	@mkdir -p var/broker var/cache
+	@echo "[bitscale] migrating db.sqlite3"
+	@$(PY) manage.py migrate --noinput -v 0
+	@echo "[bitscale] loading the demo data when missing (about 20 s the first time)"
+	@$(PY) manage.py load_demo --if-missing --credentials-file var/demo.env
+	@echo "[bitscale] starting the web server, a worker and beat (Ctrl-C stops them)"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l $(RUN_LOG_LEVEL) & \
+	  $(CELERY) beat -l $(RUN_LOG_LEVEL) -s var/celerybeat-schedule & \
+	  $(PY) manage.py demo_status --wait-for-server --follow --credentials-file var/demo.env & \
 	  $(PY) manage.py runserver 0.0.0.0:$(PORT)
 
 worker: .venv/.installed
 	$(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l info
 
+# The suite in TEST_PROCESSES processes (pytest-xdist; each has its own test database and redis-server), then the
+# few tests that must run alone (they restart a shared service). PYTEST_ARGS go to both runs.
+TEST_PROCESSES ?= 2
 test: .venv/.installed
-	$(PY) -m pytest $(PYTEST_ARGS) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests" >&2; exit $$s; }
+	$(PY) -m pytest -n $(TEST_PROCESSES) -m "not serial" $(PYTEST_ARGS) || { s=$$?; [ $$s -ne 5 ] || echo "pytest collected no tests" >&2; exit $$s; }
+	$(PY) -m pytest -m serial $(PYTEST_ARGS) || { s=$$?; [ $$s -eq 5 ] || exit $$s; }
 
 lint: .venv/.installed
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -13,6 +13,10 @@ error responses stay exactly the serializer's. Fields of a class it does not inl
 serializer's `validate_<field>` methods are run through DRF's own code, so their results are DRF's by
 construction. tests/runs/test_fast_validation.py checks with Hypothesis that what the fast path accepts, DRF
 accepts with equal data (types included).
+
+It exists for bulk ingest's target (4,000 runs/s, bench/ingest.py): validating 1,000 bodies took 91-97 ms through
+the serializer and 8.5-11 ms here, which took a bulk post of 1,000 runs from 240 to 159 ms of CPU and the bench
+from 3,600 to 5,000 runs/s (docs/benchmarks.md, "Bulk ingest fast path").
 """
 
 import math

@@ -1,21 +1,26 @@
 """Reads for the admin's fit pages: the data a fit was made on, the diff from its previous version, its plots
 and the family's law comparison."""
 
+import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
 from fits import plots
-from fits.laws import Observations
+from fits.density_selectors import fit_run_densities
+from fits.laws import FitResult, Observations
 from fits.laws.backtest import SCHEME_TEXT
 from fits.models import Fit
 from fits.selectors import FitData, fit_data, law_ranking
+from runs.admin_display import count_html
 from runs.models import Run
 
-PLOTS_CACHE_VERSION = 3  # bump when the plots change: fits are immutable, so a plot is cached per fit
+PLOTS_CACHE_VERSION = 4  # bump when the plots change: fits are immutable, so a plot is cached per fit
 PLOTS_CACHE_SECONDS = 24 * 3600
 
 
@@ -144,23 +149,128 @@ def screened_rows(*, fit: Fit) -> list[dict[str, Any]]:
     return [
         {
             **entry,
-            "n_params": f"{entry.get('n_params', 0):.3g}",
-            "n_tokens": f"{entry.get('n_tokens', 0):.3g}",
+            "n_params": count_html(entry.get("n_params")),
+            "n_tokens": count_html(entry.get("n_tokens")),
             "url": reverse("admin:runs_run_change", args=[entry["run_id"]]) if entry.get("run_id") else None,
         }
         for entry in fit.screened or []
     ]
 
 
-def fit_plots(*, fit: Fit) -> list[plots.Plot]:
-    """The fit page's plots, rendered once per fit and cached (a finished fit never changes)."""
-    key = f"fit-plots:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}"
-    cached: list[plots.Plot] | None = cache.get(key)
+# Plots -------------------------------------------------------------------------------------------------------
+#
+# A fit never changes, so each plot is rendered once and cached by (fit id, version, plot code version). The page
+# itself only links the plots (an <img> each, fits.admin's plot view), so it answers in milliseconds whatever the
+# cache holds; the plot view renders one plot at a time on a miss (a few hundred ms on the demo). When the cache is
+# shared between processes (Redis, or make run's file cache), the worker that publishes a fit renders its plots
+# right away, so a reviewer finds them ready.
+
+# (key, title, renderer) of the five plots fits.plots.fit_plots draws, in its reading order; the density plot
+# follows (it also reads when the runs were trained). tests/admin/test_fit_review_at_a_glance.py checks these against
+# fits.plots.fit_plots, so a plot added there cannot be missed here.
+FIT_PLOTS: tuple[tuple[str, str, Callable[[FitResult, Observations], str]], ...] = (
+    ("observed-vs-predicted", "Observed vs predicted", plots.observed_vs_predicted_svg),
+    ("residuals", "Residuals vs N", plots.residuals_vs_n_svg),
+    ("loss-vs-bits", "Loss vs training bits", plots.loss_vs_bits_svg),
+    ("effective-params", "N_eff/N vs bits", plots.effective_params_svg),
+    ("ptq", "PTQ degradation", plots.ptq_degradation_svg),
+)
+DENSITY_PLOT = ("density", "Capacity density over time")
+PLOT_TITLES = {key: title for key, title, _ in FIT_PLOTS} | dict([DENSITY_PLOT])
+DENSITY_PLOT_VERSION = 2  # bump when the density plot changes
+
+
+def plots_cache_is_shared() -> bool:
+    """Whether what one process caches, another reads (Redis, a file cache): only then is rendering ahead worth it."""
+    backend = str(settings.CACHES["default"]["BACKEND"])
+    return not backend.endswith(("LocMemCache", "DummyCache"))
+
+
+def fit_plot_key(*, fit: Fit, key: str) -> str:
+    return f"fit-plot:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{key}"
+
+
+def fit_plot(*, fit: Fit, key: str) -> plots.Plot:
+    """One plot of a succeeded fit, from the cache or rendered now (and cached); KeyError for an unknown key."""
+    if key == DENSITY_PLOT[0]:
+        return fit_density_plot(fit)
+    renderer = {name: render for name, _, render in FIT_PLOTS}[key]
+    cache_key = fit_plot_key(fit=fit, key=key)
+    cached: plots.Plot | None = cache.get(cache_key)
     if cached is not None:
         return cached
-    rendered = plots.fit_plots(fit.as_result(), fit_observations(fit=fit))
-    cache.set(key, rendered, PLOTS_CACHE_SECONDS)
-    return rendered
+    plot = plots.Plot(key, PLOT_TITLES[key], renderer(fit.as_result(), fit_observations(fit=fit)))
+    cache.set(cache_key, plot, PLOTS_CACHE_SECONDS)
+    return plot
+
+
+def fit_plot_keys() -> list[str]:
+    """Every plot of a fit page, in reading order."""
+    return [key for key, _, _ in FIT_PLOTS] + [DENSITY_PLOT[0]]
+
+
+def fit_plots_prerender(*, fit_id: int) -> int:
+    """Render a just-published fit's plots into a cache the web processes share; the number rendered (0 when the
+    fit is gone, did not succeed, or the cache is this process's own)."""
+    if not plots_cache_is_shared():
+        return 0
+    fit = Fit.objects.defer("point_state").filter(pk=fit_id, status=Fit.Status.SUCCEEDED).first()
+    if fit is None:
+        return 0
+    for key in fit_plot_keys():
+        fit_plot(fit=fit, key=key)
+    return len(fit_plot_keys())
+
+
+def fit_density_plot(fit: Fit) -> plots.Plot:
+    """Capacity density of the fit's runs (those still stored, with a final loss) against when they were
+    trained, relative to this fit's 16-bit curve; cached per fit and training dates (a fit never changes, but a
+    run's trained_at may be corrected without changing what the fit reads)."""
+    rows, density = fit_run_densities(fit=fit)
+    dates = hashlib.sha256(repr([(r[0], r[-1].isoformat()) for r in rows]).encode()).hexdigest()[:16]
+    key = f"fit-density:{fit.pk}:{fit.version}:{PLOTS_CACHE_VERSION}:{DENSITY_PLOT_VERSION}:{dates}"
+    cached: plots.Plot | None = cache.get(key)
+    if cached is not None:
+        return cached
+    svg = plots.density_over_time_svg(  # all NaN (no density defined) draws the message saying so
+        [r[-1] for r in rows],
+        density,
+        bits=[min(r[4], r[5], r[6]) for r in rows],
+        reference=f"{fit.law} v{fit.version} at 16 bits",
+    )
+    plot = plots.Plot(*DENSITY_PLOT, svg)
+    cache.set(key, plot, PLOTS_CACHE_SECONDS)
+    return plot
+
+
+# At a glance --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FitVerdict:
+    """How a fit reads at a glance in the fit list and at the top of its page.
+
+    `level` is one of "good", "warning", "bad" or "pending" (the colour), `label` the short text, `detail` what
+    hovering shows (the warnings, or the error).
+    """
+
+    level: str
+    label: str
+    detail: str
+
+
+def fit_verdict(*, fit: Fit) -> FitVerdict:
+    """The fit's verdict: for now its status and how many warnings it carries. The one place to change when fits
+    get a quality verdict (good / weak / unusable): the fit list's column and the fit page read only this."""
+    if fit.status == Fit.Status.FAILED:
+        return FitVerdict("bad", "failed", fit.error or "no reason recorded")
+    if fit.status != Fit.Status.SUCCEEDED:
+        return FitVerdict("pending", fit.get_status_display().lower(), "the workers are computing this version")
+    warnings = [str(w) for w in fit.warnings or []]
+    if not warnings:
+        return FitVerdict("good", "succeeded", "no warnings")
+    count = f"{len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
+    return FitVerdict("warning", f"succeeded, {count}", "\n".join(warnings))
 
 
 def interval_rows(*, fit: Fit) -> list[dict[str, Any]]:

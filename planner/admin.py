@@ -2,7 +2,8 @@
 next runs to train."""
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,19 +13,32 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from fits.review import PLOTS_CACHE_SECONDS, PLOTS_CACHE_VERSION
-from fits.selectors import fit_families, fit_result
+from fits.selectors import fit_result
 from planner.allocation import HARDWARE_PROFILES
 from planner.api.serializers import PlanConstraintsSerializer, SuggestionsSerializer
 from planner.errors import NoSucceededFit, PlanInvalid
 from planner.models import Plan, plan_law_choices
 from planner.plots import PlanPoint, plan_contour_svg
 from planner.requests import AUTO_LAW, Budget, ConstraintsRequest, PlanRequest, budget_from
-from planner.review import plan_law_selection
+from planner.review import TeamFamilies, plan_form_families, plan_law_selection
 from planner.services import plan_create, plan_rerun
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, MAX_SUGGESTIONS, suggestions_for_plan
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, admin_team_ids, is_superuser
+from runs.admin_display import (
+    MISSING,
+    bits_label,
+    bytes_html,
+    count_html,
+    count_label,
+    datetime_html,
+    decimal_html,
+    decimal_label,
+    sci_html,
+    sci_label,
+)
 from runs.models import Team
 
 PLAN_CONFIG_ROWS = (
@@ -38,7 +52,7 @@ PLAN_CONFIG_ROWS = (
     ("predicted_loss", "predicted loss"),
     ("predicted_loss_interval", "95% interval"),
     ("compute_flops", "compute (16-bit-equivalent FLOPs)"),
-    ("weights_memory_bytes", "weights memory (bytes)"),
+    ("weights_memory_bytes", "weights memory"),
 )
 
 
@@ -47,22 +61,56 @@ FP_FORMAT_ROWS = (("exponent_bits", "exponent bits (fp format)"), ("mantissa_bit
 
 
 def _format(value: Any) -> str:
+    """A number of no known kind: four significant digits; a range as "low – high"."""
     if value is None:
         return "—"
     if isinstance(value, list):
         return " – ".join(_format(v) for v in value)
-    if isinstance(value, int) and abs(value) >= 10_000:
-        return f"{value:.4g}"
-    if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.4f}".rstrip("0").rstrip(".")
-    return str(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, int):
+        return str(value) if abs(value) < 10_000 else sci_label(value)
+    return decimal_label(value)
+
+
+# How each quantity of a plan reads (the exact value on hover): N and D in units, FLOPs in scientific form.
+VALUE_FORMATS: dict[str, Callable[[Any], str]] = {
+    "n_params": count_html,
+    "n_tokens": count_html,
+    "compute_flops": sci_html,
+    "weights_memory_bytes": bytes_html,
+    "predicted_loss": decimal_html,
+    "tokens_per_param": lambda v: decimal_html(v, 3),
+    "weight_bits": bits_label,
+    "activation_bits": bits_label,
+    "kv_bits": bits_label,
+    "post_train_bits": bits_label,
+    "exponent_bits": bits_label,
+    "mantissa_bits": bits_label,
+}
+
+
+def plan_value(key: str, value: Any) -> str:
+    """One quantity of a plan as the pages show it; a [low, high] pair as "low – high"."""
+    if value is None:
+        return MISSING
+    formatter = VALUE_FORMATS.get(key)
+    if isinstance(value, list):
+        if key == "predicted_loss_interval":
+            formatter = decimal_html
+        return format_html_join(" – ", "{}", ((formatter(v) if formatter else _format(v),) for v in value))
+    return formatter(value) if formatter else _format(value)
 
 
 class PlanForm(forms.Form):
-    """The "Plan a run" form: a budget in FLOPs or GPU-hours on some hardware, optional constraints as JSON."""
+    """The "Plan a run" form: a family of one of the user's teams (with a succeeded fit), a budget in FLOPs or
+    GPU-hours on some hardware, optional constraints as JSON."""
 
-    team = forms.ModelChoiceField(queryset=Team.objects.none())
-    family = forms.CharField(max_length=100, help_text="A family with a succeeded fit of the law.")
+    family = forms.ChoiceField(
+        choices=[],
+        label="Team and family",
+        help_text="Families of your teams with a succeeded fit, by team; the laws fitted are in brackets.",
+    )
     law = forms.ChoiceField(choices=plan_law_choices, initial=AUTO_LAW)
     flops = forms.FloatField(required=False, label="Budget (FLOPs)", help_text="6·N·D at 16 bits, e.g. 1e21.")
     gpu_hours = forms.FloatField(required=False, label="or GPU-hours")
@@ -75,6 +123,28 @@ class PlanForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text='Optional, e.g. {"post_train_bits": 4, "n_params_max": 3e9, "bits_choices": [4, 6, 8, 16]}.',
     )
+
+    def __init__(self, *args: Any, families: list[TeamFamilies], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.teams = {group.team.pk: group.team for group in families}
+        field = cast(forms.ChoiceField, self.fields["family"])
+        field.choices = [
+            (
+                group.team_label,
+                [(family_choice(group.team.pk, family), label) for family, label in group.choices()],
+            )
+            for group in families
+        ]
+        values = [family_choice(group.team.pk, family) for group in families for family in group.laws]
+        if len(values) == 1:
+            field.initial = values[0]
+
+    def clean_family(self) -> tuple[Team, str]:
+        team_id, _, family = str(self.cleaned_data["family"]).partition(":")
+        team = self.teams.get(int(team_id)) if team_id.isdigit() else None
+        if team is None or not family:  # the choices already refuse anything not offered; this is belt and braces
+            raise forms.ValidationError("Choose a family of one of your teams.")
+        return team, family
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -119,12 +189,17 @@ class PlanForm(forms.Form):
         """The validated form as the planner takes it."""
         data = self.cleaned_data
         return PlanRequest(
-            family=data["family"],
+            family=data["family"][1],
             budget=data["budget"],
             constraints=data["constraints"],
             law=data["law"],
             cost_model=data["cost_model"],
         )
+
+
+def family_choice(team_id: int, family: str) -> str:
+    """The value of one family in the form's select: team and family together (a family name is a slug)."""
+    return f"{team_id}:{family}"
 
 
 def plan_contour(plan: Plan) -> str:
@@ -224,14 +299,14 @@ def plan_suggestions_context(plan: Plan, query: Any) -> dict[str, Any]:
         rows.append(
             {
                 "rank": s["rank"],
-                "n_params": _format(s["n_params"]),
-                "n_tokens": _format(s["n_tokens"]),
-                "tokens_per_param": _format(s["tokens_per_param"]),
+                "n_params": plan_value("n_params", s["n_params"]),
+                "n_tokens": plan_value("n_tokens", s["n_tokens"]),
+                "tokens_per_param": plan_value("tokens_per_param", s["tokens_per_param"]),
                 "bits": _bits_label(s),
-                "cost_flops": f"{s['cost_flops']:.3g}",
+                "cost_flops": sci_html(s["cost_flops"]),
                 "cost_share": f"{s['cost_flops'] / experiment:.1%}",
-                "predicted_loss": _format(s["predicted_loss"]),
-                "predicted_loss_interval": _format(s["predicted_loss_interval"]),
+                "predicted_loss": plan_value("predicted_loss", s["predicted_loss"]),
+                "predicted_loss_interval": plan_value("predicted_loss_interval", s["predicted_loss_interval"]),
                 "width": f"{_width_label(width_before)} → {_width_label(width_after)}",
                 "narrowing": "—" if narrowing is None else f"{narrowing:.1%}",
             }
@@ -243,11 +318,11 @@ def plan_suggestions_context(plan: Plan, query: Any) -> dict[str, Any]:
         "suggestion_fit_url": reverse("admin:fits_fit_change", args=[body["fit"]["id"]]),
         "suggestion_fit_differs": body["fit"]["id"] != plan.fit_id,
         "suggestion_target": (
-            f"N={_format(target['n_params'])}, D={_format(target['n_tokens'])}, bits {_bits_label(target)}"
+            f"N={count_label(target['n_params'])}, D={count_label(target['n_tokens'])}, bits {_bits_label(target)}"
             + (f", post-train {target['post_train_bits']:g} bits" if target.get("post_train_bits") else "")
         ),
-        "suggestion_experiment": f"{experiment:.3g}",
-        "suggestion_total": f"{body['total_cost_flops']:.3g}",
+        "suggestion_experiment": sci_label(experiment),
+        "suggestion_total": sci_label(body["total_cost_flops"]),
         "suggestion_total_share": f"{body['total_cost_flops'] / experiment:.1%}",
         "suggestion_before": f"{_format(before)} (width {_width_label(width_before)})",
         "suggestion_after": f"{_format(after)} (width {_width_label(_width(after))})",
@@ -265,18 +340,9 @@ class PlanAdmin(TeamScopedAdmin):
     """Stored plans with the fit version they used; "Plan a run" replaces the add form; plans re-run on new fits."""
 
     change_form_template = "admin/planner/plan/change_form.html"
-    list_display = [
-        "id",
-        "team",
-        "family",
-        "requested_law",
-        "law",
-        "fit_version",
-        "budget_label",
-        "recommended",
-        "gain",
-        "created_at",
-    ]
+    # What a reviewer scans for (the rest is on the plan's page); `team` only for a user who sees several teams.
+    list_display = ["plan_label", "team", "law_used", "budget_label", "recommended", "gain", "created_on"]
+    list_display_links = ["plan_label"]
     list_filter = ["law", "requested_law", "family", "cost_model", TEAM_FILTER]
     search_fields = ["family"]
     list_select_related = ["team", "fit"]
@@ -290,7 +356,7 @@ class PlanAdmin(TeamScopedAdmin):
         "constraints",
         "cost_model",
         "hardware",
-        "budget_flops",
+        "budget_flops_label",
         "created_at",
     )
     actions = ["rerun_plans", "delete_selected"]
@@ -301,24 +367,42 @@ class PlanAdmin(TeamScopedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Plan | None = None) -> bool:
         return False  # a plan is a record; re-running makes a new one
 
-    @admin.display(description="fit")
-    def fit_version(self, plan: Plan) -> str:
-        return f"v{plan.fit.version}"
+    @admin.display(description="plan", ordering="id")
+    def plan_label(self, plan: Plan) -> str:
+        return f"{plan.pk}: {plan.family}"
+
+    @admin.display(description="law (fit)", ordering="law")
+    def law_used(self, plan: Plan) -> str:
+        """The law used and its fit version, and "auto" when the planner chose it."""
+        chosen = ", chosen by rank" if plan.requested_law == AUTO_LAW else ""
+        return f"{plan.law} v{plan.fit.version}{chosen}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created_on(self, plan: Plan) -> str:
+        return datetime_html(plan.created_at)
+
+    @admin.display(description="budget (FLOPs)")
+    def budget_flops_label(self, plan: Plan) -> str:
+        return f"{sci_label(plan.budget_flops)} ({plan.budget_flops:,.0f})"
 
     @admin.display(description="budget")
     def budget_label(self, plan: Plan) -> str:
+        flops = format_html("{} FLOPs", sci_html(plan.budget_flops))
         if "gpu_hours" in plan.budget:
-            return (
-                f"{plan.budget['gpu_hours']:g} GPU-h {plan.budget.get('hardware', '')} ({plan.budget_flops:.3g} FLOPs)"
-            )
-        return f"{plan.budget_flops:.3g} FLOPs"
+            return format_html("{:g} GPU-h {} ({})", plan.budget["gpu_hours"], plan.budget.get("hardware", ""), flops)
+        return flops
 
     @admin.display(description="recommendation")
     def recommended(self, plan: Plan) -> str:
         rec = plan.recommendation
         bits = "/".join(f"{rec[k]:g}" for k in ("weight_bits", "activation_bits", "kv_bits"))
-        loss = _format(rec.get("predicted_loss"))
-        return f"N={_format(rec['n_params'])}, D={_format(rec['n_tokens'])}, bits {bits}, loss {loss}"
+        return format_html(
+            "N={}, D={}, bits {}, loss {}",
+            count_html(rec["n_params"]),
+            count_html(rec["n_tokens"]),
+            bits,
+            decimal_html(rec.get("predicted_loss")),
+        )
 
     @admin.display(description="vs 16-bit")
     def gain(self, plan: Plan) -> str:
@@ -327,29 +411,32 @@ class PlanAdmin(TeamScopedAdmin):
             return "—"
         return f"{rec - base:+.4f}"
 
+    def plan_teams(self, request: HttpRequest) -> list[Team]:
+        """The teams the form plans for: the user's own, where they may add plans. A superuser plans for the teams
+        they belong to, or for every team when they belong to none (an operator's account)."""
+        if is_superuser(request):
+            own = admin_team_ids(request)
+            teams = Team.objects.filter(pk__in=own) if own else Team.objects.all()
+        else:
+            teams = Team.objects.filter(pk__in=admin_team_ids(request, self.add_roles))
+        return list(teams.order_by("name", "slug"))
+
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None) -> Any:
         """The "Plan a run" form: plan_create on submit, then the stored plan's page."""
         if not self.has_add_permission(request):
             raise PermissionDenied
-        teams = (
-            Team.objects.all()
-            if is_superuser(request)
-            else Team.objects.filter(pk__in=admin_team_ids(request, self.add_roles))
-        )
-        form = PlanForm(request.POST or None)
-        form.fields["team"].queryset = teams  # type: ignore[attr-defined]
-        if len(teams) == 1:
-            form.fields["team"].initial = teams[0]
-        families = fit_families(teams=teams)
+        families = plan_form_families(teams=self.plan_teams(request))
+        form = PlanForm(request.POST or None, families=families)
         if request.method == "POST" and form.is_valid():
-            data = form.cleaned_data
+            team, _ = form.cleaned_data["family"]
             try:
-                plan = plan_create(team=data["team"], request=form.request())
+                plan = plan_create(team=team, request=form.request())
             except NoSucceededFit as exc:
                 form.add_error("family", str(exc))
             except PlanInvalid as exc:
                 form.add_error(None, _flatten_errors(exc.errors))
             else:
+                plan_contour(plan)  # drawn now, while the user waits for the plan anyway: the page then opens at once
                 self.message_user(request, f"Planned from {plan.fit}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:planner_plan_change", args=[plan.pk]))
         context = {
@@ -357,7 +444,7 @@ class PlanAdmin(TeamScopedAdmin):
             "title": "Plan a run",
             "opts": self.model._meta,
             "form": form,
-            "families": sorted(set(families)),
+            "no_families": not families,
             "has_view_permission": self.has_view_permission(request),
         }
         return TemplateResponse(request, "admin/planner/plan/plan_form.html", context)
@@ -372,13 +459,15 @@ class PlanAdmin(TeamScopedAdmin):
             config_rows = PLAN_CONFIG_ROWS + (FP_FORMAT_ROWS if "exponent_bits" in rec else ())
             context.update(
                 plan_review=True,
-                rows=[(label, _format(rec.get(key)), _format(base.get(key))) for key, label in config_rows],
+                rows=[
+                    (label, plan_value(key, rec.get(key)), plan_value(key, base.get(key))) for key, label in config_rows
+                ],
                 has_baseline=plan.baseline is not None,
                 alternatives=[
-                    {label: _format(alt.get(key)) for key, label in config_rows} for alt in plan.alternatives
+                    {label: plan_value(key, alt.get(key)) for key, label in config_rows} for alt in plan.alternatives
                 ],
                 alternative_columns=[label for _, label in config_rows],
-                spread=[(k, _format(v)) for k, v in sorted((plan.optimum_spread or {}).items())],
+                spread=[(k, plan_value(k, v)) for k, v in sorted((plan.optimum_spread or {}).items())],
                 plan_warnings=plan.warnings,
                 contour=plan_contour(plan),
                 fit_url=reverse("admin:fits_fit_change", args=[plan.fit_id]),

@@ -64,4 +64,4 @@ class Plan(models.Model):
         indexes = [models.Index(fields=["team", "family", "-created_at"], name="plan_team_family_recent")]
 
     def __str__(self) -> str:
-        return f"plan {self.pk}: {self.family}/{self.law} at {self.budget_flops:.3g} FLOPs"
+        return f"plan {self.pk}: {self.family}/{self.law} at {self.budget_flops:.3g} FLOPs".replace("e+", "e")

@@ -1,11 +1,46 @@
-"""Reads for the admin's plan pages: how a plan's law was chosen."""
+"""Reads for the admin's plan pages: the families a user can plan for, and how a plan's law was chosen."""
 
 import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fits.laws.backtest import SCHEME_TEXT
+from fits.models import Fit
 from fits.review import fit_admin_url, number_label
 from planner.models import AUTO_LAW, Plan
+from runs.models import Team
+
+
+@dataclass(frozen=True)
+class TeamFamilies:
+    """One team's families with a succeeded fit, and the laws fitted to each, for the "Plan a run" form."""
+
+    team: Team
+    laws: dict[str, list[str]] = field(default_factory=dict)  # family -> laws with a succeeded fit, by name
+
+    @property
+    def team_label(self) -> str:
+        return f"{self.team.name} ({self.team.slug})" if self.team.name else self.team.slug
+
+    def choices(self) -> list[tuple[str, str]]:
+        """(family, label) in name order; the label names the laws: "kumar-synthetic (chinchilla, precision)"."""
+        return [(family, f"{family} ({', '.join(laws)})") for family, laws in sorted(self.laws.items())]
+
+
+def plan_form_families(*, teams: Iterable[Team]) -> list[TeamFamilies]:
+    """The families of `teams` with a succeeded fit, grouped by team (in the order given), teams without one left
+    out; one query besides reading `teams`."""
+    by_id = {team.pk: TeamFamilies(team) for team in teams}
+    fitted = (
+        Fit.objects.filter(team_id__in=list(by_id), status=Fit.Status.SUCCEEDED)
+        .values_list("team_id", "family", "law")
+        .distinct()
+        .order_by("team_id", "family", "law")
+    )
+    for team_id, family, law in fitted:
+        by_id[team_id].laws.setdefault(family, []).append(law)
+    return [group for group in by_id.values() if group.laws]
 
 
 def _basis_label(entry: dict[str, Any]) -> str:

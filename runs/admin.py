@@ -26,6 +26,15 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from runs.admin_display import (
+    MISSING,
+    bits_label,
+    count_html,
+    count_with_exact,
+    datetime_html,
+    decimal_html,
+    decimal_label,
+)
 from runs.csvio import csv_lines
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
 from runs.plots import loss_curves_svg
@@ -62,6 +71,16 @@ def admin_team_ids(request: HttpRequest, roles: Collection[str] = ALL_ROLES) -> 
 def is_superuser(request: HttpRequest) -> bool:
     user = request.user
     return bool(user.is_active and user.is_superuser)
+
+
+def sees_several_teams(request: HttpRequest) -> bool:
+    """Whether the lists can show rows of more than one team to this user (read once per request): only then
+    do they spend a column on the team."""
+    cached = getattr(request, "_bitscale_several_teams", None)
+    if cached is None:
+        cached = Team.objects.count() > 1 if is_superuser(request) else len(admin_team_ids(request)) > 1
+        request._bitscale_several_teams = cached  # type: ignore[attr-defined]
+    return bool(cached)
 
 
 class AutocompleteSelect(AutocompleteSelectBase):
@@ -151,6 +170,13 @@ class TeamScopedAdmin(admin.ModelAdmin[Any]):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ShownFiltersChangeList
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        """The list's columns, without `team` for a user who only ever sees one team's rows."""
+        columns = list(super().get_list_display(request))
+        if "team" in columns and not sees_several_teams(request):
+            columns.remove("team")
+        return columns
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
@@ -361,7 +387,11 @@ class EvaluationInline(TeamScopedInline):
 
     model = Evaluation
     extra = 0
-    fields = readonly_fields = ("post_train_bits", "method", "loss", "updated_at")
+    fields = readonly_fields = ("post_train_bits", "method", "loss_value", "updated_at")
+
+    @admin.display(description="loss")
+    def loss_value(self, evaluation: Evaluation) -> str:
+        return decimal_html(evaluation.loss)
 
     def has_add_permission(self, request: HttpRequest, obj: Any | None = None) -> bool:
         return False
@@ -398,6 +428,32 @@ class RunChangeForm(forms.ModelForm[Run]):
 
 
 EDITABLE_RUN_FIELDS = ("name", "excluded", "exclusion_reason")
+# The run's page: the fields a reviewer reads first at the top; N and D shown exact with their short form.
+RUN_PAGE_REPLACED = ("n_params", "n_tokens")
+RUN_PAGE_DISPLAYS = (
+    "n_params_exact",
+    "n_tokens_exact",
+    "tokens_per_param",
+    "effective_params_16bit",
+    "density",
+    "loss_curve",
+)
+RUN_PAGE_SECTIONS: tuple[tuple[str | None, tuple[str, ...]], ...] = (
+    (None, ("name", "external_id", "team", "family", "status", "trained_at")),
+    ("Scale", ("n_params_exact", "param_count", "n_tokens_exact", "tokens_per_param")),
+    (
+        "Precision",
+        ("weight_bits", "activation_bits", "kv_bits", "number_format", "exponent_bits", "mantissa_bits"),
+    ),
+    ("Result", ("final_loss", "effective_params_16bit", "density")),
+    ("Fits", ("excluded", "exclusion_reason")),
+    ("Loss curve", ("loss_curve",)),
+    (
+        "Data and architecture",
+        ("dataset", "eval_set", "n_layers", "d_model", "n_heads", "n_kv_heads", "seq_len", "metadata"),
+    ),
+    ("Record", ("created_at", "updated_at")),
+)
 FLOAT_FORMAT_PATTERN = re.compile(r"^E(\d{1,2})M(\d{1,2})$")
 
 
@@ -442,25 +498,20 @@ class RunAdmin(TeamScopedAdmin):
     """Runs come from the API; here they are reviewed, excluded or re-included (refits follow) and exported."""
 
     form = RunChangeForm
+    # What a reviewer scans for (the rest is on the run's page); `team` only for a user who sees several teams.
     list_display = [
-        "id",
-        "name",
-        "external_id",
+        "run_label",
         "team",
         "family",
-        "n_params",
-        "n_tokens",
-        "weight_bits",
-        "activation_bits",
-        "kv_bits",
-        "number_format",
-        "float_format",
-        "final_loss",
-        "status",
-        "excluded",
-        "trained_at",
-        "created_at",
+        "n_params_short",
+        "n_tokens_short",
+        "bits",
+        "final_loss_short",
+        "state",
+        "trained_on",
     ]
+    list_display_links = ["run_label"]
+    RUN_SECTIONS = RUN_PAGE_SECTIONS
     list_filter = [
         TEAM_FILTER,
         "family",
@@ -484,7 +535,76 @@ class RunAdmin(TeamScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Run | None = None) -> list[str]:
         fields = [f.name for f in Run._meta.fields if f.name not in EDITABLE_RUN_FIELDS]
-        return [*fields, "effective_params_16bit", "density", "loss_curve"]
+        return [*fields, *RUN_PAGE_DISPLAYS]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Run | None = None) -> Any:
+        """The run's page in sections; a model field no section names lands in "Other", so none goes missing."""
+        named = {name for _, names in self.RUN_SECTIONS for name in names} | set(RUN_PAGE_REPLACED)
+        rest = [f.name for f in Run._meta.fields if f.name not in named and f.name != "id"]
+        sections = [*self.RUN_SECTIONS, *([("Other", tuple(rest))] if rest else [])]
+        return [(title, {"fields": names}) for title, names in sections]
+
+    # The list's columns ---------------------------------------------------------------------------------
+
+    @admin.display(description="run", ordering="name")
+    def run_label(self, run: Run) -> str:
+        """The run's name, or its external id when it has none; both, with the id, on hover."""
+        label = run.name or run.external_id or f"run {run.pk}"
+        exact = f"id {run.pk}" + (f", external id {run.external_id}" if run.external_id else "")
+        return format_html('<span title="{}">{}</span>', exact, label)
+
+    @admin.display(description="N", ordering="n_params")
+    def n_params_short(self, run: Run) -> str:
+        return count_html(run.n_params)
+
+    @admin.display(description="D", ordering="n_tokens")
+    def n_tokens_short(self, run: Run) -> str:
+        return count_html(run.n_tokens)
+
+    @admin.display(description="bits w/a/kv", ordering="weight_bits")
+    def bits(self, run: Run) -> str:
+        widths = "/".join(bits_label(b) for b in (run.weight_bits, run.activation_bits, run.kv_bits))
+        label = float_format_label(run.exponent_bits, run.mantissa_bits)
+        text = f"{widths} {label}" if label else widths
+        if run.number_format != Run.NumberFormat.FP:
+            text = f"{text} {run.number_format}"
+        return text
+
+    @admin.display(description="final loss", ordering="final_loss")
+    def final_loss_short(self, run: Run) -> str:
+        return decimal_html(run.final_loss)
+
+    @admin.display(description="status", ordering="status")
+    def state(self, run: Run) -> str:
+        """The run's status; an excluded run says so, with the reason on hover (normal runs show nothing more)."""
+        if not run.excluded:
+            return run.get_status_display()
+        return format_html(
+            '{} <span class="run-excluded" title="{}" style="color: var(--error-fg, #ba2121); font-weight: bold">'
+            "excluded</span>",
+            run.get_status_display(),
+            run.exclusion_reason or "no reason given",
+        )
+
+    @admin.display(description="trained", ordering="trained_at")
+    def trained_on(self, run: Run) -> str:
+        return datetime_html(run.trained_at, minutes=False)  # the day; the time on hover
+
+    # The run's page -------------------------------------------------------------------------------------
+
+    @admin.display(description="N, parameters")
+    def n_params_exact(self, run: Run) -> str:
+        return count_with_exact(run.n_params)
+
+    @admin.display(description="D, tokens")
+    def n_tokens_exact(self, run: Run) -> str:
+        return count_with_exact(run.n_tokens)
+
+    @admin.display(description="tokens per parameter")
+    def tokens_per_param(self, run: Run) -> str:
+        if not run.n_params or run.n_tokens is None:
+            return MISSING
+        return decimal_label(run.n_tokens / run.n_params, 3)
 
     def _density(self, run: Run) -> tuple[float | None, float | None]:
         """(N_hat, density) from the family's current fit, read once per page (fits.density)."""
@@ -493,10 +613,6 @@ class RunAdmin(TeamScopedAdmin):
             cached = run_densities(runs=[run]).get(run.pk, (None, None))
             run._density_cache = cached  # type: ignore[attr-defined]
         return cached
-
-    @admin.display(description="fp format", ordering="exponent_bits")
-    def float_format(self, run: Run) -> str | None:
-        return float_format_label(run.exponent_bits, run.mantissa_bits)
 
     @admin.display(description="effective params (16-bit reference)")
     def effective_params_16bit(self, run: Run) -> str:

@@ -1,5 +1,7 @@
 """Teams, their members and API keys, and the training runs they report with PTQ evaluations."""
 
+from hashlib import sha256
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -81,6 +83,11 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
+
+
+def api_key_digest(secret: str) -> str:
+    """The sha256 of a key, the only form in which keys are stored."""
+    return sha256(secret.encode()).hexdigest()
 
 
 class ApiKey(models.Model):

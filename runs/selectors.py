@@ -9,8 +9,7 @@ import numpy as np
 from django.db.models import Count, Max, QuerySet
 
 from runs.density import DensityConstants, effective_params_16bit
-from runs.models import RUN_FIELDS, ApiKey, DensityReference, MetricPoint, Run, Team
-from runs.services import api_key_digest
+from runs.models import RUN_FIELDS, ApiKey, DensityReference, MetricPoint, Run, Team, api_key_digest
 
 
 def api_key_get_active(*, secret: str) -> ApiKey | None:
@@ -71,7 +70,13 @@ def metric_history(*, run_id: int, key: str | None = None) -> QuerySet[MetricPoi
 def loss_curves(*, run: Run, max_points_per_key: int = 2_000) -> dict[str, list[tuple[int, float]]]:
     """{key: [(step, value), ...]} of the run's metrics whose name contains "loss", thinned to at most
     `max_points_per_key` points each (an even stride that keeps the last point), for plotting."""
-    keys = sorted(MetricPoint.objects.filter(run=run, key__icontains="loss").values_list("key", flat=True).distinct())
+    # order_by("key"): with the model's default ordering, DISTINCT would run over (key, step, ...), one row a point
+    keys = list(
+        MetricPoint.objects.filter(run=run, key__icontains="loss")
+        .order_by("key")
+        .values_list("key", flat=True)
+        .distinct()
+    )
     curves: dict[str, list[tuple[int, float]]] = {}
     for key in keys:
         points = [

@@ -1,29 +1,35 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
-import functools
 import math
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from hashlib import sha256
-from typing import Any, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apikit.exceptions import DomainError
 from config import dispatch
-from runs.models import MAX_METRIC_POINTS_PER_RUN, ApiKey, Evaluation, FamilyChange, MetricPoint, Run, Team
+from runs.models import (
+    MAX_METRIC_POINTS_PER_RUN,
+    ApiKey,
+    Evaluation,
+    FamilyChange,
+    MetricPoint,
+    Run,
+    Team,
+    api_key_digest,
+)
 
 UPSERT_ATTEMPTS = 3  # a concurrent insert of the same external_id loses the race once, then updates
 API_KEY_PREFIX = "bsk_"
 
 ErrorMap = dict[str, Any]
-M = TypeVar("M", bound=models.Model)
 
 
 class BatchInvalid(DomainError):
@@ -95,11 +101,6 @@ def team_get_or_create(*, slug: str, name: str = "") -> tuple[Team, bool]:
     return Team.objects.get_or_create(slug=slug, defaults={"name": name})
 
 
-def api_key_digest(secret: str) -> str:
-    """The sha256 of a key, the only form in which keys are stored."""
-    return sha256(secret.encode()).hexdigest()
-
-
 def api_key_create(*, team: Team, read_only: bool = False, label: str = "") -> tuple[ApiKey, str]:
     """Create a key for `team`; returns the row and the secret, which is not stored and cannot be shown again."""
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
@@ -168,27 +169,6 @@ def _rule_errors(
     return errors
 
 
-@functools.cache
-def _columns(model: type[models.Model]) -> tuple[tuple[tuple[str, Any], ...], frozenset[str]]:
-    """((attname, field) of the model's concrete fields, in the order Model.__init__ takes them positionally;
-    the set of those attnames)."""
-    columns = tuple((field.attname, field) for field in model._meta.concrete_fields)
-    return columns, frozenset(name for name, _ in columns)
-
-
-def _built(model: type[M], values: Mapping[str, Any], *, related: Mapping[str, models.Model]) -> M:
-    """`model(**values, **related)` (`related`: the foreign keys, such as team=team), built through
-    Model.__init__'s positional path, which skips the keyword path's lookup and KeyError per field not given (the
-    cost is in docs/benchmarks.md; tests/runs/test_write_queries.py checks that the two paths agree)."""
-    columns, names = _columns(model)
-    if not names.issuperset(values):
-        return model(**values, **related)  # Django's own error for an unknown field
-    instance = model(*[values[name] if name in values else field.get_default() for name, field in columns])
-    for name, obj in related.items():
-        setattr(instance, name, obj)  # the descriptor sets the id, the cache and the instance's database
-    return instance
-
-
 def _apply(run: Run, fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
         setattr(run, name, value)
@@ -242,7 +222,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
             existing = known.get(external_id) if external_id else None
             if existing is None:
                 # The contract's default trained_at: trained when registered.
-                run = _built(Run, {"trained_at": now, **fields}, related={"team": team})
+                run = Run(team=team, **{"trained_at": now, **fields})
                 if "number_format" not in fields:
                     run.number_format = default_number_format(
                         weight_bits=run.weight_bits,
@@ -294,7 +274,7 @@ def _evaluations_upsert_many(
             current = stored.get((item["post_train_bits"], method))
             if current is None:
                 values = {"post_train_bits": item["post_train_bits"], "method": method, "loss": item["loss"]}
-                to_create.append(_built(Evaluation, values, related={"run": run}))
+                to_create.append(Evaluation(run=run, **values))
             else:
                 current.loss, current.updated_at = item["loss"], now
                 to_update.append(current)
@@ -302,23 +282,6 @@ def _evaluations_upsert_many(
     if to_update:
         Evaluation.objects.bulk_update(to_update, fields=["loss", "updated_at"])
     return to_create
-
-
-def run_evaluations_prime(*, run: Run, created: Sequence[Evaluation]) -> None:
-    """Give a run just created by runs_upsert its evaluations (from `created_evaluations`) as
-    `run.evaluations.all()`, so that rendering it reads nothing.
-
-    In the model's order (`Evaluation.Meta.ordering`: highest post_train_bits first, then method), as a query
-    would return them.
-    """
-    own = sorted((e for e in created if e.run is run), key=lambda e: (-e.post_train_bits, e.method))
-    queryset = run.evaluations.all()
-    queryset._result_cache = own
-    queryset._prefetch_done = True  # type: ignore[attr-defined]  # what prefetch_related_objects sets
-    run._prefetched_objects_cache = {  # type: ignore[attr-defined]
-        **getattr(run, "_prefetched_objects_cache", {}),
-        "evaluations": queryset,
-    }
 
 
 def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:

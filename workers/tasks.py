@@ -19,6 +19,7 @@ from fits.pipeline import (
     fit_scope_refresh,
     fits_sweep,
 )
+from fits.review import fit_plots_prerender, plots_cache_is_shared
 from workers.queues import Queue
 
 # Transient database trouble only: bad data is an outcome (a failed fit), never a retry.
@@ -62,8 +63,17 @@ def run_fit_chunk(*, fit_id: int, index: int) -> None:
 
 @shared_task(name=dispatch.FINISH_FIT, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
 def finish_fit(*, fit_id: int) -> None:
-    """Assemble the draws into intervals and publish the fit (once, however often it is delivered)."""
-    fit_finish(fit_id=fit_id)
+    """Assemble the draws into intervals and publish the fit (once, however often it is delivered); then have its
+    plots rendered for the admin, when the web processes share the cache."""
+    if fit_finish(fit_id=fit_id) and plots_cache_is_shared():
+        dispatch.send(dispatch.RENDER_FIT_PLOTS, fit_id=fit_id)
+
+
+@shared_task(name=dispatch.RENDER_FIT_PLOTS, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
+def render_fit_plots(*, fit_id: int) -> None:
+    """Render a published fit's admin plots into the shared cache (a lost message only means the first reviewer
+    waits for them)."""
+    fit_plots_prerender(fit_id=fit_id)
 
 
 @shared_task(name=dispatch.SWEEP_FITS, queue=Queue.DEFAULT, ignore_result=True)

@@ -1,4 +1,4 @@
-"""The `bitscale` command: log runs, sync the spool, plan, show fits, import and export.
+"""The `bitscale` command: log runs, sync the spool, plan, show fits or ask for a refit, import and export.
 
 Configuration comes from `--url` / `--api-key` or `BITSCALE_URL` / `BITSCALE_API_KEY`.
 Exit status: 0 on success, 1 on an error (the server's field errors are printed), 2 on bad usage,
@@ -93,10 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the server's JSON instead of the table")
     plan.set_defaults(handler=cmd_plan)
 
-    fit = command("fit", "show the current fit of a family")
-    fit.add_argument("family")
+    fit = sub.add_parser(
+        "fit",
+        parents=[common],
+        help="show a family's current fit (fit show FAMILY) or ask for a refit now (fit refit FAMILY)",
+        description=(
+            "fit show FAMILY prints the newest succeeded fit of a law (fits are made by the server's workers each "
+            "time runs change); fit refit FAMILY asks for a new version now. `fit FAMILY` still shows, with a hint."
+        ),
+        usage="bitscale fit {show,refit} FAMILY [--law {precision,chinchilla,fp}] [--json]",
+    )
+    fit.add_argument("action", metavar="{show,refit}", help="show: the current fit; refit: ask for a new version")
+    fit.add_argument("family", nargs="?", metavar="FAMILY")
     fit.add_argument("--law", default="precision", choices=["precision", "chinchilla", "fp"])
-    fit.add_argument("--json", action="store_true")
+    fit.add_argument("--json", action="store_true", help="print the server's JSON instead of the summary")
     fit.set_defaults(handler=cmd_fit)
 
     import_csv = command("import-csv", "upload a CSV in the export's format through the bulk endpoint")
@@ -204,8 +214,38 @@ def cmd_plan(args: argparse.Namespace, client: Client, out: TextIO) -> int:
     return EXIT_OK
 
 
+FIT_ACTIONS = ("show", "refit")
+
+
+def fit_action(args: argparse.Namespace) -> tuple[str, str]:
+    """(action, family) of `bitscale fit`: `fit show F`, `fit refit F`, or the older `fit F`, which shows F's fit
+    and says so on stderr (a family named "show" or "refit" is `fit show show`)."""
+    if args.family is not None:
+        if args.action not in FIT_ACTIONS:
+            raise UsageError(f"fit {args.action!r}: expected `fit show FAMILY` or `fit refit FAMILY`")
+        return args.action, args.family
+    if args.action in FIT_ACTIONS:
+        raise UsageError(f"fit {args.action} needs a FAMILY")
+    sys.stderr.write(
+        f"hint: `bitscale fit {args.action}` shows the current fit; it is now `bitscale fit show {args.action}` "
+        f"(and `bitscale fit refit {args.action}` asks for a new one)\n"
+    )
+    return "show", args.action
+
+
 def cmd_fit(args: argparse.Namespace, client: Client, out: TextIO) -> int:
-    fit = client.current_fit(args.family, law=args.law)
+    action, family = fit_action(args)
+    if action == "refit":
+        queued = client.request_fit(family, law=args.law)
+        if args.json:
+            out.write(json.dumps(queued.raw, indent=2) + "\n")
+        else:
+            out.write(
+                f"Refit of {family} ({args.law}) asked for: version {queued.version} is {queued.status}; the workers "
+                f"fit it in the background. `bitscale fit show {family} --law {args.law}` shows it once it succeeds.\n"
+            )
+        return EXIT_OK
+    fit = client.current_fit(family, law=args.law)
     out.write((json.dumps(fit.raw, indent=2) if args.json else render_fit(fit)) + "\n")
     return EXIT_OK
 

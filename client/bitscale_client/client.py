@@ -132,7 +132,11 @@ class Client:
     # Runs -------------------------------------------------------------------------------
 
     def log_run(self, **fields: Any) -> Run | Spooled:
-        """Create a run, or update the team's run with the same `external_id` (safe to call again).
+        """Create a run, or update the team's run with the same `external_id`.
+
+        Calling again with the same `external_id` updates that run, so name each run with one. Without it, a
+        new id is made per call: this call's retries never duplicate the run, but a second call stores a
+        second run.
 
         Fields are the contract's (`n_params`, `n_tokens`, `final_loss`, `weight_bits`, `evaluations`, ...).
         `trained_at` (when training finished; default: now, when the server registers the run) may be a

@@ -6,7 +6,7 @@ al. 2025, arXiv:2501.02423). A training configuration is a RunConfig. Fits minim
 or least squares on log-loss residuals.
 """
 
-from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, RunConfig, ScalingLaw
+from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, PointFit, RunConfig, ScalingLaw
 from fits.laws.datasets import (
     fp_synthetic,
     kumar_synthetic,
@@ -15,12 +15,14 @@ from fits.laws.datasets import (
     load_olmo_ladder,
 )
 from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio, in_domain
-from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, PointFit, huber_sum
+from fits.laws.fitting import HUBER_DELTA, OBJECTIVES, huber_sum
 from fits.laws.floating_point import SUN_TABLE2, fp_layout, fp_loss, sun_params
+from fits.laws.forecast import FamilyRun, Forecast, Verdict, compare_with_law, forecast_loss
 from fits.laws.observations import FitFailed, Observations
 from fits.laws.prediction import Prediction, predict_loss, predict_loss_draws, predict_with_interval
 from fits.laws.registry import DEFAULT_LAW, LAWS, density_reference_laws, get_law, law_choices
 from fits.laws.results import DEFAULT_BOOTSTRAP, FitResult, assemble_fit, bootstrap_chunk, fit_law, fit_point
+from fits.laws.schedules import Schedule, ScheduleError, ScheduleSpec, build_schedule, schedule_from_log
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -63,3 +65,6 @@ __all__ = [
     "predict_with_interval",
     "sun_params",
 ]
+# Whole training curves (docs/curves.md): schedules, forecasts of running runs and their verdict against a law.
+__all__ += ["FamilyRun", "Forecast", "Schedule", "ScheduleError", "ScheduleSpec", "Verdict"]
+__all__ += ["build_schedule", "compare_with_law", "forecast_loss", "schedule_from_log"]

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws.base import RunConfig, ScalingLaw
+from fits.laws.base import PointFit, RunConfig, ScalingLaw
 from fits.laws.equations import DIMS
-from fits.laws.fitting import PointFit
 from fits.laws.observations import FitFailed, FloatArray, Observations
 from fits.laws.screening import fit_screened, run_residuals
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -20,8 +20,7 @@ import numpy.typing as npt
 from fits.laws.observations import FloatArray, Observations
 from runs.density import DensityConstants
 
-if TYPE_CHECKING:
-    from fits.laws.fitting import PointFit
+BoolArray = npt.NDArray[np.bool_]
 
 BIT_FIELDS = ("weight_bits", "activation_bits", "kv_bits")
 DIM_OF_FIELD = {"weight_bits": "w", "activation_bits": "a", "kv_bits": "kv"}
@@ -94,6 +93,33 @@ class RunConfig:
         """Whether any element asks for a post-training quantization."""
         post = self.post_train_bits
         return post is not None and bool(np.any(np.isfinite(np.asarray(post, dtype=np.float64))))
+
+
+@dataclass(frozen=True)
+class PointFit:
+    """The point estimate plus everything a bootstrap chunk or assemble_fit needs; safe to pickle."""
+
+    law: str
+    objective: str
+    seed: int
+    tie_exponents: bool
+    data: Observations  # canonical order, in-domain runs only
+    base_spec: Any  # the law's own description of what is fitted (BaseSpec, or FpSpec for the fp law)
+    theta_base: FloatArray
+    ptq: bool
+    theta_ptq: FloatArray
+    eval_mask: BoolArray  # evaluations of `data` that enter the PTQ stage
+    groups: npt.NDArray[np.intp]  # configuration index of each run, for the cluster bootstrap
+    params: dict[str, float]
+    fixed: dict[str, float]
+    draw_names: list[str]
+    metrics: dict[str, float]
+    backtest: dict[str, Any]  # numbers, plus the scheme's name and the held-out sizes (fits.laws.backtest)
+    warnings: list[str]
+    data_range: dict[str, float]
+    settings: dict[str, Any] = field(default_factory=dict)
+    # Runs of the caller's Observations left out by the screening rule (fits.laws.screening), with why.
+    screened: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ConstraintRefused(ValueError):  # noqa: N818 -- a refusal, answered as a 400 naming `field`

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.stats import qmc
 
-from fits.laws.base import RunConfig, ScalingLaw
+from fits.laws.base import PointFit, RunConfig, ScalingLaw
 from fits.laws.equations import DIMS, KUMAR_TABLE2, effective_params_ratio
 from fits.laws.observations import FitFailed, FloatArray, Observations
 
@@ -440,33 +440,6 @@ def _screen_ptq(inp: _PtqInputs, objective: str, keep: int) -> list[FloatArray]:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Point fit, bootstrap, assembly
-
-
-@dataclass(frozen=True)
-class PointFit:
-    """The point estimate plus everything a bootstrap chunk or assemble_fit needs; safe to pickle."""
-
-    law: str
-    objective: str
-    seed: int
-    tie_exponents: bool
-    data: Observations  # canonical order, in-domain runs only
-    base_spec: Any  # the law's own description of what is fitted (BaseSpec, or FpSpec for the fp law)
-    theta_base: FloatArray
-    ptq: bool
-    theta_ptq: FloatArray
-    eval_mask: BoolArray  # evaluations of `data` that enter the PTQ stage
-    groups: npt.NDArray[np.intp]  # configuration index of each run, for the cluster bootstrap
-    params: dict[str, float]
-    fixed: dict[str, float]
-    draw_names: list[str]
-    metrics: dict[str, float]
-    backtest: dict[str, Any]  # numbers, plus the scheme's name and the held-out sizes (fits.laws.backtest)
-    warnings: list[str]
-    data_range: dict[str, float]
-    settings: dict[str, Any] = field(default_factory=dict)
-    # Runs of the caller's Observations left out by the screening rule (fits.laws.screening), with why.
-    screened: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _distinct(x: FloatArray) -> int:

@@ -26,14 +26,13 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, RunConfig, ScalingLaw
+from fits.laws.base import BitRequest, BitsPanel, ConstraintRefused, PointFit, RunConfig, ScalingLaw
 from fits.laws.fitting import (
     _EXPONENT,
     _LOG_AMP,
     _LOG_E,
     HUBER_DELTA,
     ModelFn,
-    PointFit,
     _bound_warnings,
     _data_range,
     _distinct,

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from fits.laws.backtest import run_backtest
-from fits.laws.fitting import PointFit, check_request
+from fits.laws.base import PointFit
+from fits.laws.fitting import check_request
 from fits.laws.observations import FitFailed, FloatArray, Observations
 from fits.laws.registry import get_law
 from fits.laws.screening import fit_screened

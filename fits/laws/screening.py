@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fits.laws.base import RunConfig, ScalingLaw
-from fits.laws.fitting import PointFit
+from fits.laws.base import PointFit, RunConfig, ScalingLaw
 from fits.laws.observations import FitFailed, FloatArray, Observations
 
 # k robust standard deviations: normal noise exceeds 5 sigma once in 1.7 million runs, so clean data keeps every

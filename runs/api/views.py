@@ -27,7 +27,6 @@ from runs.services import (
     BatchInvalid,
     evaluation_upsert,
     run_delete,
-    run_evaluations_prime,
     run_update,
     runs_upsert,
 )
@@ -56,8 +55,12 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
         return super().get_serializer(*args, **kwargs)
 
     @staticmethod
-    def _rendered(run: Run) -> dict[str, Any]:
-        return RunSerializer(run, context={"densities": run_densities(runs=[run])}).data
+    def _rendered(run: Run, evaluations: list[Any] | None = None) -> dict[str, Any]:
+        """The run's JSON; with `evaluations` (a new run's, as just inserted) rendered without reading them back."""
+        context: dict[str, Any] = {"densities": run_densities(runs=[run])}
+        if evaluations is not None:
+            context["evaluations"] = {run.pk: evaluations}
+        return RunSerializer(run, context=context).data
 
     @extend_schema(responses={201: RunSerializer, 200: RunSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -68,12 +71,10 @@ class RunViewSet(TeamScopedMixin, viewsets.ModelViewSet[Run]):
             result = runs_upsert(team=self.team, items=[serializer.validated_data])
         except BatchInvalid as exc:
             return Response({"errors": exc.errors["0"]}, status=status.HTTP_400_BAD_REQUEST)
-        if result.created:
-            run = result.runs[0]
-            run_evaluations_prime(run=run, created=result.created_evaluations)
-        else:  # its evaluations were merged with stored ones: read them back
-            run = run_list(team=self.team).get(pk=result.runs[0].pk)
-        return Response(self._rendered(run), status=201 if result.created else 200)
+        if result.created:  # a new run's evaluations are exactly those just inserted
+            return Response(self._rendered(result.runs[0], result.created_evaluations), status=201)
+        # its evaluations were merged with stored ones: read them back
+        return Response(self._rendered(run_list(team=self.team).get(pk=result.runs[0].pk)), status=200)
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Change some fields of a run; evaluations are added through their own endpoint."""

@@ -7,6 +7,7 @@ import pytest
 from fits.laws import FitResult, fit_law, fp_synthetic
 from planner.services import plan_create
 from runs.models import Team
+from tests.admin.pages import fit_page_with_plots
 from tests.factories import N_BOOTSTRAP, FitFactory, plan_request, runs_from_observations
 
 
@@ -22,7 +23,7 @@ def alpha_fp(alpha: Team, fp_fit: FitResult):
 
 
 def test_the_fit_page_of_an_fp_fit_renders_its_plots(alpha_member, alpha_fp):
-    page = alpha_member.get(f"/admin/fits/fit/{alpha_fp.pk}/change/").content.decode()
+    page = fit_page_with_plots(alpha_member, alpha_fp.pk)
     assert "The fp law has no N_eff" in page
     assert "best E/M split" in page  # the loss-vs-bits plot of the weights' width, at the law's best layout
     assert "No run with a defined density" not in page  # density against bf16 (E8M7)

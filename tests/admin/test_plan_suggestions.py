@@ -12,6 +12,7 @@ from planner.models import Plan
 from planner.requests import budget_from
 from planner.services import plan_create
 from planner.suggestion_services import DEFAULT_EXPERIMENT_BUDGET_SHARE, suggestions_for_plan
+from runs.admin_display import sci_label
 from tests.factories import plan_request
 
 
@@ -41,13 +42,19 @@ def _url(plan: Plan) -> str:
     return f"/admin/planner/plan/{plan.pk}/change/"
 
 
+def _cell(text: str) -> str:
+    """A cell's exact value: the hover title of a short number (110M), else its text."""
+    exact = re.fullmatch(r'<span class="exact" title="([^"]*)"[^>]*>[^<]*</span>', text.strip())
+    return html.unescape(exact.group(1)).replace(",", "") if exact else html.unescape(text)
+
+
 def _rows(page: str) -> list[dict[str, str]]:
-    """The cells of the suggestions table, by column."""
+    """The cells of the suggestions table, by column (short numbers by their exact value)."""
     table = re.search(r'<table id="suggestion-runs">.*?<tbody>(.*?)</tbody>', page, re.S)
     assert table is not None, "no suggestions table on the page"
     rows = re.findall(r"<tr>(.*?)</tr>", table.group(1), re.S)
     return [
-        dict(zip(COLUMNS, [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)], strict=True))
+        dict(zip(COLUMNS, [_cell(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)], strict=True))
         for row in rows
     ]
 
@@ -69,7 +76,7 @@ def _agrees(page: str, body: dict) -> None:
         before, after = (float(v) for v in row["width"].split(" → "))
         assert before == pytest.approx(hi - lo, rel=1e-3)
         assert after == pytest.approx(s["expected_target_interval_width"], rel=1e-3)
-    assert f"{body['total_cost_flops']:.3g}" in page
+    assert f"these runs cost {sci_label(body['total_cost_flops'])} (" in page
     assert f"{body['expected_narrowing']:.1%} narrower" in page
 
 

@@ -5,8 +5,8 @@ from planner.models import Plan
 ADD = "/admin/planner/plan/add/"
 
 
-def _plan(client, team, **extra):
-    data = {"team": team.pk, "family": "kumar", "law": "precision", "flops": "1e21", "cost_model": "linear_bits"}
+def _plan(client, team, family="kumar", **extra):
+    data = {"family": f"{team.pk}:{family}", "law": "precision", "flops": "1e21", "cost_model": "linear_bits"}
     return client.post(ADD, {**data, **extra})
 
 
@@ -28,9 +28,11 @@ def test_plan_form_stores_a_plan_and_shows_it_next_to_the_baseline(alpha_member,
     assert "v2" in listing
 
 
-def test_plan_form_reports_a_family_without_fit_and_a_missing_budget(alpha_member, alpha, alpha_fits):
-    no_fit = _plan(alpha_member, alpha, family="nothing-here")
-    assert b"has no succeeded precision fit" in no_fit.content
+def test_plan_form_reports_a_law_without_fit_and_a_missing_budget(alpha_member, alpha, alpha_fits):
+    no_fit = _plan(alpha_member, alpha, law="fp")
+    assert b"has no succeeded fp fit" in no_fit.content
+    not_offered = _plan(alpha_member, alpha, family="nothing-here")
+    assert b"Select a valid choice" in not_offered.content
     no_budget = _plan(alpha_member, alpha, flops="")
     assert b"Give exactly one of flops or gpu_hours" in no_budget.content
     assert not Plan.objects.exists()

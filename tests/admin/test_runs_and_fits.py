@@ -2,6 +2,7 @@
 
 from runs.models import ApiKey, FamilyChange, Run
 from runs.services import api_key_digest
+from tests.admin.pages import fit_page_with_plots
 from tests.factories import logged_in, staff_user
 
 RUNS = "/admin/runs/run/"
@@ -118,9 +119,9 @@ def test_fit_page_shows_intervals_fixed_metrics_diff_and_plots(alpha_member, alp
     assert "alpha " in diff.summary()
     assert "→" in diff.summary()
     assert "−1 excluded" in diff.summary()
-    for key in ("observed-vs-predicted", "residuals", "loss-vs-bits", "effective-params", "ptq"):
+    for key in ("observed-vs-predicted", "residuals", "loss-vs-bits", "effective-params", "ptq", "density"):
         assert f'id="plot-{key}"' in body
-    assert body.count("<svg") >= 5
+    assert fit_page_with_plots(alpha_member, v2.pk).count("<svg") >= 6
 
 
 def test_fit_page_first_version_has_no_diff(alpha_member, alpha_fits):

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 from fits.selectors import fit_data
+from tests.admin.pages import fit_page_with_plots
 from tests.factories import FitFactory
 
 
@@ -25,7 +26,7 @@ def test_the_fit_page_lists_and_marks_the_screened_runs(alpha, alpha_runs, alpha
     )
 
     # when a member opens it
-    page = alpha_member.get(f"/admin/fits/fit/{fit.pk}/change/").content.decode()
+    page = fit_page_with_plots(alpha_member, fit.pk)
 
     # then the run is listed with its reason and a link to it, and the residual plot marks it
     table = page[page.index('id="fit-screened"') :]
@@ -37,6 +38,6 @@ def test_the_fit_page_lists_and_marks_the_screened_runs(alpha, alpha_runs, alpha
 
 def test_a_fit_without_screened_runs_says_so_and_marks_nothing(alpha, alpha_runs, alpha_member, kumar_fit):
     fit = FitFactory.create(team=alpha, family="kumar", result=kumar_fit, version=1, of_current_runs=True)
-    page = alpha_member.get(f"/admin/fits/fit/{fit.pk}/change/").content.decode()
+    page = fit_page_with_plots(alpha_member, fit.pk)
     assert 'id="fit-screened-none"' in page
     assert "left out by the screening rule (" not in page

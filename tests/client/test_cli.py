@@ -127,7 +127,7 @@ def test_fit_prints_parameters_intervals_and_freshness(api, run_cli):
     }  # fmt: skip
     api.responses["/api/v1/fits/current/"] = (200, fit)
 
-    code, out, _ = run_cli("fit", "sweep", "--law", "precision")
+    code, out, _ = run_cli("fit", "show", "sweep", "--law", "precision")
 
     assert code == 0
     assert "Fit 4: family sweep, law precision, version 3 (succeeded)" in out
@@ -149,7 +149,7 @@ def test_fit_names_the_runs_its_screening_rule_left_out_and_the_backtest_scheme(
     }  # fmt: skip
     api.responses["/api/v1/fits/current/"] = (200, fit)
 
-    code, out, _ = run_cli("fit", "gems", "--law", "chinchilla")
+    code, out, _ = run_cli("fit", "show", "gems", "--law", "chinchilla")
 
     assert code == 0
     assert "Backtest (largest-compute runs held out): rmse_log_runs=0.0097" in out
@@ -159,10 +159,48 @@ def test_fit_names_the_runs_its_screening_rule_left_out_and_the_backtest_scheme(
 
 
 def test_fit_of_a_family_without_one_exits_1(run_cli):
-    code, _, err = run_cli("fit", "nothing")
+    code, _, err = run_cli("fit", "show", "nothing")
 
     assert code == 1
     assert "HTTP 404" in err
+
+
+FIT = {
+    "id": 4, "family": "sweep", "law": "precision", "version": 3, "status": "succeeded", "params": {"E": 1.7},
+    "intervals": {}, "fixed": {}, "metrics": {}, "backtest": {}, "warnings": [], "stale": False, "pending": False,
+}  # fmt: skip
+
+
+def test_fit_family_still_shows_the_fit_and_names_the_new_command(api, run_cli):
+    api.responses["/api/v1/fits/current/"] = (200, FIT)
+
+    code, out, err = run_cli("fit", "sweep")
+
+    assert code == 0
+    assert "Fit 4: family sweep, law precision, version 3 (succeeded)" in out
+    assert "it is now `bitscale fit show sweep`" in err
+    assert "`bitscale fit refit sweep` asks for a new one" in err
+    assert [r.method for r in api.requests] == ["GET"]  # showing never asks for a fit
+
+
+def test_fit_refit_asks_the_server_for_a_new_version(api, run_cli):
+    api.responses["/api/v1/fits/"] = (202, {**FIT, "id": 9, "version": 4, "status": "queued", "params": {}})
+
+    code, out, err = run_cli("fit", "refit", "sweep", "--law", "chinchilla")
+
+    assert code == 0
+    assert api.posted("/api/v1/fits/") == [{"family": "sweep", "law": "chinchilla"}]
+    assert "version 4 is queued" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize("args", [("fit", "show"), ("fit", "refit"), ("fit", "plot", "sweep")])
+def test_a_fit_command_without_its_family_or_with_an_unknown_action_is_a_usage_error(api, run_cli, args):
+    code, _, err = run_cli(*args)
+
+    assert code == 2
+    assert "fit" in err
+    assert api.requests == []
 
 
 def test_log_a_single_run_file(api, run_cli, tmp_path):
@@ -227,7 +265,7 @@ def test_missing_configuration_is_a_clear_error(monkeypatch, capsys, tmp_path):
 
 
 def test_flags_given_after_the_command_override_the_environment(api, run_cli):
-    run_cli("fit", "f", "--url", "http://flag.test", "--api-key", "bsk_flag")
+    run_cli("fit", "show", "f", "--url", "http://flag.test", "--api-key", "bsk_flag")
 
     assert api.requests[0].url.host == "flag.test"
     assert api.requests[0].headers["Authorization"] == "Bearer bsk_flag"

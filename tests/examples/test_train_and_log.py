@@ -7,6 +7,7 @@ a few seconds on one core.
 
 import importlib.util
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -199,3 +200,23 @@ def test_logging_needs_a_url_and_key(monkeypatch):
     monkeypatch.delenv("BITSCALE_API_KEY", raising=False)
     with pytest.raises(SystemExit, match="--api-key"):
         tl.main(["--quick"], out=io.StringIO())
+
+
+def test_each_run_line_shows_its_place_in_the_sweep_and_the_time_left():
+    out = io.StringIO()
+    argv = ["--dry-run", "--widths", "8,16", "--bits", "16,4", "--tokens", "3000", "--eval-tokens", "1000"]
+
+    tl.main(argv, out=out)
+
+    runs = out.getvalue().splitlines()[1:-1]
+    assert [line.split("]")[0] for line in runs] == ["[1/4", "[2/4", "[3/4", "[4/4"]
+    assert all(re.search(r"\(~(\d+m\d\ds|\d+s) left\)$", line) for line in runs[:-1])
+    assert "left)" not in runs[-1]
+
+
+def test_time_left_extrapolates_from_the_cost_done():
+    assert tl.time_left(30.0, done=1.0, total=4.0) == "~1m30s"
+    assert tl.time_left(10.0, done=1.0, total=2.0) == "~10s"
+    assert tl.time_left(10.0, done=2.0, total=2.0) == ""
+    small, large = tl.run_cost(tl.ModelConfig(width=32), 1000, 100), tl.run_cost(tl.ModelConfig(width=256), 1000, 100)
+    assert large > small

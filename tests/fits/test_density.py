@@ -15,6 +15,7 @@ from fits.models import Fit
 from fits.plots import density_over_time_svg
 from runs.models import Run
 from runs.selectors import run_densities
+from tests.admin.pages import fit_page_with_plots
 from tests.factories import FitFactory, RunFactory
 from tests.published import SUN
 
@@ -279,6 +280,6 @@ def test_admin_shows_density_on_the_run_and_the_plot_on_the_fit(admin_client, te
     expected = float(effective_params_ratio(KUMAR, 4.0) / effective_params_ratio(KUMAR))
     assert f"{expected:.4f}" in page
 
-    fit_page = admin_client.get(f"/admin/fits/fit/{fit.pk}/change/").content.decode()
+    fit_page = fit_page_with_plots(admin_client, fit.pk)
     assert 'id="plot-density"' in fit_page
     assert "Capacity density over time" in fit_page

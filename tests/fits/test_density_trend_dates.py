@@ -12,6 +12,7 @@ from fits.laws.equations import chinchilla_loss
 from fits.models import Fit
 from fits.plots import density_over_time_svg
 from runs.models import Run
+from tests.admin.pages import fit_page_with_plots
 from tests.factories import payload
 
 CHINCHILLA = {"E": 1.82, "A": 482.0, "B": 2085.0, "alpha": 0.3478, "beta": 0.3658}
@@ -165,9 +166,9 @@ def test_bad_queries_are_400_and_families_without_a_reference_fit_404(client_rw,
 @pytest.mark.django_db
 def test_the_admin_fit_page_plots_density_over_training_dates(admin_client, client_rw, team):
     fit = _post_and_fit(client_rw, team, _sweep([0, 45, 90, 135, 180]))
-    page = admin_client.get(f"/admin/fits/fit/{fit.pk}/change/").content.decode()
+    page = fit_page_with_plots(admin_client, fit.pk)
     assert "doubles every 90 days" in page
     # Correcting the dates changes the plot (its cache is keyed by them, not only by the fit).
     Run.objects.filter(team=team).update(trained_at=START)
-    page = admin_client.get(f"/admin/fits/fit/{fit.pk}/change/").content.decode()
+    page = fit_page_with_plots(admin_client, fit.pk)
     assert f"no trend: trained over 0 days, needs {MIN_TREND_SPAN_DAYS:g}" in page

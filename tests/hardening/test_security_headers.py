@@ -33,18 +33,22 @@ def test_every_page_carries_a_policy_forbidding_inline_scripts(path):
     assert csp["frame-ancestors"] == "frame-ancestors 'none'"
 
 
-def test_admin_pages_with_inline_svg_plots_carry_the_policy_and_no_inline_script(admin_client, fitted):
-    # The fit page embeds matplotlib's SVGs (style attributes, a <style> block): styles may be inline, scripts
-    # may not, and the page has none.
-    for path in ["/admin/", f"/admin/fits/fit/{fitted['precision'].pk}/change/", "/admin/runs/run/"]:
+def test_admin_pages_and_their_svg_plots_carry_the_policy_and_no_inline_script(admin_client, fitted):
+    # The fit page links matplotlib's SVGs (style attributes, a <style> block): styles may be inline, scripts
+    # may not, and neither the page nor a plot has any.
+    fit_page = f"/admin/fits/fit/{fitted['precision'].pk}/change/"
+    plot = f"/admin/fits/fit/{fitted['precision'].pk}/plot/residuals.svg"
+    for path in ["/admin/", fit_page, plot, "/admin/runs/run/"]:
         response = admin_client.get(path)
         assert response.status_code == 200, path
         assert "style-src 'self' 'unsafe-inline'" in response.headers["Content-Security-Policy"]
         html = response.content.decode()
-        assert "<svg" in html or path != f"/admin/fits/fit/{fitted['precision'].pk}/change/"
         assert "<script>" not in html.replace(" ", "")
         assert "onclick=" not in html
         assert "onload=" not in html
+    svg = admin_client.get(plot).content.decode()
+    assert svg.startswith("<svg")
+    assert "<script" not in svg
 
 
 def test_the_docs_page_loads_its_script_from_a_url(client):

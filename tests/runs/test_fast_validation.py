@@ -146,7 +146,8 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
-NOW = datetime.now(tz=UTC)
+# Whole days, so every test process collects the same parameters (pytest-xdist compares their ids).
+NOW = datetime.now(tz=UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 TRAINED_AT = values(
     st.datetimes(
         min_value=TRAINED_AT_EARLIEST.replace(tzinfo=None), max_value=(NOW - timedelta(days=1)).replace(tzinfo=None)

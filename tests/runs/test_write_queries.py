@@ -8,10 +8,9 @@ time, written at most once a minute, is not counted.
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from runs.models import Evaluation, FamilyChange, Run
-from runs.services import _built, runs_upsert
+from runs.models import FamilyChange, Run
+from runs.services import runs_upsert
 
 RUN = {
     "external_id": "q-1",
@@ -138,31 +137,6 @@ def test_bulk_post_costs_the_same_queries_for_2_or_20_runs(client_rw, team, djan
     assert sorted((e.post_train_bits, e.method, e.loss) for e in stored.evaluations.all()) == sorted(
         (float(e["post_train_bits"]), e.get("method", "rtn"), e["loss"]) for e in evaluations
     )
-
-
-def _state(instance: object) -> dict[str, object]:
-    """What a model instance holds: its field values, whether it is new, and its cached related objects."""
-    values = {k: v for k, v in vars(instance).items() if k != "_state"}
-    state = instance._state  # type: ignore[attr-defined]
-    return {**values, "adding": state.adding, "db": state.db, "cached": dict(state.fields_cache)}
-
-
-@pytest.mark.django_db
-def test_runs_and_evaluations_built_positionally_equal_those_built_by_keyword(team):
-    fields = {"external_id": "e", "n_params": 10, "n_tokens": 200, "weight_bits": 8.0, "final_loss": 3.0}
-    now = timezone.now()
-
-    run = _built(Run, {"trained_at": now, **fields}, related={"team": team})
-
-    assert _state(run) == _state(Run(team=team, trained_at=now, **fields))
-    assert run.team is team
-    run.pk = 7
-    values = {"post_train_bits": 4.0, "method": "rtn", "loss": 3.1}
-    evaluation = _built(Evaluation, values, related={"run": run})
-    assert _state(evaluation) == _state(Evaluation(run=run, post_train_bits=4.0, method="rtn", loss=3.1))
-    assert evaluation.run is run
-    with pytest.raises(TypeError):
-        _built(Run, {"n_param": 10}, related={"team": team})
 
 
 def test_an_upsert_reads_stored_evaluations_only_when_it_needs_them(client_rw, team):

@@ -89,6 +89,7 @@ def test_redis_stopped_during_ingest_loses_nothing(start_worker, settings, redis
     )
 
 
+@pytest.mark.serial  # every other test's database goes down with it
 def test_postgresql_restarted_under_load_answers_503_and_recovers(
     live_server, monkeypatch, machine_postgresql_restarts
 ):

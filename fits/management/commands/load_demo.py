@@ -1,7 +1,11 @@
-"""manage.py load_demo [--if-missing]: the team `demo` with a synthetic precision sweep and Epoch's Chinchilla runs."""
+"""manage.py load_demo [--if-missing] [--credentials-file PATH]: the team `demo` with a synthetic precision sweep,
+Epoch's Chinchilla runs and a synthetic floating-point sweep; prints a key for it (alone, on the last line)."""
 
+import os
 import secrets
+import shlex
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -91,10 +95,21 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--if-missing", action="store_true", help="Do nothing when the team `demo` exists.")
+        parser.add_argument(
+            "--credentials-file",
+            type=Path,
+            help="Also write the key and the admin login there, as shell exports (`make run`: var/demo.env).",
+        )
 
-    def handle(self, *args: Any, if_missing: bool, **options: Any) -> None:
+    def handle(self, *args: Any, if_missing: bool, credentials_file: Path | None, **options: Any) -> None:
         if if_missing and Team.objects.filter(slug="demo").exists():
-            self.stdout.write("Demo data already loaded (team `demo`); run `manage.py load_demo` to refresh it.")
+            saved = f" Its key and admin login are in {credentials_file}." if credentials_file else ""
+            if credentials_file and not credentials_file.exists():
+                saved = (
+                    f" {credentials_file} is gone: make a key with `manage.py create_api_key demo` and set the admin "
+                    "password with `manage.py changepassword demo`."
+                )
+            self.stdout.write(f"Demo data already loaded (team `demo`).{saved}")
             return
         noisy, _ = kumar_synthetic(noise=0.005, seed=0)
         families = [
@@ -112,28 +127,70 @@ class Command(BaseCommand):
                     runs_upsert(team=team, items=items)
                 self.stderr.write(f"  {family}: {len(bodies)} runs")
             _, secret = api_key_create(team=team, label="load_demo")
-            login = self._demo_user(team)
+            password = self._demo_user(team)
         site = settings.SITE_URL.rstrip("/")
-        self.stdout.write(
-            "\nDemo data loaded: team `demo`, families `kumar-synthetic` (synthetic, from Kumar et al.'s constants),\n"
-            "`chinchilla-epoch` (Epoch AI's digitised Chinchilla runs) and `fp-synthetic` (synthetic floating-point\n"
-            "formats, from Sun et al.'s constants). The workers fit every law that applies in the background; the\n"
-            "fits appear within a minute or two. Rank them: /api/v1/fits/ranking/?family=fp-synthetic\n\n"
-            f"  API docs:  {site}/api/v1/docs/\n"
-            f"  Runs:      curl -H 'Authorization: Bearer KEY' {site}/api/v1/runs/?family=kumar-synthetic\n"
-            "  Fit:       curl -H 'Authorization: Bearer KEY' "
-            f"'{site}/api/v1/fits/current/?family=kumar-synthetic&law=precision'\n"
-            f"  Admin:     {site}/admin/ {login}\n\n"
-            "A read-write key for team `demo` (shown once):\n"
-        )
+        login = "password unchanged" if password is None else f"password `{password}`"
+        lines = [
+            "",
+            "Demo data loaded: team `demo`, families `kumar-synthetic` (synthetic, from Kumar et al.'s constants),",
+            "`chinchilla-epoch` (Epoch AI's digitised Chinchilla runs) and `fp-synthetic` (synthetic floating-point",
+            "formats, from Sun et al.'s constants). The workers fit every law that applies in the background.",
+            f"Admin: {site}/admin/ (user `demo`, {login})",
+        ]
+        if credentials_file is not None:
+            write_credentials(credentials_file, site=site, key=secret, password=password)
+            lines.append(f"Key and admin login saved to {credentials_file} (`. {credentials_file}` sets DEMO_KEY).")
+        self.stdout.write("\n".join([*lines, "A read-write key for team `demo`:", ""]))
         self.stdout.write(secret)
 
-    def _demo_user(self, team: Team) -> str:
-        """A superuser `demo` for the admin on a fresh database; an existing one keeps its password."""
+    def _demo_user(self, team: Team) -> str | None:
+        """A superuser `demo` for the admin on a fresh database, and its password; an existing one keeps its
+        password (None)."""
         users = get_user_model()
         if users.objects.filter(username="demo").exists():
-            return "(user `demo`, password unchanged)"
+            return None
         password = secrets.token_urlsafe(9)
         user = users.objects.create_superuser(username="demo", email="", password=password)
         Membership.objects.get_or_create(user=user, team=team, defaults={"role": Membership.Role.OWNER})
-        return f"(user `demo`, password `{password}`)"
+        return password
+
+
+CREDENTIALS_HEADER = (
+    "# Written by `manage.py load_demo` (make run): the demo team's API key and admin login, for this machine.\n"
+    "# `. var/demo.env` sets them in your shell; the client and `bitscale` read BITSCALE_URL and BITSCALE_API_KEY.\n"
+)
+
+
+def write_credentials(path: Path, *, site: str, key: str, password: str | None) -> None:
+    """The demo's key and admin login as shell exports, readable by the owner only; a password left unchanged
+    keeps the one the file already holds."""
+    values = {
+        "DEMO_URL": site,
+        "DEMO_KEY": key,
+        "BITSCALE_URL": site,
+        "BITSCALE_API_KEY": key,
+        "DEMO_ADMIN_USER": "demo",
+    }
+    old = read_credentials(path)
+    if password is not None or "DEMO_ADMIN_PASSWORD" in old:
+        values["DEMO_ADMIN_PASSWORD"] = password if password is not None else old["DEMO_ADMIN_PASSWORD"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = CREDENTIALS_HEADER + "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+
+
+def read_credentials(path: Path) -> dict[str, str]:
+    """The exports of a credentials file written by write_credentials; empty when there is none."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("export ") and "=" in line:
+            name, _, value = line.removeprefix("export ").partition("=")
+            parsed = shlex.split(value)
+            values[name] = parsed[0] if parsed else ""
+    return values
