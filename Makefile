@@ -7,7 +7,7 @@ PORT   ?= 8000
 export PORT
 WORKER_CONCURRENCY ?= 2
 
-.PHONY: run worker test lint format typecheck check bench services clean
+.PHONY: run worker test lint format typecheck check bench bench-server-cpu bench-mlflow-cpu services clean
 
 .venv/.installed: pyproject.toml constraints.txt client/pyproject.toml
 	@echo "[bitscale] installing the pinned dependencies into .venv (first run only; 1-3 minutes, most of it downloads)"
@@ -60,6 +60,18 @@ check: .venv/.installed
 
 bench: .venv/.installed
 	$(PY) bench/ingest.py
+
+# Server CPU per logged run (web processes + their PostgreSQL backends): Bitscale alone, with the native post.
+bench-server-cpu: .venv/.installed
+	$(PY) bench/server_cpu.py
+
+# The same side by side with MLflow's own server: MLFLOW_VENV is a virtualenv with mlflow==3.17.2,
+# psycopg2-binary and psycopg[binary] (SQLAlchemy 2.1 reaches PostgreSQL through psycopg 3). Prints the ratio.
+SHARED ?= ../shared
+MLFLOW_VENV ?= /tmp/mlflow-venv
+bench-mlflow-cpu: .venv/.installed
+	$(MLFLOW_VENV)/bin/python $(SHARED)/tools/server_cpu.py --project . --mlflow-venv $(MLFLOW_VENV) 2>&1 \
+		| grep -E 'ms/run|MLflow /|did not'
 
 # db and redis read no secret, but compose checks every variable of the file: give it a throwaway one.
 services:

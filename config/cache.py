@@ -28,28 +28,35 @@ FALLBACKS = Counter(
 DEFAULT_OPTIONS = {"socket_connect_timeout": 0.25, "socket_timeout": 0.5}
 
 
+# When to try Redis again, per Redis location, for the whole process: Django makes one cache object per thread,
+# and the threads of a web process share what they learnt about Redis and the memory they fall back to.
+_retry_at: dict[str, float] = {}
+
+
 class FailSoftRedisCache(RedisCache):
     """Django's Redis cache, with every operation falling back to local memory while Redis fails."""
 
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         params = {**params, "OPTIONS": {**DEFAULT_OPTIONS, **params.get("OPTIONS", {})}}
         super().__init__(server, params)
-        self._fallback = LocMemCache(f"bitscale-fallback-{id(self)}", {"TIMEOUT": params.get("TIMEOUT", 300)})
-        self._retry_at = 0.0
+        self._location = str(server)
+        # LocMemCache objects of one name share their storage within the process.
+        self._fallback = LocMemCache(f"bitscale-fallback:{self._location}", {"TIMEOUT": params.get("TIMEOUT", 300)})
 
     def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()
-        if now >= self._retry_at:
+        retry_at = _retry_at.get(self._location, 0.0)
+        if now >= retry_at:
             try:
                 result = getattr(super(), operation)(*args, **kwargs)
             except (RedisError, OSError) as error:
-                if self._retry_at == 0.0:
+                if not retry_at:
                     logger.warning("cache: Redis failed (%s); this process uses local memory for now", error)
-                self._retry_at = now + settings.CACHE_RETRY_SECONDS
+                _retry_at[self._location] = now + settings.CACHE_RETRY_SECONDS
             else:
-                if self._retry_at:
+                if retry_at:
                     logger.info("cache: Redis answers again")
-                    self._retry_at = 0.0
+                    _retry_at.pop(self._location, None)
                 return result
         FALLBACKS.inc()
         return getattr(self._fallback, operation)(*args, **kwargs)

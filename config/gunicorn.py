@@ -4,6 +4,11 @@ Request metrics (ops.metrics) live in each worker process; prometheus_client's m
 process write them under PROMETHEUS_MULTIPROC_DIR, and a scrape of any process sums them all. The folder is
 emptied (or made) when gunicorn starts (counters restart with the server), and a dead worker's gauges are dropped.
 
+Slow and stalled clients (config.gunicorn_worker): each process runs WEB_THREADS threads; reading a request ends
+after WEB_IDLE_READ_SECONDS without a byte or WEB_REQUEST_READ_SECONDS in all (a 408 in the API's JSON shape),
+and a process accepts connections only while a thread is free. In compose, nginx in front buffers whole requests
+and responses as well (docs/operations.md, "Web tier").
+
 The master's hooks that gunicorn calls from a signal handler (`child_exit` runs inside SIGCHLD's) import nothing
 and cannot raise: a handler can interrupt the master anywhere, including in the middle of an import of the same
 module, and an exception there ends the master and the whole web tier with it.
@@ -18,7 +23,13 @@ from typing import Any
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+worker_class = "config.gunicorn_worker.BoundedThreadWorker"
+# Each thread holds its own database connection: workers x threads connections per web container.
+threads = int(os.environ.get("WEB_THREADS", "8"))
 accesslog = None  # the app logs each request itself, with its request id (ops.middleware)
+
+IDLE_READ_SECONDS = float(os.environ.get("WEB_IDLE_READ_SECONDS", "10"))
+REQUEST_READ_SECONDS = float(os.environ.get("WEB_REQUEST_READ_SECONDS", "60"))
 
 # Set by on_starting, which runs once in the master before any worker exists (not in a signal handler).
 _mark_process_dead: Callable[[int], None] | None = None
@@ -39,6 +50,12 @@ def on_starting(server: Any) -> None:
 
     global _mark_process_dead
     _mark_process_dead = multiprocess.mark_process_dead
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # In the new worker process, before it serves: its read limits (config.gunicorn_worker.BoundedThreadWorker).
+    worker.idle_read_seconds = IDLE_READ_SECONDS
+    worker.request_read_seconds = REQUEST_READ_SECONDS
 
 
 def child_exit(server: Any, worker: Any) -> None:

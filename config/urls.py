@@ -1,4 +1,5 @@
-"""Top-level routes: /admin/, /healthz, /api/v1/ with its schema and docs, and MLflow's /api/2.0/mlflow/."""
+"""Top-level routes: /admin/, /healthz, /api/v1/ with its schema and docs, MLflow's /api/2.0/mlflow/, and / (a page
+of links, where MLflow's printed run links lead)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -21,6 +22,8 @@ urlpatterns = [
     path("api/v1/", include("planner.api.urls")),
     # MLflow's tracking API (a subset), so MLflow scripts log here unchanged (docs/mlflow.md).
     path("api/", include("mlflow_compat.urls")),
+    # / : where the links MLflow's client prints ("View run at http://host/#/...") lead (mlflow_compat.home).
+    path("", include("mlflow_compat.home")),
 ]
 
 handler404 = "config.errors.not_found"

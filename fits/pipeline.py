@@ -11,7 +11,7 @@ import logging
 import math
 import pickle
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -288,22 +288,33 @@ class SweepResult:
     fit_ids: list[int]
 
 
-def fits_sweep(*, limit: int = 100) -> SweepResult:
+def fits_sweep(*, limit: int = 100, undelivered_since: datetime | None = None) -> SweepResult:
     """Find refits whose message was lost: pending family changes with no message on its way (or one sent long
     ago), deferred laws likewise, queued fits nobody claimed, running fits whose worker went silent. The caller
-    re-sends them."""
+    re-sends them.
+
+    A family's message is lost when announced more than FIT_MAX_WAIT_SECONDS + FIT_SWEEP_GRACE_SECONDS ago (it
+    may wait out the debounce that long). A deferred law's message refreshes `enqueued_at` at each step, which
+    is at most FIT_DEBOUNCE_SECONDS apart, so it is lost after FIT_DEBOUNCE_SECONDS + FIT_SWEEP_GRACE_SECONDS.
+    `undelivered_since`: the broker was unreachable from then on (a worker that got it back asks, see
+    config.celery), so whatever was announced since never left and is re-sent at once. Taking a message for
+    lost too early costs a duplicate, which finds nothing to do.
+    """
     now = timezone.now()
     lost_after = now - timedelta(seconds=settings.FIT_MAX_WAIT_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
+    step_lost_after = now - timedelta(seconds=settings.FIT_DEBOUNCE_SECONDS + settings.FIT_SWEEP_GRACE_SECONDS)
+    never_left = Q(announced_at__gte=undelivered_since) if undelivered_since else Q(pk__in=[])
     changes = list(
         FamilyChange.objects.filter(pending_since__isnull=False)
-        .filter(Q(announced_at__isnull=True) | Q(announced_at__lt=lost_after))
+        .filter(Q(announced_at__isnull=True) | Q(announced_at__lt=lost_after) | never_left)
         .order_by("pending_since")
         .values_list("id", "team_id", "family")[:limit]
     )
     FamilyChange.objects.filter(pk__in=[pk for pk, _, _ in changes]).update(announced_at=now)
+    scope_never_left = Q(enqueued_at__gte=undelivered_since) if undelivered_since else Q(pk__in=[])
     scopes = list(
         FitScope.objects.filter(dirty_since__isnull=False)
-        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=lost_after))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=step_lost_after) | scope_never_left)
         .order_by("dirty_since")
         .values_list("id", flat=True)[:limit]
     )

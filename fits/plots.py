@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 
 from fits.density import MIN_TREND_POINTS, MIN_TREND_SPAN_DAYS, density_trend
 from fits.laws import DIMS, BitsPanel, FitResult, Observations, RunConfig, get_law, predict_loss
-from plotkit import STYLE, add_note, axes_of, message_svg, new_figure, render_svg
+from plotkit import add_note, axes_of, message_svg, new_figure, render_svg, style
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -102,7 +102,7 @@ def observed_vs_predicted_svg(result: FitResult, data: Observations) -> str:
     fig = new_figure()
     ax = axes_of(fig)[0]
     bits = training_bits(data)
-    with matplotlib.rc_context(STYLE):
+    with style():
         points = ax.scatter(
             predicted[keep],
             data.final_loss[keep],
@@ -167,7 +167,7 @@ def residuals_vs_n_svg(result: FitResult, data: Observations) -> str:
     keep = sample_indices(n.size)
     fig = new_figure()
     ax = axes_of(fig)[0]
-    with matplotlib.rc_context(STYLE):
+    with style():
         jitter = np.exp(np.random.default_rng(SAMPLE_SEED).uniform(-0.03, 0.03, keep.size))  # separate stacked N
         points = ax.scatter(
             n[keep] * jitter,
@@ -259,7 +259,7 @@ def loss_vs_bits_svg(result: FitResult, data: Observations) -> str:
     fig = new_figure((3.4 * len(dims) + 0.6, 3.6))
     axes = axes_of(fig, len(dims))
     colours = ["#440154", "#21918c", "#e5a100"]
-    with matplotlib.rc_context(STYLE):
+    with style():
         for ax, dim in zip(axes, dims, strict=True):
             others = [d for d in DIMS if d != dim]
             mask = np.ones(data.n_runs, dtype=bool)
@@ -328,7 +328,7 @@ def effective_params_svg(result: FitResult, data: Observations | None = None) ->
     draw_params = _draw_param_maps(result)
     fig = new_figure()
     ax = axes_of(fig)[0]
-    with matplotlib.rc_context(STYLE):
+    with style():
         for dim in active:
             key = BITS_ARGUMENT[dim]
             curve = law.effective_params_ratio(params, RunConfig(n_params=1.0, n_tokens=1.0).replace(**{key: bits}))
@@ -385,7 +385,7 @@ def ptq_degradation_svg(result: FitResult, data: Observations) -> str:
     n_ref = float(np.median(data.n_params[run][at_reference]))
     fig = new_figure()
     ax = axes_of(fig)[0]
-    with matplotlib.rc_context(STYLE):
+    with style():
         grid = np.geomspace(float(ratio.min()) / 1.3, float(ratio.max()) * 1.3, 100)
         for colour, level in zip(palette, levels, strict=False):
             here = keep[post[keep] == level]
@@ -459,7 +459,7 @@ def density_over_time_svg(
     colour = training_bits_array(bits, rho.size)
     fig = new_figure()
     ax = axes_of(fig)[0]
-    with matplotlib.rc_context(STYLE):
+    with style():
         if colour is not None:
             points = ax.scatter(
                 shown_times,

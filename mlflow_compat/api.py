@@ -8,25 +8,25 @@ GET endpoints read the query string, POST endpoints a JSON body. Numbers that ML
 
 import base64
 import binascii
+import io
 import json
 import logging
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, HttpRequest, JsonResponse, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
-from rest_framework.permissions import SAFE_METHODS, BasePermission, IsAuthenticated
 from rest_framework.renderers import JSONRenderer
-from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.utils.mediatypes import media_type_matches
 
 from apikit.fields import float_or_word
 from apikit.json_limits import unstorable_text
-from apikit.parsers import StrictJSONParser
+from apikit.parsers import PayloadTooLarge, StrictJSONParser
 from apikit.throttling import ApiKeyRateThrottle
 from config.middleware import DATABASE_RETRY_AFTER_SECONDS
 from mlflow_compat import errors, selectors, services
@@ -71,7 +71,7 @@ def error_response(code: str, message: str, *, headers: Mapping[str, str] | None
     return response
 
 
-def mlflow_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | JsonResponse:
+def mlflow_exception_handler(exc: Exception, context: dict[str, Any]) -> JsonResponse:
     """Every refusal in MLflow's shape with the code its client acts on."""
     if isinstance(exc, MlflowError):
         return error_response(exc.code, exc.message)
@@ -102,17 +102,6 @@ def mlflow_exception_handler(exc: Exception, context: dict[str, Any]) -> Respons
     return error_response(errors.INTERNAL_ERROR, "Internal error; nothing was written.")
 
 
-class MlflowKeyMayWrite(BasePermission):
-    """Any key may read; a write (a view with `writes`) needs a read-write key."""
-
-    message = "This API key is read-only: it may read runs and experiments but not log them."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        if not getattr(view, "writes", True) or request.method in SAFE_METHODS:
-            return True
-        return not getattr(request.user, "read_only", True)
-
-
 # Reading requests -------------------------------------------------------------------------------------------
 
 
@@ -124,6 +113,14 @@ def _check_storable(data: Mapping[str, Any]) -> None:
         why = unstorable_text([name, value])
         if why is not None:
             raise MlflowError(INVALID_PARAMETER_VALUE, f"Invalid value for parameter '{name}': {why}")
+
+
+def _plain_utf8_json(request: HttpRequest) -> bool:
+    """Whether the request's JSON body is UTF-8 without a single `\\u` escape: JSON can carry NUL or a lone
+    surrogate only as such an escape (raw control characters are refused by the parser, and UTF-8 holds no
+    surrogate), so nothing in it needs `_check_storable`'s walk over every value."""
+    encoding = (request.encoding or settings.DEFAULT_CHARSET).lower().replace("_", "-")
+    return encoding in {"utf-8", "utf8"} and b"\\u" not in request.body
 
 
 def _required(data: Mapping[str, Any], *names: str) -> Any:
@@ -298,9 +295,10 @@ def run_info_body(run: MlflowRun) -> dict[str, Any]:
     return info
 
 
-def run_body(run: MlflowRun) -> dict[str, Any]:
-    """MLflow's Run: info, data (each metric's latest value, params, tags) and empty inputs. Bitscale adds the tag
-    `bitscale.run_id` (the Bitscale run) and `bitscale.error` (why that run is missing or behind)."""
+def run_tags(run: MlflowRun) -> dict[str, str]:
+    """The run's tags as MLflow shows and searches them: the logged ones, and Bitscale's `bitscale.run_id` (the
+    Bitscale run), `bitscale.error` (why that run is missing or behind) and `bitscale.history_dropped`, each
+    replacing a logged tag of its name (selectors.DERIVED_TAGS says the same in SQL)."""
     tags = dict(run.tags)
     if run.bitscale_run_id is not None:
         tags["bitscale.run_id"] = str(run.bitscale_run_id)
@@ -308,6 +306,13 @@ def run_body(run: MlflowRun) -> dict[str, Any]:
         tags["bitscale.error"] = run.mapping_error
     if run.history_dropped:
         tags["bitscale.history_dropped"] = str(run.history_dropped)
+    return tags
+
+
+def run_body(run: MlflowRun) -> dict[str, Any]:
+    """MLflow's Run: info, data (each metric's latest value, params, tags) and empty inputs. Bitscale adds the tag
+    `bitscale.run_id` (the Bitscale run) and `bitscale.error` (why that run is missing or behind)."""
+    tags = run_tags(run)
     metrics = [
         {"key": key, "value": value, "timestamp": timestamp, "step": step}
         for key, (value, timestamp, step) in run.metrics.items()
@@ -322,62 +327,117 @@ def run_body(run: MlflowRun) -> dict[str, Any]:
 # Views ------------------------------------------------------------------------------------------------------
 
 
-class MlflowView(APIView):
-    """One MLflow endpoint: `handle` takes the team and the request's fields and returns the 200 body."""
+class MlflowView:
+    """One MLflow endpoint: `handle` takes the team and the request's fields and returns the 200 body.
 
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [IsAuthenticated, MlflowKeyMayWrite]
-    throttle_classes = [ApiKeyRateThrottle]
-    parser_classes = [StrictJSONParser]
-    renderer_classes = [JSONRenderer]
+    A plain Django view rather than DRF's APIView: MLflow's calls need none of DRF's content negotiation,
+    request wrapping or response finalisation, and each call of a training loop pays for them. What DRF did for
+    these views is done here in the same order with the same classes: API-key authentication
+    (`ApiKeyAuthentication`, 401 without a key), a read-only key refused on writes (403), the per-key rate limit
+    (`ApiKeyRateThrottle`, 429 with Retry-After), the strict JSON parser for POST bodies (application/json only;
+    an empty body is {}), and every refusal through `mlflow_exception_handler`; the body is rendered by DRF's
+    JSONRenderer, byte for byte as before.
+    """
+
+    method: ClassVar[str] = "POST"
     writes: ClassVar[bool] = True
-    schema = None  # MLflow's API is documented by MLflow (docs/mlflow.md), not in Bitscale's OpenAPI schema
+    authentication = ApiKeyAuthentication()
+    parser = StrictJSONParser()
+    renderer = JSONRenderer()
 
-    def get_exception_handler(self) -> Callable[..., Any]:
-        return mlflow_exception_handler
+    @classmethod
+    def as_view(cls) -> Callable[[HttpRequest], HttpResponse]:
+        view = cls()
 
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+        @csrf_exempt  # API clients send no CSRF token; requests are authenticated by key
+        def endpoint(request: HttpRequest) -> HttpResponse:
+            return view.dispatch(request)
+
+        endpoint.view_class = cls  # type: ignore[attr-defined]
+        return endpoint
+
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         raise NotImplementedError
 
-    def _respond(self, request: Request, data: Any) -> Response:
-        if not isinstance(data, Mapping):
-            raise MlflowError(INVALID_PARAMETER_VALUE, "The request body must be a JSON object.")
-        _check_storable(data)
-        principal: TeamPrincipal = request.user  # type: ignore[assignment]
-        return Response(self.handle(principal.team, data, request), status=200)
+    def dispatch(self, request: HttpRequest) -> HttpResponse:
+        try:
+            if request.method != self.method:
+                raise exceptions.MethodNotAllowed(str(request.method))
+            principal = self._authenticate(request)
+            if self.writes and self.method == "POST" and principal.read_only:
+                raise exceptions.PermissionDenied(READ_ONLY_MESSAGE)
+            self._throttle(request)
+            data = request.GET if self.method == "GET" else self._body(request)
+            if not isinstance(data, Mapping):
+                raise MlflowError(INVALID_PARAMETER_VALUE, "The request body must be a JSON object.")
+            if self.method == "GET" or not _plain_utf8_json(request):
+                _check_storable(data)
+            body = self.renderer.render(self.handle(principal.team, data, request))
+            response: HttpResponse = HttpResponse(body, content_type="application/json")
+        except Exception as exc:  # every refusal in MLflow's shape; anything unexpected is logged and a 500
+            response = mlflow_exception_handler(exc, {"request": request})
+        response["Allow"] = self.method
+        return response
+
+    def _authenticate(self, request: HttpRequest) -> TeamPrincipal:
+        found = self.authentication.authenticate(request)  # type: ignore[arg-type]
+        if found is None:
+            raise exceptions.NotAuthenticated()
+        principal, key = found
+        request.auth = key  # type: ignore[attr-defined]  # what the throttle counts by
+        return principal
+
+    def _throttle(self, request: HttpRequest) -> None:
+        throttle = ApiKeyRateThrottle()  # reads API_RATE_LIMIT now, as DRF builds one per request
+        if not throttle.allow_request(request, self):  # type: ignore[arg-type]
+            raise exceptions.Throttled(throttle.wait())
+
+    def _body(self, request: HttpRequest) -> Any:
+        content_type = request.META.get("CONTENT_TYPE", "")
+        try:
+            raw = request.body
+        except RequestDataTooBig:
+            raise PayloadTooLarge() from None
+        if not raw or not content_type:
+            return {}  # DRF's reading of a request without a body or without a media type
+        if not media_type_matches(self.parser.media_type, content_type):
+            raise exceptions.UnsupportedMediaType(content_type)
+        context = {"encoding": request.encoding or settings.DEFAULT_CHARSET}
+        return self.parser.parse(io.BytesIO(raw), content_type, context)
+
+
+READ_ONLY_MESSAGE = "This API key is read-only: it may read runs and experiments but not log them."
 
 
 class GetView(MlflowView):
-    http_method_names = ["get"]
+    method = "GET"
     writes = False
-
-    def get(self, request: Request) -> Response:
-        return self._respond(request, request.query_params)
 
 
 class PostView(MlflowView):
-    http_method_names = ["post"]
-
-    def post(self, request: Request) -> Response:
-        return self._respond(request, request.data if request.data is not None else {})
+    method = "POST"
 
 
 class ExperimentGetByName(GetView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         name = _string(data, "experiment_name")
         if not name:
             raise MlflowError(INVALID_PARAMETER_VALUE, "Missing value for required parameter 'experiment_name'.")
+        if name == services.DEFAULT_EXPERIMENT_NAME:  # the default experiment is made on first use
+            return {"experiment": experiment_body(services.experiment_default(team=team))}
         return {"experiment": experiment_body(selectors.experiment_get_by_name(team=team, name=name))}
 
 
 class ExperimentGet(GetView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         experiment_id = str(_required(data, "experiment_id"))
+        if experiment_id == "0":  # the default experiment is made on first use
+            return {"experiment": experiment_body(services.experiment_default(team=team))}
         return {"experiment": experiment_body(selectors.experiment_get(team=team, experiment_id=experiment_id))}
 
 
 class ExperimentCreate(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         if data.get("artifact_location"):
             raise MlflowError(INVALID_PARAMETER_VALUE, ARTIFACTS_MESSAGE)
         tags = _key_values(data.get("tags"), "tags", limit=MAX_EXPERIMENT_TAG_VAL_LENGTH)
@@ -388,7 +448,7 @@ class ExperimentCreate(PostView):
 
 
 class ExperimentSetTag(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         experiment_id = str(_required(data, "experiment_id"))
         key = _key(data.get("key"), "key")
         value = _string(data, "value", limit=MAX_EXPERIMENT_TAG_VAL_LENGTH)
@@ -411,7 +471,7 @@ def _check_mapping(text: str) -> None:
 class ExperimentSearch(PostView):
     writes = False  # a read sent as POST
 
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         max_results = _max_results(data, default=MAX_RESULTS_DEFAULT, limit=MAX_RESULTS_LIMIT)
         offset = _page_offset(data.get("page_token"))
         view_type = str(data.get("view_type") or "ACTIVE_ONLY")
@@ -452,7 +512,7 @@ def _view_type_admits(view_type: str, stage: str) -> bool:
 
 
 class RunCreate(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         tags = _key_values(data.get("tags"), "tags", limit=MAX_TAG_VAL_LENGTH)
         mlflow_run = services.run_create(
             team=team,
@@ -470,7 +530,7 @@ def _run_id(data: Mapping[str, Any]) -> str:
 
 
 class RunGet(GetView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         return {"run": run_body(selectors.run_get(team=team, run_id=_run_id(data)))}
 
 
@@ -478,7 +538,7 @@ RUN_STATUSES = {choice.value for choice in MlflowRun.Status}
 
 
 class RunUpdate(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         status = data.get("status")
         if status is not None and (not isinstance(status, str) or status not in RUN_STATUSES):
             raise MlflowError(
@@ -495,13 +555,13 @@ class RunUpdate(PostView):
 
 
 class RunDelete(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         services.run_delete(team=team, run_id=_run_id(data))
         return {}
 
 
 class RunLogBatch(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         size = int(request.META.get("CONTENT_LENGTH") or 0)
         if size > MAX_BATCH_LOG_REQUEST_SIZE:
             raise MlflowError(
@@ -541,13 +601,13 @@ class RunLogBatch(PostView):
 
 
 class RunLogMetric(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         services.run_log(team=team, run_id=_run_id(data), metrics=[_metric(data, "metric")])
         return {}
 
 
 class RunLogParameter(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         params = _key_values(
             [{"key": data.get("key"), "value": data.get("value")}], "param", limit=MAX_PARAM_VAL_LENGTH
         )
@@ -556,7 +616,7 @@ class RunLogParameter(PostView):
 
 
 class RunSetTag(PostView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         tags = _key_values([{"key": data.get("key"), "value": data.get("value")}], "tag", limit=MAX_TAG_VAL_LENGTH)
         services.run_log(team=team, run_id=_run_id(data), tags=tags)
         return {}
@@ -565,7 +625,7 @@ class RunSetTag(PostView):
 class RunSearch(PostView):
     writes = False  # a read sent as POST
 
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         max_results = _max_results(data, default=MAX_RESULTS_DEFAULT, limit=MAX_RESULTS_LIMIT)
         offset = _page_offset(data.get("page_token"))
         view_type = str(data.get("run_view_type") or "ACTIVE_ONLY")
@@ -582,51 +642,50 @@ class RunSearch(PostView):
             key = sort_key(_order_by(data))
         except SearchInvalid as exc:
             raise MlflowError(INVALID_PARAMETER_VALUE, str(exc)) from None
+        if "0" in ids:  # the default experiment is made on first use
+            services.experiment_default(team=team)
         experiments = selectors.experiments_get(team=team, experiment_ids=ids)
-        if not clauses and key is None:  # the common call: paged by the database, not read whole into Python
-            stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
-            runs = selectors.run_page(
-                team=team, experiments=experiments, stages=stages, offset=offset, limit=max_results + 1
-            )
-            body: dict[str, Any] = {"runs": [run_body(mlflow_run) for mlflow_run in runs[:max_results]]}
-            if len(runs) > max_results:
-                body["next_page_token"] = _page_token(offset + max_results)
-            return body
-        records = []
-        for mlflow_run in selectors.run_list(team=team, experiments=experiments):
-            if not _view_type_admits(view_type, mlflow_run.lifecycle_stage):
-                continue
-            attributes = {
-                "run_id": mlflow_run.run_id,
-                "run_name": mlflow_run.run_name,
-                "status": mlflow_run.status,
-                "user_id": mlflow_run.user_id,
-                "start_time": mlflow_run.start_time,
-                "end_time": mlflow_run.end_time,
-                "lifecycle_stage": mlflow_run.lifecycle_stage,
-            }
-            metrics = {k: selectors.metric_value_decode(v[0]) for k, v in mlflow_run.metrics.items()}
-            record = {
-                "attributes": attributes,
-                "params": mlflow_run.params,
-                "tags": mlflow_run.tags,
-                "metrics": metrics,
-            }
-            if matches(clauses, record):
-                records.append((record, mlflow_run))
-        # MLflow's default order: newest start first, then run id.
-        records.sort(key=lambda pair: (-(pair[1].start_time or 0), pair[1].run_id))
-        if key is not None:
-            records.sort(key=lambda pair: key(pair[0]))
-        page = records[offset : offset + max_results]
-        body = {"runs": [run_body(mlflow_run) for _, mlflow_run in page]}
-        if offset + max_results < len(records):
+        stages = [stage for stage in (ACTIVE, DELETED) if _view_type_admits(view_type, stage)]
+        # Paged by the database when it can decide the whole filter and the order is MLflow's default.
+        runs, left = selectors.run_search(
+            team=team,
+            experiments=experiments,
+            stages=stages,
+            clauses=clauses,
+            page=(offset, max_results + 1) if key is None else None,
+        )
+        if left or key is not None:
+            records = [(record, run) for run in runs if matches(left, record := _search_record(run))]
+            if key is not None:
+                records.sort(key=lambda pair: key(pair[0]))  # stable: the default order breaks ties
+            runs = [run for _, run in records][offset : offset + max_results + 1]
+        body: dict[str, Any] = {"runs": [run_body(mlflow_run) for mlflow_run in runs[:max_results]]}
+        if len(runs) > max_results:
             body["next_page_token"] = _page_token(offset + max_results)
         return body
 
 
+def _search_record(mlflow_run: MlflowRun) -> dict[str, Any]:
+    """What a search filter and order_by read of a run: its attributes, params, tags (with Bitscale's) and each
+    metric's latest value."""
+    return {
+        "attributes": {
+            "run_id": mlflow_run.run_id,
+            "run_name": mlflow_run.run_name,
+            "status": mlflow_run.status,
+            "user_id": mlflow_run.user_id,
+            "start_time": mlflow_run.start_time,
+            "end_time": mlflow_run.end_time,
+            "lifecycle_stage": mlflow_run.lifecycle_stage,
+        },
+        "params": mlflow_run.params,
+        "tags": run_tags(mlflow_run),
+        "metrics": {k: selectors.metric_value_decode(v[0]) for k, v in mlflow_run.metrics.items()},
+    }
+
+
 class MetricGetHistory(GetView):
-    def handle(self, team: Team, data: Mapping[str, Any], request: Request) -> dict[str, Any]:
+    def handle(self, team: Team, data: Mapping[str, Any], request: HttpRequest) -> dict[str, Any]:
         mlflow_run = selectors.run_get(team=team, run_id=_run_id(data))
         key = _key(data.get("metric_key"), "metric_key")
         max_results = _max_results(data, default=MAX_HISTORY_RESULTS, limit=MAX_HISTORY_RESULTS)

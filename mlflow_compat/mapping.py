@@ -80,6 +80,9 @@ class MlflowRunState:
     params: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
     metrics: Mapping[str, float] = field(default_factory=dict)
+    # Other runs name this one as their parent (tag mlflow.parentRunId): the parent of a nested sweep, which has
+    # no size of its own; its nested runs are the Bitscale runs.
+    is_parent: bool = False
 
 
 @dataclass(frozen=True)
@@ -305,6 +308,8 @@ def map_run(state: MlflowRunState) -> Mapped:
     payload["metadata"] = _metadata(state, used_params, problems)
 
     missing = [name for name in REQUIRED_FIELDS if name not in payload]
+    if missing and state.is_parent:
+        return Mapped(payload=None, trained_at=None, problems=[])  # not a Bitscale run: nothing to report
     if missing:
         if state.status in TERMINAL_STATUSES:
             problems.append(

@@ -1,7 +1,8 @@
 """MLflow's search filter and order_by strings, the subset Bitscale reads: pure functions, no Django.
 
 A filter is clauses joined by AND, each `<entity>.<key> <op> <value>`: entity `params`, `tags`, `metrics` or
-`attributes` (also singular, and `run` for attributes); the key bare, in backquotes or in double quotes; the
+`attributes` (also singular, and `run` for attributes; no entity at all is an attribute, as in MLflow's
+`name = 'x'`); the key bare, in backquotes or in double quotes; the
 value a quoted string or a number. Operators: = != < <= > >= for numbers (metrics, attributes start_time and
 end_time), = != LIKE ILIKE for strings. Anything else is refused with a message naming the clause.
 """
@@ -28,7 +29,7 @@ ENTITIES = {
     "run": "attributes",
 }
 CLAUSE = re.compile(
-    r"""\s*(?P<entity>[a-zA-Z]+)\.(?P<key>`[^`]+`|"[^"]+"|[\w./-]+)\s*
+    r"""\s*(?:(?P<entity>[a-zA-Z]+)\.)?(?P<key>`[^`]+`|"[^"]+"|[\w./-]+)\s*
         (?P<op>!=|<=|>=|=|<|>|(?i:ilike)|(?i:like))\s*
         (?P<value>'(?:[^']|'')*'|"[^"]*"|[-+]?[0-9.eE+-]+)\s*$""",
     re.VERBOSE,
@@ -102,8 +103,9 @@ def parse_filter(text: str | None) -> list[Clause]:
     for part in AND.split(text.strip()):
         match = CLAUSE.match(part)
         if match is None:
-            raise SearchInvalid(f"Invalid clause '{part.strip()}': use <entity>.<key> <op> <value> joined by AND.")
-        entity = ENTITIES.get(match["entity"].lower())
+            raise SearchInvalid(f"Invalid clause '{part.strip()}': use [<entity>.]<key> <op> <value> joined by AND.")
+        # A key without an entity is an attribute, as MLflow reads `name = 'x'` in an experiment search.
+        entity = ENTITIES.get(match["entity"].lower()) if match["entity"] else "attributes"
         if entity is None:
             raise SearchInvalid(f"Invalid entity '{match['entity']}': use params, tags, metrics or attributes.")
         raw_value = match["value"]

@@ -6,6 +6,7 @@ soon as the run's n_params and n_tokens are known and again whenever the mapped 
 follow. A mapping problem never fails the MLflow call: it is recorded on the run (`mapping_error`).
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -17,11 +18,12 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
+from apikit import rows
 from apikit.fields import float_or_word
 from mlflow_compat import mapping
 from mlflow_compat.errors import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, MlflowError
 from mlflow_compat.models import ACTIVE, DELETED, Experiment, MlflowRun, PendingMetricPoint
-from mlflow_compat.selectors import experiment_get, metric_value_decode, run_get
+from mlflow_compat.selectors import experiment_get, experiment_row, metric_value_decode, run_get
 from runs.api.serializers import runs_validate
 from runs.models import MAX_METRIC_POINTS_PER_RUN, MetricPoint, Run, Team
 from runs.services import BatchInvalid, metric_points_append, runs_upsert
@@ -29,6 +31,7 @@ from runs.services import BatchInvalid, metric_points_append, runs_upsert
 logger = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT_NAME = "Default"
+PARENT_TAG = "mlflow.parentRunId"  # set by MLflow's client on a nested run
 MAX_EXPERIMENT_NAME_LENGTH = 500
 
 
@@ -45,7 +48,7 @@ class MetricInput:
 
 def experiment_default(*, team: Team) -> Experiment:
     """The team's default experiment ("0", named "Default"), created on first use."""
-    found = Experiment.objects.filter(team=team, is_default=True).first()
+    found = experiment_row(team=team, default=True)
     if found is not None:
         return found
     try:
@@ -73,6 +76,8 @@ def experiment_create(*, team: Team, name: str, tags: Mapping[str, str]) -> Expe
 
 def experiment_set_tag(*, team: Team, experiment_id: str, key: str, value: str) -> None:
     """Set a tag of an experiment; `bitscale.family` and `bitscale.mapping` apply to its runs as they next log."""
+    if experiment_id == "0":
+        experiment_default(team=team)
     with transaction.atomic():
         experiment = experiment_get(team=team, experiment_id=experiment_id, for_update=True)
         experiment.tags = {**experiment.tags, key: value}
@@ -86,13 +91,17 @@ def run_create(
     *, team: Team, experiment_id: str, run_name: str, start_time: int | None, tags: Mapping[str, str], user_id: str
 ) -> MlflowRun:
     """A new RUNNING run of the experiment; its Bitscale run follows once n_params and n_tokens are known."""
-    experiment = experiment_get(team=team, experiment_id=experiment_id)
+    experiment = (
+        experiment_default(team=team)
+        if experiment_id == "0"
+        else experiment_get(team=team, experiment_id=experiment_id)
+    )
     if experiment.lifecycle_stage != ACTIVE:
         raise MlflowError(INVALID_PARAMETER_VALUE, f"The experiment {experiment_id} is deleted.")
     run_id = uuid.uuid4().hex
     name = run_name or tags.get("mlflow.runName") or f"run-{run_id[:8]}"
     with transaction.atomic():
-        mlflow_run = MlflowRun.objects.create(
+        mlflow_run = MlflowRun(
             run_id=run_id,
             team=team,
             experiment=experiment,
@@ -101,9 +110,10 @@ def run_create(
             start_time=start_time,
             tags={**tags, "mlflow.runName": name},
         )
+        rows.insert(mlflow_run)
         synced_fields = _sync(mlflow_run)
         if synced_fields:
-            mlflow_run.save(update_fields=synced_fields)
+            rows.update(mlflow_run, synced_fields)
     return mlflow_run
 
 
@@ -152,7 +162,7 @@ def run_log(
         if metrics:
             _history_append(mlflow_run, metrics)
             fields += ["history_points", "history_dropped"]
-        mlflow_run.save(update_fields=sorted(set(fields)))
+        rows.update(mlflow_run, fields)
     return mlflow_run
 
 
@@ -173,7 +183,7 @@ def run_update(*, team: Team, run_id: str, status: str | None, end_time: int | N
             mlflow_run.tags = {**mlflow_run.tags, "mlflow.runName": run_name}
             fields += ["run_name", "tags"]
         fields += _sync(mlflow_run)
-        mlflow_run.save(update_fields=sorted(set(fields)))
+        rows.update(mlflow_run, fields)
     return mlflow_run
 
 
@@ -183,7 +193,7 @@ def run_delete(*, team: Team, run_id: str) -> None:
     with transaction.atomic():
         mlflow_run = run_get(team=team, run_id=run_id, for_update=True)
         mlflow_run.lifecycle_stage = DELETED
-        mlflow_run.save(update_fields=["lifecycle_stage", "updated_at", *_sync(mlflow_run)])
+        rows.update(mlflow_run, ["lifecycle_stage", "updated_at", *_sync(mlflow_run)])
 
 
 def _check_active(mlflow_run: MlflowRun) -> None:
@@ -206,8 +216,8 @@ def _latest(stored: Mapping[str, Any], metrics: Sequence[MetricInput]) -> dict[s
 
 def _history_append(mlflow_run: MlflowRun, metrics: Sequence[MetricInput]) -> None:
     points = [(m.key, m.value, m.step, m.timestamp) for m in metrics]
-    if mlflow_run.bitscale_run is not None:
-        kept = metric_points_append(run=mlflow_run.bitscale_run, points=points, stored=mlflow_run.history_points)
+    if mlflow_run.bitscale_run_id is not None:
+        kept = metric_points_append(run_id=mlflow_run.bitscale_run_id, points=points, stored=mlflow_run.history_points)
     else:
         room = max(MAX_METRIC_POINTS_PER_RUN - mlflow_run.history_points, 0)
         PendingMetricPoint.objects.bulk_create(
@@ -278,7 +288,10 @@ def _sync(mlflow_run: MlflowRun) -> list[str]:
     Returns the fields of `mlflow_run` it changed, which the caller saves with its own changes (one UPDATE).
     """
     fields: list[str] = []
-    mapped = mapping.map_run(run_state(mlflow_run))
+    state = run_state(mlflow_run)
+    mapped = mapping.map_run(state)
+    if mapped.payload is None and state.status in mapping.TERMINAL_STATUSES and _is_parent(mlflow_run):
+        mapped = mapping.map_run(dataclasses.replace(state, is_parent=True))  # not a Bitscale run, and no error
     problems = list(mapped.problems)
     if mapped.payload is not None:
         payload = dict(mapped.payload)
@@ -294,6 +307,12 @@ def _sync(mlflow_run: MlflowRun) -> list[str]:
         mlflow_run.mapping_error = error
         fields.append("mapping_error")
     return fields
+
+
+def _is_parent(mlflow_run: MlflowRun) -> bool:
+    """Whether a run of the same experiment names `mlflow_run` as its parent (MLflow's nested runs)."""
+    children = MlflowRun.objects.filter(team=mlflow_run.team, experiment_id=mlflow_run.experiment_id)
+    return children.filter(**{f"tags__{PARENT_TAG}": mlflow_run.run_id}).exists()
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -362,6 +381,6 @@ def _pending_move(mlflow_run: MlflowRun, run: Run) -> None:
     )
     if pending:
         points = [(key, math.nan if value is None else value, step, ts) for key, value, step, ts in pending]
-        metric_points_append(run=run, points=points)
+        metric_points_append(run_id=run.pk, points=points)
         PendingMetricPoint.objects.filter(mlflow_run=mlflow_run).delete()
     mlflow_run.history_points = MetricPoint.objects.filter(run=run).count()  # the caller saves it

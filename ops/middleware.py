@@ -12,6 +12,7 @@ from ops.logs import request_id
 
 logger = logging.getLogger("bitscale.request")
 REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID_META = "HTTP_X_REQUEST_ID"
 # An incoming id is kept when it is short and plain (it lands in logs); anything else gets a fresh one.
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -47,13 +48,15 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        incoming = request.META.get(REQUEST_ID_META, "")  # not request.headers: that builds a dict of them all
         current = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         token = request_id.set(current)
         started = time.monotonic()
         try:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = current
+            if not logger.isEnabledFor(logging.INFO):  # the line's fields are not even built
+                return response
             logger.info(
                 "%s %s %s",
                 request.method,

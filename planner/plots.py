@@ -9,12 +9,11 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import matplotlib
 import numpy as np
 
 from fits.laws import RunConfig, predict_loss
 from planner.allocation import cost_factor, tokens_for_budget
-from plotkit import STYLE, add_note, axes_of, new_figure, render_svg
+from plotkit import add_note, axes_of, new_figure, render_svg, style
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def plan_contour_svg(
     finite = np.isfinite(loss)
     fig = new_figure()
     ax = axes_of(fig)[0]
-    with matplotlib.rc_context(STYLE):
+    with style():
         if finite.any():
             best = float(np.nanmin(loss))
             spread = float(np.nanpercentile(loss[finite], 90)) - best

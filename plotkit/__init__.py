@@ -7,6 +7,9 @@ searchable and testable; each plot salts its element ids, so several can share o
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import matplotlib
 
@@ -29,23 +32,37 @@ STYLE = {
 }
 NOTE_COLOUR = "#666666"
 
+# matplotlib's rcParams are global to the process, and rc_context restores all of them on exit: two threads in
+# rc_context at once (a web process serves requests on several threads) would undo each other's settings, the
+# SVG id salt among them. So the style is the process's own (set once, here), drawing between two style()
+# blocks reads it too, and style() blocks, render_svg's salt among them, run one thread at a time.
+matplotlib.rcParams.update(STYLE)
+_RC_LOCK = threading.RLock()
+
+
+@contextmanager
+def style(**extra: object) -> Iterator[None]:
+    """matplotlib.rc_context with STYLE (and `extra`), held by one thread at a time."""
+    with _RC_LOCK, matplotlib.rc_context({**STYLE, **extra}):
+        yield
+
 
 def render_svg(fig: Figure, *, salt: str) -> str:
     """The figure as SVG text without the XML prolog; element ids are salted per plot and deterministic."""
     buffer = io.StringIO()
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": salt}):
+    with style(**{"svg.hashsalt": salt}):
         fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
 
 def new_figure(size: tuple[float, float] = FIGSIZE) -> Figure:
-    with matplotlib.rc_context(STYLE):
+    with style():
         return Figure(figsize=size, layout="constrained")
 
 
 def axes_of(fig: Figure, ncols: int = 1) -> list[Axes]:
-    with matplotlib.rc_context(STYLE):
+    with style():
         axes = fig.subplots(1, ncols, squeeze=False)
     return list(axes[0])
 

@@ -1,21 +1,44 @@
 """Reads of runs, evaluations and keys; every selector over team data takes the acting team."""
 
+import functools
 import hmac
 import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from django.db import connection
 from django.db.models import Count, Max, QuerySet
 
+from apikit import rows
 from runs.density import DensityConstants, effective_params_16bit
 from runs.models import RUN_FIELDS, ApiKey, DensityReference, MetricPoint, Run, Team, api_key_digest
 
 
+@functools.cache
+def _api_key_sql() -> str:
+    key, team = rows.table(ApiKey), rows.table(Team)
+    return (
+        f"SELECT {rows.select_list(ApiKey, 'k')}, {rows.select_list(Team, 't')} FROM {key} k "  # noqa: S608
+        f"JOIN {team} t ON t.id = k.team_id WHERE k.digest = %s AND k.revoked_at IS NULL"
+    )
+
+
 def api_key_get_active(*, secret: str) -> ApiKey | None:
-    """The unrevoked key whose sha256 matches `secret`, with its team; None when there is none."""
+    """The unrevoked key whose sha256 matches `secret`, with its team; None when there is none.
+
+    Every API request runs this, so it is one statement written as SQL (apikit.rows), not an ORM query compiled
+    anew each time; `revoked_at` is read on every request, so a revoked key is refused at once by every process.
+    """
     digest = api_key_digest(secret)
-    key = ApiKey.objects.select_related("team").filter(digest=digest, revoked_at__isnull=True).first()
+    with connection.cursor() as cursor:
+        cursor.execute(_api_key_sql(), [digest])
+        row = cursor.fetchone()
+    key = None
+    if row is not None:
+        width = rows.width(ApiKey)
+        key = rows.instance(ApiKey, row[:width])
+        key.team = rows.instance(Team, row[width:])
     # The lookup is by digest; compare again in constant time so no timing difference depends on the secret.
     if key is None or not hmac.compare_digest(key.digest, digest):
         return None

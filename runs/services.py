@@ -1,5 +1,6 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
+import functools
 import math
 import secrets
 from collections.abc import Mapping, Sequence
@@ -334,22 +335,44 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
 # Metric history -----------------------------------------------------------------------------
 
 
-def metric_points_append(*, run: Run, points: Sequence[tuple[str, float, int, int]], stored: int | None = None) -> int:
-    """Add (key, value, step, timestamp) points to `run`'s history, up to MAX_METRIC_POINTS_PER_RUN in all.
+def metric_points_append(
+    *, run_id: int, points: Sequence[tuple[str, float, int, int]], stored: int | None = None
+) -> int:
+    """Add (key, value, step, timestamp) points to run `run_id`'s history, up to MAX_METRIC_POINTS_PER_RUN in all.
 
     NaN is stored as NULL (as SQLite would anyway). Points past the bound are not stored; returns how many were.
     `stored` is the caller's count of the points the run already holds (counted here when not given). The history
-    feeds no fit, so no refit follows.
+    feeds no fit, so no refit follows. On PostgreSQL the points go in one INSERT of five arrays (no model instance
+    per point: a training loop logs hundreds of points per request).
     """
     if stored is None:
-        stored = MetricPoint.objects.filter(run=run).count()
+        stored = MetricPoint.objects.filter(run_id=run_id).count()
     room = max(MAX_METRIC_POINTS_PER_RUN - stored, 0)
     kept = points[:room]
-    MetricPoint.objects.bulk_create(
-        [
-            MetricPoint(run=run, key=key, value=None if math.isnan(value) else value, step=step, timestamp=timestamp)
-            for key, value, step, timestamp in kept
-        ],
-        batch_size=2000,
-    )
+    if not kept:
+        return 0
+    if connection.vendor == "postgresql":
+        keys, values, steps, timestamps = zip(
+            *[(k, None if math.isnan(v) else v, s, t) for k, v, s, t in kept], strict=True
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(_metric_points_sql(), [run_id, list(keys), list(values), list(steps), list(timestamps)])
+    else:
+        MetricPoint.objects.bulk_create(
+            [
+                MetricPoint(run_id=run_id, key=k, value=None if math.isnan(v) else v, step=s, timestamp=t)
+                for k, v, s, t in kept
+            ],
+            batch_size=2000,
+        )
     return len(kept)
+
+
+@functools.cache
+def _metric_points_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ("run_id", "key", "value", "step", "timestamp"))
+    return (
+        f"INSERT INTO {quote(MetricPoint._meta.db_table)} ({columns}) "  # noqa: S608
+        "SELECT %s, * FROM UNNEST(%s::varchar[], %s::double precision[], %s::bigint[], %s::bigint[])"
+    )

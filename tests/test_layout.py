@@ -107,10 +107,10 @@ def test_no_module_imports_the_tasks_but_the_workers():
 
 
 def test_there_is_no_import_cycle_between_modules():
-    # Module-level imports only: those run when a module is first imported, so a cycle among them can fail.
+    # Every import counts, those inside functions too: a cycle deferred into a function body is still two modules
+    # that need each other.
     graph = {
-        name: {dep for _, imported in _imports(path, top_level_only=True) if (dep := _known(set(MODULES), imported))}
-        - {name}
+        name: {dep for _, imported in _imports(path) if (dep := _known(set(MODULES), imported))} - {name}
         for name, path in MODULES.items()
     }
     index: dict[str, int] = {}
@@ -143,8 +143,14 @@ def test_there_is_no_import_cycle_between_modules():
     for node in graph:
         if node not in index:
             visit(node)
-    # A package's __init__ re-exporting its own modules is not a cycle of behaviour; anything else is.
-    real = [c for c in cycles if not all(m.startswith(c[0].split(".")[0] + ".") or m == c[0] for m in c[1:])]
+
+    # A package's __init__ re-exporting its own modules is not a cycle of behaviour (each of those modules imports
+    # a sibling, which runs the __init__); a cycle without a package's __init__ in it is.
+    def reexport(cycle: list[str]) -> bool:
+        packages = [m for m in cycle if any(other.startswith(m + ".") for other in cycle)]
+        return bool(packages) and all(m in packages or m.startswith(tuple(p + "." for p in packages)) for m in cycle)
+
+    real = [c for c in cycles if not reexport(c)]
     assert not real, f"import cycles: {real}"
 
 
@@ -162,3 +168,28 @@ def test_pure_modules_import_no_framework(pure):
             if project is not None and not any(project == p or project.startswith(p + ".") for p in PURE_MODULES):
                 seen.append(f"{path.relative_to(ROOT)}:{line} imports {project}, which is not pure")
     assert not seen, "\n".join(seen)
+
+
+# ORM writes: these names are writes on any receiver; create, update and delete only on a manager or queryset.
+WRITES = frozenset({"save", "bulk_create", "bulk_update", "get_or_create", "update_or_create"})
+QUERYSET_WRITES = frozenset({"create", "update", "delete"})
+
+
+def test_selectors_never_write():
+    """Reads live in selectors, writes in services (docs/style.md): a selector imports no service and calls no
+    ORM write."""
+    wrong = []
+    for name, path in MODULES.items():
+        if not name.endswith("selectors"):
+            continue
+        for line, imported in _imports(path):
+            if imported.split(".")[-1] == "services" or ".services." in imported:
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {imported}")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            receiver = ast.unparse(node.func.value)
+            on_queryset = "objects" in receiver or any(f".{m}(" in receiver for m in ("filter", "exclude", "all"))
+            if node.func.attr in WRITES or (node.func.attr in QUERYSET_WRITES and on_queryset):
+                wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} calls .{node.func.attr}()")
+    assert not wrong, "\n".join(wrong)

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from celery import Task, group, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from django.utils.dateparse import parse_datetime
 
 from config import dispatch
 from fits.pipeline import (
@@ -76,9 +77,11 @@ def render_fit_plots(*, fit_id: int) -> None:
 
 
 @shared_task(name=dispatch.SWEEP_FITS, queue=Queue.DEFAULT, ignore_result=True)
-def sweep_fits() -> None:
-    """Re-send refits whose message was lost (e.g. the broker was down) and fits whose worker died."""
-    found = fits_sweep()
+def sweep_fits(*, undelivered_since: str | None = None) -> None:
+    """Re-send refits whose message was lost (e.g. the broker was down) and fits whose worker died;
+    `undelivered_since` (ISO 8601): the broker was unreachable from then on, so nothing announced since left."""
+    since = parse_datetime(undelivered_since) if undelivered_since else None
+    found = fits_sweep(undelivered_since=since)
     for team_id, family in found.families:
         dispatch.send(refit_family.name, team_id=team_id, family=family)
     _send_each(refit_scope, "scope_id", found.scope_ids)

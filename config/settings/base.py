@@ -8,6 +8,7 @@ import django_stubs_ext
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from config.db import engine as db_engine
 from config.env import cache_config, env, flag, integer, string, string_list
 
 django_stubs_ext.monkeypatch()  # lets admin and DRF classes be subscripted for the type checker
@@ -57,7 +58,7 @@ MIDDLEWARE = [
     "ops.middleware.RequestIdMiddleware",
     "ops.metrics.RequestMetricsMiddleware",
     "mlflow_compat.middleware.MlflowErrorShapeMiddleware",  # sees the refusals of the four below
-    "config.chunked.ChunkedBodyMiddleware",
+    "config.request_body.RequestBodyMiddleware",
     "config.middleware.RequestSizeLimitMiddleware",
     "config.middleware.QueryStringTextMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
@@ -93,6 +94,8 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["CONN_MAX_AGE"] = integer("DJANGO_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if "ENGINE" in DATABASES["default"]:  # config.db: PostgreSQL with a health check that sends no query
+    DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])
 if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and a worker share the file without "database is locked".
     DATABASES["default"]["OPTIONS"] = {
@@ -124,12 +127,11 @@ AXES_FAILURE_LIMIT = integer("AXES_FAILURE_LIMIT", default=5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=integer("AXES_COOLOFF_MINUTES", default=15, minimum=1))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each on its own: one user from anywhere, or one address
 AXES_RESET_ON_SUCCESS = True
-# The client address: REMOTE_ADDR unless a trusted proxy in front sets X-Forwarded-For (DJANGO_TRUSTED_PROXY_COUNT
-# proxies); a client-supplied X-Forwarded-For is never believed otherwise.
-AXES_IPWARE_PROXY_COUNT = integer("DJANGO_TRUSTED_PROXY_COUNT", default=0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = (
-    ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else ["REMOTE_ADDR"]
-)
+# The client address (config.client_ip): REMOTE_ADDR, or behind DJANGO_TRUSTED_PROXY_COUNT proxies that each add the
+# address they saw to X-Forwarded-For, the one the outermost of them added; what a client writes there itself is
+# never believed.
+TRUSTED_PROXY_COUNT = integer("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
 
 # SECURITY HEADERS ------------------------------------------------------------------------
 # Content-Security-Policy (django-csp) on every page: scripts only from this origin (the API docs page loads its
@@ -210,6 +212,17 @@ SPECTACULAR_SETTINGS = {
 # https://docs.celeryq.dev/en/stable/userguide/configuration.html
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 12 * 60
+# With Redis as the broker (compose): the visibility timeout must exceed the task time limit, or Redis hands an
+# unacknowledged fit to a second worker.
+REDIS_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
+    "visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT,
+    # A publish makes one connection attempt (a worker's own publishes still retry, by Celery's publish retry
+    # policy): a post while Redis is down leaves its refit to the sweep at once instead of retrying for
+    # seconds. Workers reconnect to consume by their own schedule (config.celery).
+    "max_retries": 0,
+    "socket_connect_timeout": 1,
+    "socket_timeout": 10,
+}
 CELERY_BROKER_URL = string("CELERY_BROKER_URL", default="filesystem://")  # embedded: no server needed
 if CELERY_BROKER_URL == "filesystem://":
     _queue_dir = str(BASE_DIR / "var" / "broker")  # created on demand (ops.health, make run)
@@ -221,12 +234,8 @@ if CELERY_BROKER_URL == "filesystem://":
     }
     CELERY_WORKER_ENABLE_REMOTE_CONTROL = False  # inspect/ping are not needed on a laptop
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    # Must exceed the task time limit, or Redis hands an unacknowledged fit to a second worker.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": 2 * CELERY_TASK_TIME_LIMIT,
-        "socket_connect_timeout": 2,  # a post while Redis is down fails over to the sweep in seconds
-        "socket_timeout": 10,
-    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = dict(REDIS_BROKER_TRANSPORT_OPTIONS)
+CELERY_WORKER_CONSUMER = "config.celery:PromptConsumer"  # reconnects to a broker that returns within 5 s
 CELERY_TASK_ACKS_LATE = True  # tasks are idempotent, so a redelivery after a crash is safe
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a worker killed mid-task puts the message back
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # fits are long; a worker takes one message at a time
@@ -234,13 +243,22 @@ CELERY_TASK_SERIALIZER = CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True  # nobody waits on results: fits are rows, and chunks count themselves
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Workers and beat wait for a broker that went away as long as it takes (Celery's default gives up after 100
+# tries, which with config.celery's 5 s schedule would end a worker after 8 minutes of outage).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_TIMEOUT = 2  # a web request that publishes must not hang on a dead broker
 CELERY_TASK_DEFAULT_QUEUE = "celery"
+# After a publish fails, a web process takes the broker for down this long: posts and /healthz do not try it
+# again meanwhile (config.dispatch, ops.health); the sweep re-sends what was not delivered.
+BROKER_RETRY_SECONDS = 5.0
+# The sweep re-sends refits the broker lost or never got: every 15 s, so refits resume within a minute of Redis's
+# return (docs/fitting-pipeline.md, Recovery). It reads two indexed queries; a late one expires, never doubles.
+FIT_SWEEP_INTERVAL_SECONDS = integer("FIT_SWEEP_INTERVAL_SECONDS", default=15, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "sweep-fits": {
         "task": "workers.sweep_fits",
-        "schedule": float(integer("FIT_SWEEP_INTERVAL_SECONDS", default=60, minimum=1)),
-        "options": {"expires": 50},  # a late sweep is dropped, not doubled
+        "schedule": float(FIT_SWEEP_INTERVAL_SECONDS),
+        "options": {"expires": FIT_SWEEP_INTERVAL_SECONDS},
     },
 }
 

@@ -2,6 +2,7 @@
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.db import engine as db_engine
 from config.env import env, flag, integer, string, string_list
 from config.settings.base import *  # noqa: F403
 from config.settings.base import DATABASES, MIDDLEWARE
@@ -10,6 +11,8 @@ DEBUG = False
 SECRET_KEY = string("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = string_list("DJANGO_ALLOWED_HOSTS", default=[])
 DATABASES["default"] = {**DATABASES["default"], **env.db("DATABASE_URL")}
+if "ENGINE" in DATABASES["default"]:
+    DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])
 CELERY_BROKER_URL = string("CELERY_BROKER_URL")
 # Keys that were ever published (defaults and examples of this repository) sign nothing in production.
 PUBLIC_SECRET_KEYS = {

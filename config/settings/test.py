@@ -16,3 +16,5 @@ FIT_CHUNK_SIZE = integer("FIT_CHUNK_SIZE", default=10, minimum=1)
 # Eager fits run inside the test's own transaction, where a heartbeat thread's second connection would wait on its
 # locks; real workers (tests/workers, CELERY_TASK_ALWAYS_EAGER=false) keep the heartbeat on.
 FIT_HEARTBEAT_SECONDS = integer("FIT_HEARTBEAT_SECONDS", default=0 if CELERY_TASK_ALWAYS_EAGER else 10, minimum=0)
+# Each test sees the broker as it is at that moment; the tests of the back-off set it themselves.
+BROKER_RETRY_SECONDS = 0.0

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SECRET = "k7#Qv9$Lm2@Xp5&Rt8*Wz3!Hb6^Nc1%Jd4(Fg0)Sy-Ue_Ai+Ok=Pl<Mn>Bv?Cx"
 APP_SERVICES = {"migrate", "web", "worker", "beat", "remote-worker"}
-LONG_RUNNING = {"db", "redis", "web", "worker", "beat", "remote-worker"}
+LONG_RUNNING = {"db", "redis", "proxy", "web", "worker", "beat", "remote-worker"}
 
 
 def example_env(**overrides: str) -> dict[str, str]:
@@ -63,7 +63,7 @@ def test_compose_refuses_to_start_without_a_secret_key():
 
 def test_one_image_built_once_for_every_app_service(compose):
     services = compose["services"]
-    assert set(services) == {"db", "redis"} | APP_SERVICES
+    assert set(services) == {"db", "redis", "proxy"} | APP_SERVICES
     assert {services[name]["image"] for name in APP_SERVICES} == {"bitscale:latest"}
     assert all(services[name]["build"] == "." for name in APP_SERVICES)
     assert services["db"]["image"].startswith("postgres:16")
@@ -90,6 +90,27 @@ def test_web_worker_and_beat_wait_for_migrations_and_healthy_services(compose):
         for dependency, condition in service.get("depends_on", {}).items():
             if condition["condition"] == "service_healthy":
                 assert "healthcheck" in compose["services"][dependency], (name, dependency)
+
+
+def test_the_site_is_nginx_in_front_of_gunicorn_which_is_not_published(compose):
+    """Slow clients meet nginx, which buffers whole requests and responses (deploy/nginx.conf); gunicorn is reached
+    only through it, on compose's network, and trusts the one address nginx adds to X-Forwarded-For."""
+    services = compose["services"]
+    proxy, web = services["proxy"], services["web"]
+    assert proxy["image"].startswith("nginx:")
+    assert proxy["ports"] == ["8000:8080"]  # WEB_PORT of .env.example
+    assert proxy["volumes"] == ["./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro"]
+    assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}
+    assert "8080/healthz" in " ".join(proxy["healthcheck"]["test"])
+    assert "ports" not in web
+    assert web["expose"] == ["8000"]
+    assert web["command"] == "gunicorn -c config/gunicorn.py config.wsgi"  # the image's own command
+    assert web["environment"]["DJANGO_TRUSTED_PROXY_COUNT"] == "1"
+    conf = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert "server web:8000;" in conf
+    assert "listen 8080;" in conf
+    for directive in ("proxy_request_buffering on;", "proxy_buffering on;", "client_body_timeout 10s;"):
+        assert directive in conf
 
 
 def test_workers_scale_and_beat_stays_single(compose):

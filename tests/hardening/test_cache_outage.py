@@ -5,15 +5,20 @@ redis-server is stopped under posts, reads and plans, and started again; the rat
 """
 
 import logging
+import threading
 
 import pytest
 import redis
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 from config.cache import FALLBACKS
 from config.env import cache_config
+from fits.review import fit_plot, fit_plot_keys
+from planner.admin import plan_contour
+from planner.models import Plan
 from runs.models import Run
 from tests.factories import payload
+from tests.hardening.fitted import FAMILY
 
 pytestmark = pytest.mark.django_db
 
@@ -62,3 +67,33 @@ def test_the_rate_limit_holds_per_process_while_the_cache_is_down(redis_cache, c
     redis_cache.stop()
     statuses = [client_rw.get("/api/v1/runs/").status_code for _ in range(5)]
     assert statuses == [200, 200, 200, 429, 429]
+
+
+def test_the_threads_of_a_process_share_what_they_keep_while_the_cache_is_down(redis_cache):
+    # Django gives each thread its own cache object (gunicorn runs several threads per process): while Redis is
+    # down they fall back to one memory, so a counter or a plot kept by one thread is seen by the others.
+    redis_cache.stop()
+    cache.set("plot:7", "<svg/>")
+    seen = {}
+
+    def other_thread() -> None:
+        seen["object"] = caches["default"]
+        seen["value"] = caches["default"].get("plot:7")
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join()
+    assert seen["object"] is not caches["default"]
+    assert seen["value"] == "<svg/>"
+
+
+def test_the_admins_plots_render_while_the_cache_is_down(redis_cache, fitted, client_rw, kumar_fit):
+    response = client_rw.post("/api/v1/plans/", {"family": FAMILY, "budget": {"flops": 1e21}}, format="json")
+    assert response.status_code == 201, response.content
+    plan = Plan.objects.get(pk=response.json()["id"])
+    redis_cache.stop()
+    fallbacks = _fallbacks()
+    for _ in range(2):  # rendered, then kept in this process's memory
+        assert all(fit_plot(fit=fitted["precision"], key=key).svg for key in fit_plot_keys())
+        assert plan_contour(plan).lstrip().startswith("<")
+    assert _fallbacks() > fallbacks

@@ -270,3 +270,42 @@ def test_logging_an_artifact_fails_with_a_clear_message(tracking, tmp_path, monk
 
     assert "Bitscale stores no artifacts" in str(caught.value)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_search_finds_runs_by_bitscale_tags(tracking):
+    """A team finds its mis-mapped runs, and the MLflow run of a Bitscale run, by the tags Bitscale shows."""
+    mapped = train(experiment="tagged")
+    with mlflow.start_run(run_name="no-size"):
+        mlflow.log_param("num_params", "1e8")  # a team's own name, not mapped: the run carries bitscale.error
+        mlflow.log_metric("final_loss", 3.0)
+    unmapped = mlflow.last_active_run().info.run_id
+    bitscale_id = Run.objects.get(external_id=f"mlflow-{mapped}").pk
+
+    def search(text: str) -> list[str]:
+        return [
+            r.info.run_id
+            for r in mlflow.search_runs(experiment_names=["tagged"], filter_string=text, output_format="list")
+        ]
+
+    assert search("tags.`bitscale.error` != ''") == [unmapped]
+    assert search(f"tags.`bitscale.run_id` = '{bitscale_id}'") == [mapped]
+    assert search("tags.`bitscale.error` LIKE '%n_params%'") == [unmapped]
+    assert search("tags.`bitscale.run_id` != '' and tags.owner = 'ada'") == [mapped]
+
+
+def test_the_parent_of_a_nested_sweep_is_not_an_error(tracking):
+    mlflow.set_experiment("nested")
+    with mlflow.start_run(run_name="sweep") as parent:
+        mlflow.log_param("lr", "3e-4")
+        for size in ("1e8", "2e8"):
+            with mlflow.start_run(run_name=f"n{size}", nested=True):
+                mlflow.log_params({"n_params": size, "n_tokens": "2e9"})
+                mlflow.log_metric("final_loss", 3.0)
+    parent_run = MlflowClient().get_run(parent.info.run_id)
+    assert "bitscale.error" not in parent_run.data.tags
+    assert MlflowRun.objects.get(run_id=parent.info.run_id).mapping_error == ""
+    assert Run.objects.filter(family="nested").count() == 2
+    with mlflow.start_run(run_name="alone"):  # no nested runs: a run without a size is still reported
+        mlflow.log_param("lr", "3e-4")
+    alone = mlflow.last_active_run().info.run_id
+    assert "no n_params or n_tokens" in MlflowClient().get_run(alone).data.tags["bitscale.error"]
