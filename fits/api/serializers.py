@@ -8,6 +8,7 @@ from apikit.fields import FiniteFloatField, StrictBooleanField, StrictIntegerFie
 from apikit.serializers import StrictFieldsMixin
 from fits.laws import DEFAULT_LAW, law_choices
 from fits.models import Fit, Objective
+from fits.ranking import ELIGIBILITY_RULE
 from runs.api.serializers import bits_field
 from runs.models import MAX_N_PARAMS, MAX_N_TOKENS
 
@@ -175,7 +176,7 @@ class RankedLawSerializer(serializers.Serializer[Any]):
     n_params_fitted = serializers.IntegerField()
     n_runs = serializers.IntegerField(allow_null=True)
     ranked = serializers.BooleanField()
-    eligible = serializers.BooleanField(help_text="May be the best law: ranked and covering as many runs as the rest.")
+    eligible = serializers.BooleanField(help_text=ELIGIBILITY_RULE)
     reason = serializers.CharField(allow_null=True, help_text="Why unranked or not eligible; null otherwise.")
     rank = serializers.IntegerField(allow_null=True)
     stale = serializers.BooleanField()
@@ -185,6 +186,10 @@ class RankedLawSerializer(serializers.Serializer[Any]):
     held_out_n_params = serializers.ListField(
         child=serializers.FloatField(), help_text="The model sizes of the held-out runs."
     )
+    n_runs_covered = serializers.IntegerField(
+        allow_null=True, help_text="Extension: runs the fit covers (fitted plus screened), what eligibility compares."
+    )
+    quality = serializers.CharField(allow_null=True, help_text="Extension: the fit's verdict (good, weak, unusable).")
 
 
 class RankingBasisSerializer(serializers.Serializer[Any]):

@@ -63,6 +63,8 @@ def test_ranking_orders_laws_by_score_and_names_the_best(client_rw, team):
         "stale": False,
         "scheme": "largest_n",
         "held_out_n_params": [],
+        "n_runs_covered": 40,  # extensions (issue 23): runs covered (fitted plus screened) and the verdict
+        "quality": None,
     }
     assert (second["fit_id"], second["rank"], second["score"], second["n_params_fitted"]) == (
         precision.pk,

@@ -73,6 +73,8 @@ def test_auto_skips_an_unusable_fit_for_a_usable_one(client_rw, team, post_plan)
     precision = next(e for e in ranking["ranking"] if e["law"] == "precision")
     assert precision["ranked"] is False
     assert precision["reason"].startswith("unusable fit: no signal")
+    assert precision["quality"] == "unusable"
+    assert "n_runs_covered" in precision
 
 
 def test_a_weak_fit_answers_with_its_reasons_as_warnings(client_rw, team, post_plan):
