@@ -78,6 +78,7 @@ VALUE_FORMATS: dict[str, Callable[[Any], str]] = {
     "n_params": count_html,
     "n_tokens": count_html,
     "compute_flops": sci_html,
+    "compute": sci_html,
     "weights_memory_bytes": bytes_html,
     "predicted_loss": decimal_html,
     "tokens_per_param": lambda v: decimal_html(v, 3),
@@ -469,6 +470,8 @@ class PlanAdmin(TeamScopedAdmin):
                 alternative_columns=[label for _, label in config_rows],
                 spread=[(k, plan_value(k, v)) for k, v in sorted((plan.optimum_spread or {}).items())],
                 plan_warnings=plan.warnings,
+                data_position=plan_position_rows(plan.data_range),
+                precision=plan_precision_rows(plan.precision_choice),
                 contour=plan_contour(plan),
                 fit_url=reverse("admin:fits_fit_change", args=[plan.fit_id]),
                 fit_label=str(plan.fit),
@@ -493,6 +496,52 @@ class PlanAdmin(TeamScopedAdmin):
             )
         for line in failed:
             self.message_user(request, line, messages.ERROR)
+
+
+def plan_position_rows(data_range: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """The recommendation's place against the fit's runs, one row per axis: (axis, value, the runs' range, where)."""
+    rows: list[tuple[str, str, str, str]] = []
+    for key, where in (data_range or {}).items():
+        factor = where.get("factor")
+        place = where["position"]
+        if factor is not None and place != "inside":
+            place = f"{factor:.3g}x {place}"
+        span = format_html("{} to {}", plan_value(key, where["min"]), plan_value(key, where["max"]))
+        rows.append((key, plan_value(key, where["value"]), span, place))
+    return rows
+
+
+def plan_precision_rows(choice: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The meaningful-difference decision (planner.services.PRECISION_RULE) as the plan page shows it."""
+    if not choice:
+        return None
+
+    def widths(values: dict[str, float]) -> str:
+        return "/".join(f"{values[k]:g}" for k in ("weight_bits", "activation_bits", "kv_bits"))
+
+    def gain(value: float | None, interval: list[float | None] | None) -> str:
+        if value is None:
+            return "—"
+        if not interval or None in interval:
+            return f"{value:+.4f}"
+        return f"{value:+.4f} [{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+    return {
+        "rule": choice["rule"],
+        "decided": choice.get("decided", ""),
+        "rows": [
+            ("reference widths (w/a/kv)", widths(choice["reference"])),
+            ("lowest predicted loss at (w/a/kv)", widths(choice["point_best"])),
+            ("chosen (w/a/kv)", widths(choice["chosen"])),
+            ("gain of the chosen widths, nats (95%)", gain(choice.get("gain"), choice.get("gain_interval"))),
+            (
+                "gain of the lowest-loss widths, nats (95%)",
+                gain(choice.get("point_best_gain"), choice.get("point_best_gain_interval")),
+            ),
+            ("kept at the reference", ", ".join(choice.get("kept_reference") or []) or "—"),
+            ("bootstrap draws", str(choice.get("n_draws", "—"))),
+        ],
+    }
 
 
 def _flatten_errors(errors: Any, prefix: str = "") -> str:

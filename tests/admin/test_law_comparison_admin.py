@@ -210,3 +210,24 @@ def test_a_fit_row_without_usable_parameters_has_no_density_in_the_plot_nor_in_t
     assert trend is not None
     assert trend.n_runs == 1
     assert trend.trend.doubling_days is None
+
+
+def test_plan_page_shows_the_precision_decision_and_where_the_plan_sits(alpha_member, alpha, alpha_laws):
+    request = plan_request(family="kumar", law="precision", budget={"flops": 1e12}, constraints={"post_train_bits": 4})
+    plan = plan_create(team=alpha, request=request)
+
+    page = alpha_member.get(_plan_url(plan)).content.decode()
+
+    choice = plan.precision_choice
+    assert choice is not None
+    section = re.search(r'<section id="plan-precision-choice">(.*?)</section>', page, re.S)
+    assert section is not None
+    assert html.escape(choice["rule"]) in section.group(1)
+    chosen = "/".join(f"{choice['chosen'][k]:g}" for k in ("weight_bits", "activation_bits", "kv_bits"))
+    assert re.search(rf"chosen \(w/a/kv\)</td><td[^>]*>{re.escape(chosen)}<", section.group(1))
+    position = re.search(r'<section id="plan-data-position">(.*?)</section>', page, re.S)
+    assert position is not None
+    rows = dict(re.findall(r"<tr><td>(\w+)</td>.*?<td>([^<]*)</td></tr>", position.group(1), re.S))
+    assert plan.data_range["n_params"]["position"] == "below"  # a 1e12-FLOP budget is far below the runs
+    assert rows["n_params"].endswith("x below")
+    assert set(rows) == set(plan.data_range)
