@@ -13,6 +13,7 @@ from planner.allocation import MAX_BIT_CONFIGURATIONS
 from planner.errors import PlanInvalid
 from planner.models import Plan, plan_law_choices
 from planner.requests import AUTO_LAW, ConstraintsRequest, PlanRequest, budget_from
+from planner.search import config_position
 from planner.services import config_json
 from planner.suggestion_services import Suggestions
 from runs.api.serializers import bits_field
@@ -210,6 +211,10 @@ class SuggestionsSerializer(serializers.Serializer[Any]):
     suggestions = SuggestedRunSerializer(many=True)
     warnings = serializers.ListField(child=serializers.CharField())
     law_selection = LawSelectionSerializer()
+    data_range = serializers.DictField(
+        help_text="Extension: where the target (the plan's recommendation) sits against the fit's runs, per axis, "
+        "as plans give it."
+    )
 
     def to_representation(self, instance: Suggestions) -> dict[str, Any]:
         request, search, ranked = instance.request, instance.search, instance.ranked
@@ -238,6 +243,7 @@ class SuggestionsSerializer(serializers.Serializer[Any]):
             "suggestions": SuggestedRunSerializer(runs, many=True).data,
             "warnings": list(instance.warnings),
             "law_selection": LawSelectionSerializer(instance.selection.as_json()).data,
+            "data_range": config_position(search.result, search.planned.recommendation),
         }
 
 

@@ -15,7 +15,7 @@ from planner.allocation import cost_factor
 from planner.requests import budget_from
 from planner.suggestion_services import suggestions_compute
 from planner.suggestions import Candidates, SuggestionError, Target, candidate_grid, suggest_runs
-from tests.factories import FitFactory, plan_request
+from tests.factories import KUMAR_DATA_RANGE, FitFactory, plan_request
 from tests.published import EPOCH, KUMAR
 
 pytestmark = pytest.mark.django_db
@@ -158,6 +158,24 @@ def test_response_contract_cost_count_and_domain(client_rw, team):
         assert s["n_params"] <= out["target"]["n_params"]
         assert in_domain(KUMAR, weight_bits=s["weight_bits"], activation_bits=s["activation_bits"])
         assert in_domain(KUMAR, kv_bits=s["kv_bits"])
+
+
+def test_suggestions_say_where_their_target_sits_as_plans_do(client_rw, team):
+    FitFactory.create(team=team, params=KUMAR, data_range=dict(KUMAR_DATA_RANGE))
+
+    out = post(client_rw, body(max_suggestions=1))
+    plan = client_rw.post(
+        "/api/v1/plans/",
+        {k: v for k, v in body().items() if k not in ("experiment_budget", "max_suggestions")},
+        format="json",
+    ).json()
+
+    assert out["data_range"] == plan["data_range"]
+    # The target budget is far beyond the fitted runs: the answer says so on the size axis.
+    assert out["data_range"]["n_params"]["position"] == "above"
+    assert out["data_range"]["n_params"]["factor"] == pytest.approx(
+        out["target"]["n_params"] / KUMAR_DATA_RANGE["n_params_max"]
+    )
 
 
 def test_chinchilla_suggestions_are_16_bit(client_rw, team):
