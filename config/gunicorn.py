@@ -1,4 +1,5 @@
-"""gunicorn settings of the image: `gunicorn -c config/gunicorn.py config.wsgi` (docker-compose.yml).
+"""gunicorn settings of the image: `gunicorn -c config/gunicorn.py config.wsgi` (docker-compose.yml); the root
+gunicorn.conf.py re-exports them, so a plain `gunicorn config.wsgi` from the checkout runs the same way.
 
 Request metrics (ops.metrics) live in each worker process; prometheus_client's multiprocess mode has every
 process write them under PROMETHEUS_MULTIPROC_DIR, and a scrape of any process sums them all. The folder is
@@ -27,6 +28,11 @@ worker_class = "config.gunicorn_worker.BoundedThreadWorker"
 # Each thread holds its own database connection: workers x threads connections per web container.
 threads = int(os.environ.get("WEB_THREADS", "8"))
 accesslog = None  # the app logs each request itself, with its request id (ops.middleware)
+# How long an idle client connection stays open for its next request (gunicorn's default is 2 s). Clients that
+# log a run make a request every few seconds or faster (MLflow's client keeps its connection); one reused
+# connection saves the TCP handshake and the accept per request. Idle kept-alive connections wait in the
+# process's poller, not in a thread.
+keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "5"))
 
 IDLE_READ_SECONDS = float(os.environ.get("WEB_IDLE_READ_SECONDS", "10"))
 REQUEST_READ_SECONDS = float(os.environ.get("WEB_REQUEST_READ_SECONDS", "60"))

@@ -53,7 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "csp.middleware.CSPMiddleware",  # first: every response carries the policy, the probes' too
+    "config.headers.PolicyCSPMiddleware",  # first: every response carries the policy, the probes' too
     "ops.middleware.ProbeMiddleware",  # /healthz and /metrics, before host validation (ops.middleware)
     "ops.middleware.RequestIdMiddleware",
     "ops.metrics.RequestMetricsMiddleware",
@@ -63,12 +63,12 @@ MIDDLEWARE = [
     "config.middleware.QueryStringTextMiddleware",
     "config.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "config.browser_middleware.BrowserSessionMiddleware",  # Django's, passed through for /api/ (as the two below)
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "config.middleware.AdminSelectionMiddleware",  # after CSRF: it reads the form
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "config.browser_middleware.BrowserAuthenticationMiddleware",
+    "config.browser_middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "config.headers.NoStoreApiMiddleware",
     "axes.middleware.AxesMiddleware",  # last, as django-axes asks

@@ -114,3 +114,24 @@ def test_the_master_survives_all_its_workers_killed_at_once_again_and_again(tmp_
         finally:
             master.terminate()
             master.wait(timeout=30)
+
+
+def test_a_plain_gunicorn_from_the_checkout_reads_the_images_settings():
+    # ./gunicorn.conf.py is what gunicorn reads without -c (the benches' `gunicorn config.wsgi`).
+    from gunicorn.config import Config
+
+    def load(path: Path) -> Config:
+        config = Config()
+        namespace: dict[str, object] = {"__file__": str(path)}
+        exec(compile(path.read_text(), str(path), "exec"), namespace)  # noqa: S102 - our own settings file
+        for name, value in namespace.items():
+            if name in config.settings:
+                config.set(name, value)
+        return config
+
+    plain, image = load(ROOT / "gunicorn.conf.py"), load(ROOT / "config" / "gunicorn.py")
+    for name in ("worker_class_str", "threads", "keepalive", "workers", "bind"):
+        assert getattr(plain, name) == getattr(image, name), name
+    assert plain.keepalive == int(os.environ.get("WEB_KEEPALIVE_SECONDS", "5"))
+    assert plain.worker_class_str == "config.gunicorn_worker.BoundedThreadWorker"
+    assert plain.settings["on_starting"].get() is gunicorn_config.on_starting
