@@ -105,3 +105,73 @@ def insert(instance: models.Model) -> None:
         (instance.pk,) = cursor.fetchone()
     instance._state.adding = False
     instance._state.db = connection.alias
+
+
+@functools.cache
+def _get_sql(model: type[models.Model], names: tuple[str, ...], lock: bool) -> str:
+    quote = connection.ops.quote_name
+    where = " AND ".join(
+        f"x.{quote(str(cast('models.Field[Any, Any]', model._meta.get_field(name)).column))} = %s" for name in names
+    )
+    sql = f"SELECT {select_list(model, 'x')} FROM {table(model)} x WHERE {where}"  # noqa: S608
+    return sql + " FOR UPDATE" if lock else sql
+
+
+def get(model: type[M], *, for_update: bool = False, **lookup: Any) -> M | None:
+    """`model.objects[.select_for_update()].filter(**lookup).first()` for plain equality on concrete fields (by
+    name or attname), written once per set of names; None when no row matches. The lookup should name a unique
+    key (the first row found is returned)."""
+    names = tuple(sorted(lookup))
+    lock = for_update and connection.features.has_select_for_update
+    with connection.cursor() as cursor:
+        cursor.execute(_get_sql(model, names, lock), [lookup[name] for name in names])
+        row = cursor.fetchone()
+    return None if row is None else instance(model, row)
+
+
+@functools.cache
+def _insert_new_sql(model: type[models.Model], conflict: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    sql, fields = _insert_sql(model)
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(str(cast("models.Field[Any, Any]", model._meta.get_field(name)).column)) for name in conflict
+    )
+    insert, returning = sql.rsplit(" RETURNING ", 1)
+    return f"{insert} ON CONFLICT ({columns}) DO NOTHING RETURNING {returning}", fields
+
+
+def insert_new(instance: models.Model, *, conflict: Sequence[str]) -> bool:
+    """`insert(instance)` unless a row with the same values of the unique key `conflict` exists (`INSERT ... ON
+    CONFLICT (...) DO NOTHING RETURNING`, written once per model and key): True if inserted. When False nothing
+    was written and the instance is unchanged: another transaction stored that key first (in PostgreSQL, one that
+    committed, or is in flight and committed while this statement waited for it), with no failed statement and
+    no error in the database's log."""
+    sql, fields = _insert_new_sql(type(instance), tuple(conflict))
+    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    (instance.pk,) = row
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
+
+
+def insert_many(instances: Sequence[models.Model]) -> None:
+    """`insert` of several new instances of one model in one multi-row statement (their ids set in order, as
+    Django's bulk_create does on PostgreSQL and SQLite 3.35+)."""
+    if not instances:
+        return
+    sql, fields = _insert_sql(type(instances[0]))
+    head, returning = sql.rsplit(" VALUES ", 1)
+    marks, returning = returning.split(" RETURNING ", 1)
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in instances for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{head} VALUES {', '.join([marks] * len(instances))} RETURNING {returning}", params)
+        ids = cursor.fetchall()
+    for obj, (pk,) in zip(instances, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias

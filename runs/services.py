@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from apikit import rows
 from apikit.exceptions import DomainError
 from config import dispatch
 from runs.models import (
@@ -194,7 +195,13 @@ def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResu
     raise AssertionError("unreachable")
 
 
+class _LostInsertRace(IntegrityError):
+    """Another transaction stored this external_id between our read and our insert (runs_upsert tries again)."""
+
+
 def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
+    if len(items) == 1:
+        return _run_upsert_one(team=team, item=items[0])
     keys = [item["external_id"] for item in items if item.get("external_id")]
     # Stored evaluations matter only to an item that sends evaluations (merged by bits and method) or changes
     # weight_bits (which must stay above them); the others skip reading them.
@@ -261,6 +268,56 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
     )
 
 
+def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
+    """One run (a native post, every MLflow write): what _runs_upsert_once does for a batch, in statements written
+    once from the model's metadata (apikit.rows) rather than ORM queries compiled per request. The same promises:
+    the stored run is read locked and the rules checked on the run as it will be stored before anything is
+    written (BatchInvalid keyed "0", naming the field), everything in one transaction, the families marked."""
+    fields = dict(item)
+    evaluations = fields.pop("evaluations", None) or []
+    external_id = fields.get("external_id")
+    with transaction.atomic():
+        existing = rows.get(Run, for_update=True, team_id=team.pk, external_id=external_id) if external_id else None
+        now = timezone.now()
+        families = set()
+        old_evaluations: list[Evaluation] = []
+        if existing is None:
+            run = Run(team=team, **{"trained_at": now, **fields})  # the contract's default: trained when registered
+            if "number_format" not in fields:
+                run.number_format = default_number_format(
+                    weight_bits=run.weight_bits,
+                    activation_bits=run.activation_bits,
+                    kv_bits=run.kv_bits,
+                    exponent_bits=run.exponent_bits,
+                )
+        else:
+            run = existing
+            run.team = team
+            families.add(run.family)  # a run that moves family changes both
+            _apply(run, fields)
+            run.updated_at = now
+            if "weight_bits" in item or evaluations:
+                old_evaluations = list(Evaluation.objects.filter(run_id=run.pk))
+        problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
+        if problems:
+            raise BatchInvalid({"0": problems})
+        if existing is None:
+            if not rows.insert_new(run, conflict=("team", "external_id")):
+                raise _LostInsertRace(f"external_id {external_id!r} was stored by another request")
+        else:
+            rows.update(run, [*fields, "updated_at"])
+        created_evaluations = (
+            _evaluations_upsert_many([(run, evaluations, old_evaluations)], now=now) if evaluations else []
+        )
+        family_changes_record(team_id=team.pk, families=families | {run.family})
+    return UpsertResult(
+        runs=[run],
+        created=int(existing is None),
+        updated=int(existing is not None),
+        created_evaluations=created_evaluations,
+    )
+
+
 def _evaluations_upsert_many(
     triples: Sequence[tuple[Run, Sequence[Mapping[str, Any]], Sequence[Evaluation]]], *, now: datetime
 ) -> list[Evaluation]:
@@ -279,7 +336,10 @@ def _evaluations_upsert_many(
             else:
                 current.loss, current.updated_at = item["loss"], now
                 to_update.append(current)
-    Evaluation.objects.bulk_create(to_create)
+    if len(triples) == 1:
+        rows.insert_many(to_create)  # one statement written once per count, not an ORM bulk_create per call
+    else:
+        Evaluation.objects.bulk_create(to_create)
     if to_update:
         Evaluation.objects.bulk_update(to_update, fields=["loss", "updated_at"])
     return to_create

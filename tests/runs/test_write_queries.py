@@ -150,3 +150,46 @@ def test_an_upsert_reads_stored_evaluations_only_when_it_needs_them(client_rw, t
 
     assert evaluation_reads({"final_loss": 2.8, "status": "finished"}) == 0
     assert evaluation_reads({"weight_bits": 16.0}) == 1
+
+
+def test_a_single_post_that_loses_the_insert_race_updates_the_winners_run(team, monkeypatch):
+    # Another request stores the same external_id between this one's locked read and its insert: the insert
+    # (ON CONFLICT DO NOTHING) writes nothing, and the next attempt reads the winner's run and updates it.
+    from apikit import rows
+
+    winner = runs_upsert(team=team, items=[{**RUN, "external_id": "race", "evaluations": []}]).runs[0]
+    real_get = rows.get
+    calls = []
+
+    def stale_first_read(model, **lookup):
+        calls.append(lookup)
+        return None if len(calls) == 1 else real_get(model, **lookup)
+
+    monkeypatch.setattr(rows, "get", stale_first_read)
+    result = runs_upsert(team=team, items=[{**RUN, "external_id": "race", "final_loss": 2.5, "evaluations": []}])
+    assert len(calls) == 2
+    assert (result.created, result.updated) == (0, 1)
+    assert result.runs[0].pk == winner.pk
+    assert Run.objects.filter(team=team, external_id="race").get().final_loss == 2.5
+
+
+def test_a_refused_single_post_names_the_field_and_writes_nothing(team):
+    from runs.services import BatchInvalid
+
+    runs_upsert(team=team, items=[{**RUN, "external_id": "kept"}])
+    before = FamilyChange.objects.get(team=team, family="queries").changed_at
+    with pytest.raises(BatchInvalid) as refused:
+        runs_upsert(team=team, items=[{"external_id": "kept", "weight_bits": 4, "family": "moved"}])
+    assert "weight_bits" in refused.value.errors["0"]
+    run = Run.objects.get(team=team, external_id="kept")
+    assert (run.weight_bits, run.family) == (8, "queries")
+    assert not FamilyChange.objects.filter(team=team, family="moved").exists()
+    assert FamilyChange.objects.get(team=team, family="queries").changed_at == before
+
+
+def test_a_single_post_moving_a_run_marks_both_families(team):
+    runs_upsert(team=team, items=[{**RUN, "external_id": "mover"}])
+    FamilyChange.objects.filter(team=team).delete()
+    result = runs_upsert(team=team, items=[{"external_id": "mover", "family": "elsewhere"}])
+    assert result.runs[0].family == "elsewhere"
+    assert set(FamilyChange.objects.filter(team=team).values_list("family", flat=True)) == {"queries", "elsewhere"}
