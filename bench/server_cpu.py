@@ -122,9 +122,18 @@ def mlflow_client(job: tuple[str, str, str, int, int]) -> int:
                     final = [Metric("final_loss", 3.1, ts, 200), Metric("ptq_loss/4", 3.2, ts, 200)]
                     client.log_batch(run_id, metrics=final)
                 client.set_terminated(run_id)
-            except Exception:
+            except Exception as exc:
                 errors += 1
+                _note_error(exc)
     return errors
+
+
+def _note_error(exc: Exception) -> None:
+    """Append the failure to BENCH_ERROR_LOG when set (the clients' own output is silenced)."""
+    path = os.environ.get("BENCH_ERROR_LOG")
+    if path:
+        with open(path, "a") as log:
+            log.write(f"{type(exc).__name__}: {exc}\n")
 
 
 def native_client(job: tuple[str, str, str, int, int]) -> int:
@@ -231,7 +240,7 @@ def main() -> None:
         time.sleep(3)
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            spy = Path(PY).with_name("py-spy")
+            spy = Path(os.environ.get("PY_SPY") or Path(PY).with_name("py-spy"))  # PY_SPY: one installed elsewhere
             for pid in tree(server.pid)[1:]:
                 out = args.profile / f"worker-{pid}.txt"
                 spy_command = [str(spy), "record", "--pid", str(pid), "--gil", "--rate", "200", "--format", "raw"]

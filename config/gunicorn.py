@@ -28,6 +28,7 @@ worker_class = "config.gunicorn_worker.BoundedThreadWorker"
 # Each thread holds its own database connection: workers x threads connections per web container.
 threads = int(os.environ.get("WEB_THREADS", "8"))
 accesslog = None  # the app logs each request itself, with its request id (ops.middleware)
+logger_class = "config.gunicorn_worker.AccessLogger"  # gunicorn's, formatting no line for an access log to /dev/null
 # How long an idle client connection stays open for its next request (gunicorn's default is 2 s). Clients that
 # log a run make a request every few seconds or faster (MLflow's client keeps its connection); one reused
 # connection saves the TCP handshake and the accept per request. Idle kept-alive connections wait in the

@@ -135,3 +135,24 @@ def test_a_plain_gunicorn_from_the_checkout_reads_the_images_settings():
     assert plain.keepalive == int(os.environ.get("WEB_KEEPALIVE_SECONDS", "5"))
     assert plain.worker_class_str == "config.gunicorn_worker.BoundedThreadWorker"
     assert plain.settings["on_starting"].get() is gunicorn_config.on_starting
+
+
+def test_an_access_log_to_dev_null_is_not_formatted_any_other_is(tmp_path):
+    from gunicorn.config import Config
+
+    from config.gunicorn_worker import AccessLogger
+
+    formatted = []
+
+    def logger(accesslog: str) -> AccessLogger:
+        config = Config()
+        config.set("accesslog", accesslog)
+        found = AccessLogger(config)
+        found.atoms = lambda *args: formatted.append(accesslog) or {}
+        return found
+
+    logger(os.devnull).access(None, None, {}, None)
+    assert formatted == []
+    target = str(tmp_path / "access.log")
+    logger(target).access(None, None, {}, None)
+    assert formatted == [target]
