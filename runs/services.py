@@ -413,10 +413,9 @@ def metric_points_append(
         return 0
     if connection.vendor == "postgresql":
         keys, values, steps, timestamps = zip(
-            *[(k, None if math.isnan(v) else v, s, t) for k, v, s, t in kept], strict=True
+            *[(k, None if math.isnan(v) else float(v), int(s), int(t)) for k, v, s, t in kept], strict=True
         )
-        with connection.cursor() as cursor:
-            cursor.execute(_metric_points_sql(), [run_id, list(keys), list(values), list(steps), list(timestamps)])
+        _metric_points_insert([run_id, list(keys), list(values), list(steps), list(timestamps)])
     else:
         MetricPoint.objects.bulk_create(
             [
@@ -428,6 +427,18 @@ def metric_points_append(
     return len(kept)
 
 
+def _metric_points_insert(params: list[Any]) -> None:
+    """The five arrays bound in binary on the server's side, and the statement prepared once per connection:
+    Django's cursor binds on the client, quoting every point into the SQL text in Python, and PostgreSQL parses
+    and plans that text again for every batch. Errors are Django's (connection.wrap_database_errors), as any
+    query's; the statement runs in the caller's transaction (the same connection)."""
+    import psycopg
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(_metric_points_sql(), params, prepare=True)
+
+
 @functools.cache
 def _metric_points_sql() -> str:
     quote = connection.ops.quote_name
@@ -435,4 +446,4 @@ def _metric_points_sql() -> str:
     return (
         f"INSERT INTO {quote(MetricPoint._meta.db_table)} ({columns}) "  # noqa: S608
         "SELECT %s, * FROM UNNEST(%s::varchar[], %s::double precision[], %s::bigint[], %s::bigint[])"
-    )
+    ).replace("%s", "%b")
