@@ -4,7 +4,7 @@ The API authenticates every request by its bearer key (runs.api.authentication, 
 session, `request.user` from Django's auth, or a flash message; yet the stock middleware does its work on every
 request: a lazy session and user, a messages storage, and a look at the session on the way out (whether to save
 it, add `Vary: Cookie`). These subclasses do exactly what Django's do for every other path and nothing for paths
-under /api/ (about 3% of the server's CPU per MLflow request, docs/benchmarks.md). Django's admin checks find them
+under /api/. Django's admin checks find them
 as subclasses; the deploy check that looks for the stock session middleware by name says W010 instead of W012
 then (config/settings/production.py silences it where it silences W012, for the same reason).
 """
