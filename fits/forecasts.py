@@ -36,22 +36,16 @@ from fits.selectors import law_ranking
 from fits.services import FitNotFound, FitUnusable, PredictionInvalid, prediction_make
 from mlflow_compat.models import MlflowRun
 from runs.models import MetricPoint, Run
+from runs.plots import is_final_value
 
 # The metric keys read as a run's loss curve, first present wins; else the first key with "loss" in its name that
 # is not a final value (final_loss, ptq_loss/...). `?key=` names another.
 CURVE_LOSS_KEYS = ("loss", "train_loss", "train/loss", "training_loss", "val_loss", "eval_loss", "valid_loss")
-FINAL_VALUE_KEYS = ("final_loss",)
-FINAL_VALUE_PREFIXES = ("ptq_loss/",)
 LR_KEY = "lr"  # the logged learning rate: the schedule's past (docs/mlflow.md)
 MAX_FAMILY_RUNS = 16  # runs of the family read for one forecast (the target included): nearest sizes first
 MAX_POINTS_READ = 4_000  # points kept per history read (every k-th and the last): the fit bins to 192 anyway
 CACHE_SECONDS = 24 * 3600  # a backstop: the version key already changes with every point
 CACHE_PREFIX = "forecast:v1"
-
-
-def is_final_value(key: str) -> bool:
-    """Whether a metric key is a final value (logged once, at the end), not a point of the training curve."""
-    return key in FINAL_VALUE_KEYS or key.startswith(FINAL_VALUE_PREFIXES)
 
 
 def curve_loss_key(keys: Iterable[str]) -> str | None:
@@ -369,7 +363,6 @@ __all__ = [
     "forecast_compute",
     "forecast_summaries",
     "forecast_version",
-    "is_final_value",
     "run_forecast",
     "schedule_spec",
 ]
