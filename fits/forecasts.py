@@ -339,6 +339,16 @@ def run_forecast(
     return dict(body, cached=False)
 
 
+def forecast_refresh(*, run_id: int) -> bool:
+    """Compute and cache run `run_id`'s forecast (the default query) unless the cache has it for the family's
+    current version; False when the run no longer exists."""
+    run = Run.objects.filter(pk=run_id).select_related("team").first()
+    if run is None:
+        return False
+    run_forecast(run=run)
+    return True
+
+
 def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the run list shows of a forecast: the loss and the verdict, or the first reason."""
     forecast = body.get("forecast")
@@ -361,6 +371,7 @@ __all__ = [
     "MAX_FAMILY_RUNS",
     "curve_loss_key",
     "forecast_compute",
+    "forecast_refresh",
     "forecast_summaries",
     "forecast_version",
     "run_forecast",
