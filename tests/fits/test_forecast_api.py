@@ -160,3 +160,17 @@ def test_the_verdict_compares_the_forecast_with_the_best_ranked_laws_prediction(
     expected = "above" if forecast > law else "below"
     assert verdict["verdict"] == expected, (forecast, law)
     assert verdict["text"].startswith(f"{expected} the law by")
+
+
+def test_cooldowns_of_one_trunk_share_its_history_and_never_lend_to_each_other(client_rw, team):
+    trunk = logged(team, CURVES["constant_24000"], upto=8000 / 24000)
+    sibling = logged(team, CURVES["wsdcon_9"], cooldown_of=trunk)
+    target = logged(team, CURVES["wsd_20000_24000"], upto=0.5, cooldown_of=trunk)
+
+    linked = client_rw.get(f"/api/v1/runs/{target.pk}/forecast/").json()
+    run_update(run=sibling, fields={"cooldown_of": None})  # an independent run of the family: it lends
+    unlinked = client_rw.get(f"/api/v1/runs/{target.pk}/forecast/").json()
+
+    assert linked["forecast"] is None
+    assert linked["reasons"][0].startswith("no decay seen in the family yet")
+    assert unlinked["forecast"]["lenders"] == [sibling.pk]
