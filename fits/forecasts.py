@@ -170,6 +170,22 @@ def _family_candidates(run: Run) -> list[dict[str, Any]]:
     return [target, *rows[: MAX_FAMILY_RUNS - 1]]
 
 
+def _metric_keys(run_ids: Sequence[int]) -> dict[int, set[str]]:
+    """{run id: its metric keys}: from the MLflow runs' latest values (every logged key is there; one query, no
+    scan of the points), and by a DISTINCT over the points for runs with no MLflow run."""
+    keys_of: dict[int, set[str]] = {}
+    linked = MlflowRun.objects.filter(bitscale_run_id__in=run_ids).values_list("bitscale_run_id", "metrics")
+    for run_id, metrics in linked:
+        if run_id is not None:
+            keys_of[run_id] = set(metrics or {})
+    rest = [i for i in run_ids if i not in keys_of]
+    if rest:
+        points = MetricPoint.objects.filter(run_id__in=rest).order_by().values_list("run_id", "key").distinct()
+        for run_id, key in points:
+            keys_of.setdefault(run_id, set()).add(key)
+    return keys_of
+
+
 def _lineages(rows: Sequence[Mapping[str, Any]], trunks_with_cooldowns: set[int]) -> dict[int, str]:
     """A trunk and the cooldowns branched off it share history: one lineage, so neither lends to the other."""
     out: dict[int, str] = {}
@@ -189,12 +205,7 @@ def forecast_compute(
     """The forecast body of `run` (see docs/api.md, "Forecasts"), computed now, not cached."""
     rows = _family_candidates(run)
     ids = [r["id"] for r in rows]
-    key_rows = (
-        MetricPoint.objects.filter(run_id__in=ids).order_by().values_list("run_id", "key").distinct() if ids else []
-    )
-    keys_of: dict[int, set[str]] = {}
-    for run_id, k in key_rows:
-        keys_of.setdefault(run_id, set()).add(k)
+    keys_of = _metric_keys(ids)
     loss_keys: dict[int, str] = {}
     for run_id in ids:
         chosen = key if key is not None else curve_loss_key(keys_of.get(run_id, ()))
