@@ -93,3 +93,10 @@ class FailSoftRedisCache(RedisCache):
 
     def clear(self) -> Any:
         return self._call("clear")
+
+
+def cache_is_shared() -> bool:
+    """Whether what one process caches, another reads (Redis, a file cache): only then is computing ahead for the
+    web processes (a fit's plots, a run's forecast) worth the worker's time."""
+    backend = str(settings.CACHES["default"]["BACKEND"])
+    return not backend.endswith(("LocMemCache", "DummyCache"))

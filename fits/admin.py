@@ -24,11 +24,12 @@ from fits.review import (
     law_comparison,
     screened_rows,
 )
+from fits.run_admin import RunWithForecastAdmin
 from fits.services import fits_delete
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
 from runs.admin_display import MISSING, datetime_html, decimal_html
 
-__all__ = ["FitAdmin", "fit_density_plot"]
+__all__ = ["FitAdmin", "RunWithForecastAdmin", "fit_density_plot"]
 
 FIT_FIELDS = (
     "team",

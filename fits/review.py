@@ -7,10 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.urls import reverse
 
+from config.cache import cache_is_shared
 from fits import plots
 from fits.density_selectors import fit_run_densities
 from fits.laws import FitResult, Observations
@@ -183,8 +183,7 @@ DENSITY_PLOT_VERSION = 2  # bump when the density plot changes
 
 def plots_cache_is_shared() -> bool:
     """Whether what one process caches, another reads (Redis, a file cache): only then is rendering ahead worth it."""
-    backend = str(settings.CACHES["default"]["BACKEND"])
-    return not backend.endswith(("LocMemCache", "DummyCache"))
+    return cache_is_shared()
 
 
 def fit_plot_key(*, fit: Fit, key: str) -> str:

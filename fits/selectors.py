@@ -4,11 +4,13 @@ import hashlib
 import io
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 
 from fits.laws import FitResult, Observations, get_law
+from fits.laws.schedules import DECAYED_FRACTION
 from fits.models import Fit, FitScope
 from fits.ranking import LawFit, Ranking, rank_laws
 from runs.models import Evaluation, FamilyChange, Run, Team
@@ -70,10 +72,33 @@ class FitData:
         return cls(observations=observations, run_ids=arrays["run_ids"].tolist(), fingerprint=fingerprint)
 
 
+def _decays(schedule: Any) -> bool:
+    """Whether a stored schedule (runs.schedules' form) plans a decay to at most half the peak learning rate
+    (fits.laws.schedules.DECAYED_FRACTION) before its end."""
+    if not isinstance(schedule, dict) or schedule.get("lr_schedule", "cosine") == "constant":
+        return False
+    total, peak = schedule.get("total_steps") or 0, schedule.get("peak_lr") or 0.0
+    start = schedule.get("decay_start")
+    if start is None:
+        start = schedule.get("warmup_steps") or 0
+    return bool(start < total and float(schedule.get("final_lr") or 0.0) <= DECAYED_FRACTION * float(peak))
+
+
+def uncooled_trunks(*, team_id: int, family: str) -> list[int]:
+    """The ids of the family's runs that have cooldowns branched off them (runs naming them in `cooldown_of`) and
+    whose own learning rate does not decay (a constant-LR trunk, or one with no described schedule): their final
+    loss still carries the loss a decay would remove (about 0.08 nats on Gemstones, docs/curves.md section 6), so
+    they never enter a law fit; each cooldown enters as its own (N, D, loss) point. One query."""
+    trunks = Run.objects.filter(team_id=team_id, family=family, cooldowns__isnull=False).distinct()
+    return sorted(pk for pk, schedule in trunks.values_list("pk", "schedule") if not _decays(schedule))
+
+
 def fit_data(*, team_id: int, family: str) -> FitData:
-    """Snapshot of a family's finished, non-excluded runs and their evaluations, in run-id order."""
+    """Snapshot of a family's finished, non-excluded runs and their evaluations, in run-id order; trunks that
+    only cooldowns make fit points of are left out (uncooled_trunks)."""
     runs = list(
         Run.objects.filter(team_id=team_id, family=family, status=Run.Status.FINISHED, excluded=False)
+        .exclude(pk__in=uncooled_trunks(team_id=team_id, family=family))
         .order_by("id")
         .values_list(*RUN_COLUMNS)
     )

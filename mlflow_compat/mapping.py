@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from runs.schedules import SCHEDULE_FIELDS, schedule_clean
+
 INT_FIELDS = frozenset(
     {
         "n_params",
@@ -305,6 +307,9 @@ def map_run(state: MlflowRunState) -> Mapped:
     evaluations = _evaluations(state, mapping, values, problems)
     if evaluations:
         payload["evaluations"] = evaluations
+    schedule = _schedule(state, used_params, problems)
+    if schedule is not None:
+        payload["schedule"] = schedule
     payload["metadata"] = _metadata(state, used_params, problems)
 
     missing = [name for name in REQUIRED_FIELDS if name not in payload]
@@ -390,6 +395,43 @@ def _evaluations(
         if match is not None:
             add(float(match["bits"]), match["method"] or "rtn", loss, f"metric {key}")
     return [{"post_train_bits": bits, "method": method, "loss": loss} for (bits, method), loss in sorted(found.items())]
+
+
+# The schedule's integer fields; lr_schedule is text, the rest are numbers.
+SCHEDULE_INT_FIELDS = frozenset({"total_steps", "warmup_steps", "decay_start"})
+
+
+def _schedule(state: MlflowRunState, used_params: set[str], problems: list[str]) -> dict[str, Any] | None:
+    """The run's described schedule from params named as its fields (`total_steps`, `peak_lr`, `warmup_steps`,
+    `lr_schedule`, `decay_start`, `final_lr`, `tokens_per_step`; a `bitscale.<field>` tag or param wins), or None
+    when the run logs neither total_steps nor peak_lr. A schedule that does not validate is a note, and not sent:
+    the run's other fields still land. The logged `lr` metric is the schedule's past (docs/mlflow.md)."""
+    raw: dict[str, Any] = {}
+    for name in SCHEDULE_FIELDS:
+        for where, key in (("tag", PREFIX + name), ("param", PREFIX + name), ("param", name)):
+            source = state.tags if where == "tag" else state.params
+            if key in source and not _missing(source[key]):
+                if where == "param":
+                    used_params.add(key)
+                text = str(source[key]).strip()
+                if name == "lr_schedule":
+                    raw[name] = text.lower()
+                    break
+                try:
+                    number = float(text)
+                except ValueError:
+                    problems.append(f"{where} {key}: cannot read {text!r} as a number")
+                    break
+                raw[name] = int(number) if name in SCHEDULE_INT_FIELDS and number.is_integer() else number
+                break
+    if "total_steps" not in raw and "peak_lr" not in raw:
+        return None
+    cleaned, errors = schedule_clean(raw)
+    if errors:
+        detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in sorted(errors.items()))
+        problems.append(f"schedule not stored ({detail})")
+        return None
+    return cleaned
 
 
 def _metadata(state: MlflowRunState, used_params: set[str], problems: list[str]) -> dict[str, Any]:

@@ -13,13 +13,17 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import DataError, IntegrityError, transaction
 
 from apikit import rows
 from apikit.fields import float_or_word
+from config import dispatch
+from config.cache import cache_is_shared
 from mlflow_compat import mapping
 from mlflow_compat.errors import INVALID_PARAMETER_VALUE, RESOURCE_ALREADY_EXISTS, MlflowError
 from mlflow_compat.models import ACTIVE, DELETED, Experiment, MlflowRun, PendingMetricPoint
@@ -162,8 +166,27 @@ def run_log(
         if metrics:
             _history_append(mlflow_run, metrics)
             fields += ["history_points", "history_dropped"]
+            _forecast_refresh_soon(mlflow_run.bitscale_run_id)
         rows.update(mlflow_run, fields)
     return mlflow_run
+
+
+# A run's forecast is recomputed by a worker at most once per this many seconds of logging, this long after the
+# first batch of the window, so it sees every batch of the window.
+FORECAST_REFRESH_SECONDS = 1.0
+
+
+def _forecast_refresh_soon(run_id: int | None) -> None:
+    """After the commit, have a worker recompute the run's forecast into the shared cache (workers.refresh_forecast),
+    so the next read of GET /runs/{id}/forecast/ is a cache hit: at most once per FORECAST_REFRESH_SECONDS per run
+    (cache.add is the throttle), and only when the cache is shared (a per-process cache would keep the worker's
+    answer to itself)."""
+    if run_id is None or not cache_is_shared():
+        return
+    if cache.add(f"forecast-refresh:{run_id}", 1, timeout=FORECAST_REFRESH_SECONDS):
+        transaction.on_commit(
+            partial(dispatch.send, dispatch.REFRESH_FORECAST, run_id=run_id, countdown=FORECAST_REFRESH_SECONDS)
+        )
 
 
 def run_update(*, team: Team, run_id: str, status: str | None, end_time: int | None, run_name: str | None) -> MlflowRun:

@@ -447,7 +447,7 @@ RUN_PAGE_SECTIONS: tuple[tuple[str | None, tuple[str, ...]], ...] = (
     ),
     ("Result", ("final_loss", "effective_params_16bit", "density")),
     ("Fits", ("excluded", "exclusion_reason")),
-    ("Loss curve", ("loss_curve",)),
+    ("Loss curve", ("loss_curve", "schedule", "cooldown_of")),
     (
         "Data and architecture",
         ("dataset", "eval_set", "n_layers", "d_model", "n_heads", "n_kv_heads", "seq_len", "metadata"),

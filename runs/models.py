@@ -43,6 +43,8 @@ RUN_FIELDS = (
     "exclusion_reason",
     "trained_at",
 )
+# Extension fields of a run (issue 24), written and shown by the API after RUN_FIELDS; not in the CSV export.
+RUN_SCHEDULE_FIELDS = ("schedule", "cooldown_of")
 # A run's trained_at may lie this far after the server's clock (a training node's clock may run ahead).
 TRAINED_AT_MAX_SKEW_SECONDS = 300
 
@@ -173,6 +175,12 @@ class Run(models.Model):
     exclusion_reason = models.TextField(blank=True)
     # When training finished, as the client reports it (default: registration); capacity density's trend uses it.
     trained_at = models.DateTimeField(default=timezone.now)
+    # The planned learning-rate schedule, described (runs.schedules.schedule_clean's stored form), or None. A
+    # forecast of the run's final loss needs its future learning rates (docs/curves.md, "Forecasts").
+    schedule = models.JSONField(null=True, blank=True)
+    # The run is the end of a cooldown branched off this trunk run of the same team: the trunk's losses before the
+    # branch are its history too, and its final loss is a cooled (N, D, loss) point (docs/curves.md, section 6).
+    cooldown_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="cooldowns")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -171,6 +171,26 @@ def _rule_errors(
     return errors
 
 
+def _cooldown_trunks(*, team_id: int, items: Sequence[Mapping[str, Any]]) -> set[int]:
+    """The ids among the items' `cooldown_of` that are runs of the team (one query; none when no item sends one)."""
+    ids = {item["cooldown_of"] for item in items if item.get("cooldown_of") is not None}
+    return set(Run.objects.filter(team_id=team_id, pk__in=ids).values_list("pk", flat=True)) if ids else set()
+
+
+def _cooldown_resolve(fields: dict[str, Any], *, run_pk: int | None, trunks: set[int]) -> ErrorMap:
+    """Turn the API's `cooldown_of` (a run id) into the foreign key's column, in place; the errors when the trunk
+    is not a run of the same team or is the run itself (another team's run reads as unknown: teams are isolated)."""
+    if "cooldown_of" not in fields:
+        return {}
+    trunk = fields.pop("cooldown_of")
+    if trunk is not None and run_pk is not None and trunk == run_pk:
+        return {"cooldown_of": ["A run cannot be a cooldown of itself."]}
+    if trunk is not None and trunk not in trunks:
+        return {"cooldown_of": [f"No run with id {trunk} in this team."]}
+    fields["cooldown_of_id"] = trunk
+    return {}
+
+
 def _apply(run: Run, fields: Mapping[str, Any]) -> None:
     for name, value in fields.items():
         setattr(run, name, value)
@@ -216,9 +236,16 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
         touched_families: set[str] = set()
         first_position: dict[str, int] = {}
         plan: list[tuple[Run, bool, list[Mapping[str, Any]], list[Evaluation]]] = []
+        trunks = _cooldown_trunks(team_id=team.pk, items=items)
         for position, item in enumerate(items):
             fields = dict(item)
             evaluations = fields.pop("evaluations", None) or []
+            link_errors = _cooldown_resolve(
+                fields, run_pk=getattr(known.get(fields.get("external_id") or ""), "pk", None), trunks=trunks
+            )
+            if link_errors:
+                errors[str(position)] = link_errors
+                continue
             external_id = fields.get("external_id")
             if external_id and external_id in first_position:
                 errors[str(position)] = {
@@ -354,6 +381,12 @@ def run_update(*, run: Run, fields: Mapping[str, Any]) -> Run:
         if external_id and taken.exists():
             raise ValidationError({"external_id": ["Another run of this team has this external_id."]})
         old_family = run.family
+        fields = dict(fields)
+        link_errors = _cooldown_resolve(
+            fields, run_pk=run.pk, trunks=_cooldown_trunks(team_id=run.team_id, items=[fields])
+        )
+        if link_errors:
+            raise ValidationError(link_errors)
         _apply(run, fields)
         problems = _rule_errors(run, new_evaluations=[], old_evaluations=list(run.evaluations.all()))
         if problems:

@@ -23,6 +23,7 @@ PURE_MODULES = (
     "runs.plots",
     "runs.density",
     "runs.plausibility",
+    "runs.schedules",
     "fits.laws",
     "fits.ranking",
     "fits.density",

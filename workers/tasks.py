@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils.dateparse import parse_datetime
 
 from config import dispatch
+from fits.forecasts import forecast_refresh
 from fits.pipeline import (
     fit_compute_chunk,
     fit_execute,
@@ -74,6 +75,13 @@ def render_fit_plots(*, fit_id: int) -> None:
     """Render a published fit's admin plots into the shared cache (a lost message only means the first reviewer
     waits for them)."""
     fit_plots_prerender(fit_id=fit_id)
+
+
+@shared_task(name=dispatch.REFRESH_FORECAST, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
+def refresh_forecast(*, run_id: int) -> None:
+    """Recompute a run's forecast into the shared cache after new points (a lost message only means the next
+    reader computes it)."""
+    forecast_refresh(run_id=run_id)
 
 
 @shared_task(name=dispatch.SWEEP_FITS, queue=Queue.DEFAULT, ignore_result=True)

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from bitscale_client.client import Client
 from bitscale_client.csvformat import CsvFormatError, read_runs
-from bitscale_client.display import render_fit, render_plan
+from bitscale_client.display import render_fit, render_forecast, render_plan
 from bitscale_client.errors import BitscaleError, ValidationFailed, error_lines
 from bitscale_client.importers.mapping import Mapping, MappingError, TrackerRun, load_mapping
 from bitscale_client.models import BulkResult, Spooled
@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--law", default="precision", choices=["precision", "chinchilla", "fp"])
     fit.add_argument("--json", action="store_true", help="print the server's JSON instead of the summary")
     fit.set_defaults(handler=cmd_fit)
+
+    forecast = command("forecast", "print where a run's loss will land at the end of its planned schedule")
+    forecast.add_argument("run_id", type=int, metavar="RUN_ID")
+    forecast.add_argument("--key", help="the metric read as the loss curve (default: the server's choice)")
+    forecast.add_argument("--law", choices=["annealing", "multipower", "auto"], help="the curve law")
+    forecast.add_argument("--level", type=float, help="the interval's level (default 0.95)")
+    forecast.add_argument("--json", action="store_true", help="print the server's JSON instead of the summary")
+    forecast.set_defaults(handler=cmd_forecast)
 
     import_csv = command("import-csv", "upload a CSV in the export's format through the bulk endpoint")
     import_csv.add_argument("file")
@@ -247,6 +255,12 @@ def cmd_fit(args: argparse.Namespace, client: Client, out: TextIO) -> int:
         return EXIT_OK
     fit = client.current_fit(family, law=args.law)
     out.write((json.dumps(fit.raw, indent=2) if args.json else render_fit(fit)) + "\n")
+    return EXIT_OK
+
+
+def cmd_forecast(args: argparse.Namespace, client: Client, out: TextIO) -> int:
+    body = client.forecast(args.run_id, key=args.key, law=args.law, level=args.level)
+    out.write((json.dumps(body, indent=2) if args.json else render_forecast(body)) + "\n")
     return EXIT_OK
 
 

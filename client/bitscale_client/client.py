@@ -363,6 +363,17 @@ class Client:
         answer: dict[str, Any] = self._request("GET", "fits/ranking/", params={"family": family})
         return answer
 
+    def forecast(
+        self, run_id: int, *, key: str | None = None, law: str | None = None, level: float | None = None
+    ) -> dict[str, Any]:
+        """Where run `run_id`'s loss will land at the end of its planned schedule (GET runs/{id}/forecast/):
+        `{"forecast": {"loss", "interval", "level", "at_step", "fraction_seen", "lenders", ...} or None, "reasons",
+        "verdict": {"verdict", "text", "law", ...} or None, "verdict_reason", "warnings", ...}`. With no forecast,
+        `reasons` says why. Raises `NotFound` for a run the key's team does not have."""
+        query = {name: value for name, value in (("key", key), ("law", law), ("level", level)) if value is not None}
+        answer: dict[str, Any] = self._request("GET", f"runs/{int(run_id)}/forecast/", params=_query(query))
+        return answer
+
     def families(self) -> list[dict[str, Any]]:
         """The team's families with their run and evaluation counts."""
         answer: list[dict[str, Any]] = self._request("GET", "families/")

@@ -162,3 +162,28 @@ def render_fit(fit: Fit) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def render_forecast(body: dict[str, Any]) -> str:
+    """A run's forecast (GET runs/{id}/forecast/) in a few lines: the loss and its interval at the planned end, how
+    much of the run was seen, who lent the annealing terms, and the verdict against the family's law; or why none."""
+    run = body.get("run")
+    forecast = body.get("forecast")
+    if forecast is None:
+        reasons = body.get("reasons") or ["the server gave no reason"]
+        return "\n".join([f"Run {run}: no forecast", *(f"  - {reason}" for reason in reasons)])
+    low, high = forecast["interval"]
+    lenders = ", ".join(str(r) for r in forecast.get("lenders") or []) or "none (no decay ahead)"
+    lines = [
+        f"Run {run}: forecast loss {forecast['loss']:.4f} at step {forecast['at_step']:,} "
+        f"({forecast['level']:.0%} interval {low:.4f} - {high:.4f})",
+        f"  seen: {forecast['fraction_seen']:.0%} of the planned steps (last step {forecast.get('last_step', 0):,})",
+        f"  law: {forecast['law']}; annealing lent by run(s): {lenders}",
+    ]
+    verdict = body.get("verdict")
+    if verdict is not None:
+        lines.append(f"  verdict: {verdict['text']} ({verdict['law']} fit {verdict['fit_id']})")
+    elif body.get("verdict_reason"):
+        lines.append(f"  verdict: none ({body['verdict_reason']})")
+    lines += [f"  warning: {w}" for w in body.get("warnings") or []]
+    return "\n".join(lines)

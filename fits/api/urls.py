@@ -4,6 +4,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from fits.api.density import DensityTrendApi
+from fits.api.forecast import RunForecastApi
 from fits.api.views import FitViewSet, PredictApi
 
 router = SimpleRouter()
@@ -12,5 +13,6 @@ router.register("fits", FitViewSet, basename="fit")
 urlpatterns = [
     path("predict/", PredictApi.as_view(), name="predict"),
     path("density/trend/", DensityTrendApi.as_view(), name="density-trend"),
+    path("runs/<int:pk>/forecast/", RunForecastApi.as_view(), name="run-forecast"),
     *router.urls,
 ]

@@ -34,11 +34,13 @@ from runs.models import (
     MIN_EXPONENT_BITS,
     MIN_MANTISSA_BITS,
     RUN_FIELDS,
+    RUN_SCHEDULE_FIELDS,
     TRAINED_AT_MAX_SKEW_SECONDS,
     Evaluation,
     Run,
 )
 from runs.plausibility import run_flags
+from runs.schedules import schedule_clean
 
 METADATA_MAX_BYTES = 64 * 1024
 # The earliest trained_at taken: older dates are typos (a year 0025), not language models.
@@ -115,6 +117,10 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
     excluded = StrictBooleanField(required=False)
     exclusion_reason = StrictCharField(required=False, allow_blank=True, max_length=10_000)
     trained_at = serializers.DateTimeField(required=False)
+    # Extension (issue 24): the planned learning-rate schedule, described (docs/api.md, "Schedules"); null: none.
+    schedule = serializers.JSONField(required=False, allow_null=True)
+    # Extension: the id of the trunk run of the same team this run is the end of a cooldown of; checked by the service.
+    cooldown_of = StrictIntegerField(required=False, allow_null=True, min_value=1, max_value=2**63 - 1)
     evaluations = EvaluationSerializer(many=True, required=False, max_length=1000)  # type: ignore[call-arg]
     effective_params_16bit = serializers.SerializerMethodField()
     density = serializers.SerializerMethodField()
@@ -125,6 +131,7 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         fields = [
             "id",
             *RUN_FIELDS,
+            *RUN_SCHEDULE_FIELDS,
             "evaluations",
             "effective_params_16bit",
             "density",
@@ -170,6 +177,8 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
             "id": instance.pk,
             **{name: getattr(instance, name) for name in RUN_FIELDS},
             "trained_at": iso_utc(instance.trained_at),
+            "schedule": instance.schedule,
+            "cooldown_of": instance.cooldown_of_id,
             "evaluations": [evaluation_representation(e) for e in self._evaluations(instance)],
             "effective_params_16bit": n_hat,
             "density": density,
@@ -191,6 +200,15 @@ class RunSerializer(StrictFieldsMixin, serializers.ModelSerializer[Run]):
         if size > METADATA_MAX_BYTES:
             raise serializers.ValidationError(f"Is {size} bytes serialized; the limit is {METADATA_MAX_BYTES}.")
         return value
+
+    def validate_schedule(self, value: Any) -> dict[str, Any] | None:
+        """A schedule description with every field checked on its own (errors keyed by the schedule's field)."""
+        if value is None:
+            return None
+        cleaned, errors = schedule_clean(value)
+        if errors:
+            raise serializers.ValidationError(errors.get("schedule") or errors)
+        return cleaned
 
     def validate_trained_at(self, value: datetime) -> datetime:
         """When training finished: not before 2000, and not later than now plus a small clock-skew allowance."""

@@ -26,6 +26,7 @@ def test_the_run_list_has_the_reviewers_columns_in_short_numbers(alpha_member, a
         "final_loss_short",
         "state",
         "trained_on",
+        "forecast_verdict",
     ]
     assert 'title="70,000,000" style="white-space: nowrap">70M</span>' in body
     assert 'title="3,000,000,000" style="white-space: nowrap">3.0B</span>' in body

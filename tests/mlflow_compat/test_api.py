@@ -601,3 +601,27 @@ def test_metric_history_pages_in_logging_order(api, sizes):
         if not token:
             break
     assert steps == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_schedule_params_logged_through_mlflow_become_the_runs_schedule(api):
+    run_id = _run(api)
+    params = [
+        {"key": "total_steps", "value": "24000"},
+        {"key": "peak_lr", "value": "3e-4"},
+        {"key": "warmup_steps", "value": "2160"},
+        {"key": "lr_schedule", "value": "cosine"},
+        {"key": "final_lr", "value": "3e-5"},
+    ]
+
+    assert post(api, "runs/log-batch", {"run_id": run_id, "params": params}).status_code == 200
+
+    run = MlflowRun.objects.get(run_id=run_id).bitscale_run
+    assert run.schedule == {
+        "total_steps": 24000,
+        "peak_lr": 3e-4,
+        "warmup_steps": 2160,
+        "lr_schedule": "cosine",
+        "decay_start": None,
+        "final_lr": 3e-5,
+        "tokens_per_step": None,
+    }

@@ -209,3 +209,42 @@ def test_the_server_reads_a_team_mapping_as_the_importer_does(mapping):
         assert server.get(name) == importer.get(name), name
     assert server["family"] == importer.get("family", "sweep")
     assert sorted(server.get("evaluations", []), key=str) == sorted(importer.get("evaluations", []), key=str)
+
+
+def test_schedule_params_fill_the_run_schedule():
+    params = {
+        "n_params": "4e8",
+        "n_tokens": "1e10",
+        "total_steps": "72000",
+        "peak_lr": "0.0003",
+        "warmup_steps": "2160.0",
+        "lr_schedule": "WSD",
+        "decay_start": "57600",
+        "final_lr": "3e-5",
+        "tokens_per_step": "524288",
+    }
+
+    mapped = map_run(state(params=params))
+
+    assert mapped.problems == []
+    assert mapped.payload["schedule"] == {
+        "total_steps": 72000,
+        "peak_lr": 3e-4,
+        "warmup_steps": 2160,
+        "lr_schedule": "wsd",
+        "decay_start": 57600,
+        "final_lr": 3e-5,
+        "tokens_per_step": 524288.0,
+    }
+    # The schedule's params are read, so they are not repeated in metadata.
+    assert "total_steps" not in mapped.payload["metadata"].get("mlflow_params", {})
+
+
+def test_a_run_without_schedule_params_has_no_schedule_and_a_bad_one_is_a_note():
+    assert "schedule" not in map_run(state()).payload
+
+    bad = map_run(state(params={"n_params": "4e8", "n_tokens": "1e10", "total_steps": "72000", "peak_lr": "-1"}))
+
+    assert "schedule" not in bad.payload
+    assert bad.payload["n_params"] == 400_000_000
+    assert bad.problems == ["schedule not stored (peak_lr: Must be a positive number.)"]

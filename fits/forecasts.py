@@ -1,0 +1,390 @@
+"""Forecasts of a run's final loss from its logged curve, its planned schedule and its family's curves (GET
+/api/v1/runs/{id}/forecast/, the admin's run page, workers.refresh_forecast): the reads that gather the family as
+fits.laws.forecast takes it, the verdict against the family's best-ranked law, and the cache in front of both.
+
+Computed on read and cached (Django's cache) under the family's history version (forecast_version): a new metric
+point, a changed run or a new fit of the family changes the version, so the next read recomputes. The work is
+bounded: at most MAX_FAMILY_RUNS runs are read, each history thinned to MAX_POINTS_READ points, and the law engine
+bins and fits at most MAX_FIT_RUNS of them (docs/curves.md, "Forecasts through the API").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.core.cache import cache
+from django.db.models import Count, Max, Sum
+from django.utils import timezone
+
+from apikit.fields import iso_utc
+from fits.laws import RunConfig
+from fits.laws.forecast import (
+    DEFAULT_LAW,
+    DEFAULT_LEVEL,
+    MAX_FIT_RUNS,
+    FamilyRun,
+    compare_with_law,
+    forecast_loss,
+)
+from fits.laws.schedules import Schedule, ScheduleError, ScheduleSpec, build_schedule, schedule_from_log
+from fits.models import Fit
+from fits.selectors import law_ranking
+from fits.services import FitNotFound, FitUnusable, PredictionInvalid, prediction_make
+from mlflow_compat.models import MlflowRun
+from runs.models import MetricPoint, Run
+from runs.plots import is_final_value
+
+# The metric keys read as a run's loss curve, first present wins; else the first key with "loss" in its name that
+# is not a final value (final_loss, ptq_loss/...). `?key=` names another.
+CURVE_LOSS_KEYS = ("loss", "train_loss", "train/loss", "training_loss", "val_loss", "eval_loss", "valid_loss")
+LR_KEY = "lr"  # the logged learning rate: the schedule's past (docs/mlflow.md)
+MAX_FAMILY_RUNS = 16  # runs of the family read for one forecast (the target included): nearest sizes first
+MAX_POINTS_READ = 4_000  # points kept per history read (every k-th and the last): the fit bins to 192 anyway
+CACHE_SECONDS = 24 * 3600  # a backstop: the version key already changes with every point
+CACHE_PREFIX = "forecast:v1"
+
+
+def curve_loss_key(keys: Iterable[str]) -> str | None:
+    """The key read as the loss curve among a run's metric keys (CURVE_LOSS_KEYS's rule), or None."""
+    present = set(keys)
+    for key in CURVE_LOSS_KEYS:
+        if key in present:
+            return key
+    named = sorted(k for k in present if "loss" in k.lower() and not is_final_value(k))
+    return named[0] if named else None
+
+
+def schedule_spec(stored: Mapping[str, Any] | None) -> ScheduleSpec | None:
+    """The law engine's description of a run's stored schedule (runs.schedules' form); `wsd` is a linear decay
+    from decay_start. None without one."""
+    if not stored:
+        return None
+    kind = str(stored.get("lr_schedule") or "cosine")
+    return ScheduleSpec(
+        total_steps=int(stored["total_steps"]),
+        peak_lr=float(stored["peak_lr"]),
+        warmup_steps=int(stored.get("warmup_steps") or 0),
+        decay="linear" if kind == "wsd" else kind,
+        decay_start=None if stored.get("decay_start") is None else int(stored["decay_start"]),
+        final_lr=float(stored.get("final_lr") or 0.0),
+        tokens_per_step=None if stored.get("tokens_per_step") is None else float(stored["tokens_per_step"]),
+    )
+
+
+def forecast_version(*, team_id: int, family: str) -> str:
+    """The family's history version: its runs (count, last change), the points logged through the MLflow API (a
+    counter per run, no scan of the points) and its newest succeeded fit. Three aggregate queries."""
+    runs = Run.objects.filter(team_id=team_id, family=family).aggregate(n=Count("id"), at=Max("updated_at"))
+    points = MlflowRun.objects.filter(bitscale_run__team_id=team_id, bitscale_run__family=family).aggregate(
+        n=Sum("history_points"), d=Sum("history_dropped")
+    )
+    fit = Fit.objects.filter(team_id=team_id, family=family, status=Fit.Status.SUCCEEDED).aggregate(last=Max("id"))
+    at = runs["at"].timestamp() if runs["at"] is not None else 0.0
+    return f"{runs['n']}-{at:.6f}-{points['n'] or 0}-{points['d'] or 0}-{fit['last'] or 0}"
+
+
+def _cache_key(run_id: int, version: str, *, key: str | None, law: str, level: float) -> str:
+    return f"{CACHE_PREFIX}:{run_id}:{version}:{key or ''}:{law}:{level:.6g}"
+
+
+def latest_cache_key(run_id: int) -> str:
+    """Where the run's newest forecast (default query) is kept whatever the version, for the run list's column."""
+    return f"{CACHE_PREFIX}:latest:{run_id}"
+
+
+@dataclass(frozen=True)
+class _History:
+    steps: np.ndarray
+    values: np.ndarray
+
+
+def _thin(steps: np.ndarray, values: np.ndarray, limit: int = MAX_POINTS_READ) -> _History:
+    """Every k-th point and the last, at most about `limit` points (the last step stays exact: it is how far the
+    run has got)."""
+    if steps.shape[0] <= limit:
+        return _History(steps, values)
+    k = math.ceil(steps.shape[0] / limit)
+    keep = np.zeros(steps.shape[0], dtype=bool)
+    keep[::k] = True
+    keep[-1] = True
+    return _History(steps[keep], values[keep])
+
+
+def _histories(run_ids: Sequence[int], keys: Mapping[int, str]) -> dict[tuple[int, str], _History]:
+    """{(run id, key): history} of the runs' loss keys and their `lr`, by step, NaN where NaN was logged: one
+    query per run (each an index range scan)."""
+    out: dict[tuple[int, str], _History] = {}
+    for run_id in run_ids:
+        wanted = {keys[run_id], LR_KEY} if run_id in keys else {LR_KEY}
+        rows = list(
+            MetricPoint.objects.filter(run_id=run_id, key__in=wanted)
+            .order_by("key", "step", "timestamp", "id")
+            .values_list("key", "step", "value")
+        )
+        for key in wanted:
+            pts = [(s, math.nan if v is None else v) for k, s, v in rows if k == key]
+            if pts:
+                arr = np.asarray(pts, dtype=np.float64)
+                out[(run_id, key)] = _thin(arr[:, 0], arr[:, 1])
+    return out
+
+
+def _run_schedule(stored: Mapping[str, Any] | None, lr: _History | None) -> tuple[Schedule | None, bool, list[str]]:
+    """(schedule, planned, warnings): the logged `lr` past with the described plan for the rest; `planned` says
+    whether the run's planned end is known (a description), not only the log's end."""
+    spec = schedule_spec(stored)
+    warnings: list[str] = []
+    if lr is not None:
+        ok = np.isfinite(lr.values) & (lr.steps >= 0)
+        if np.any(ok):
+            try:
+                return schedule_from_log(lr.steps[ok], lr.values[ok], plan=spec), spec is not None, warnings
+            except ScheduleError as exc:
+                warnings.append(f"the logged lr was not used ({exc}); the described schedule was")
+    if spec is not None:
+        return build_schedule(spec), True, warnings
+    return None, False, warnings
+
+
+def _family_candidates(run: Run) -> list[dict[str, Any]]:
+    """The target and up to MAX_FAMILY_RUNS - 1 other runs of its family (not excluded), nearest in size first,
+    then the most recently changed."""
+    rows: list[dict[str, Any]] = [
+        dict(row)
+        for row in Run.objects.filter(team_id=run.team_id, family=run.family, excluded=False)
+        .exclude(pk=run.pk)
+        .values("id", "n_params", "schedule", "cooldown_of_id", "updated_at")
+    ]
+    size = max(run.n_params, 1)
+    rows.sort(key=lambda r: (abs(math.log(max(r["n_params"], 1) / size)), -r["updated_at"].timestamp()))
+    target = {
+        "id": run.pk,
+        "n_params": run.n_params,
+        "schedule": run.schedule,
+        "cooldown_of_id": run.cooldown_of_id,
+    }
+    return [target, *rows[: MAX_FAMILY_RUNS - 1]]
+
+
+def _metric_keys(run_ids: Sequence[int]) -> dict[int, set[str]]:
+    """{run id: its metric keys}: from the MLflow runs' latest values (every logged key is there; one query, no
+    scan of the points), and by a DISTINCT over the points for runs with no MLflow run."""
+    keys_of: dict[int, set[str]] = {}
+    linked = MlflowRun.objects.filter(bitscale_run_id__in=run_ids).values_list("bitscale_run_id", "metrics")
+    for run_id, metrics in linked:
+        if run_id is not None:
+            keys_of[run_id] = set(metrics or {})
+    rest = [i for i in run_ids if i not in keys_of]
+    if rest:
+        points = MetricPoint.objects.filter(run_id__in=rest).order_by().values_list("run_id", "key").distinct()
+        for run_id, key in points:
+            keys_of.setdefault(run_id, set()).add(key)
+    return keys_of
+
+
+def _lineages(rows: Sequence[Mapping[str, Any]], trunks_with_cooldowns: set[int]) -> dict[int, str]:
+    """A trunk and the cooldowns branched off it share history: one lineage, so neither lends to the other."""
+    out: dict[int, str] = {}
+    for r in rows:
+        if r["cooldown_of_id"] is not None:
+            out[r["id"]] = f"trunk-{r['cooldown_of_id']}"
+        elif r["id"] in trunks_with_cooldowns:
+            out[r["id"]] = f"trunk-{r['id']}"
+        else:
+            out[r["id"]] = ""
+    return out
+
+
+def forecast_compute(
+    *, run: Run, key: str | None = None, law: str = DEFAULT_LAW, level: float = DEFAULT_LEVEL
+) -> dict[str, Any]:
+    """The forecast body of `run` (see docs/api.md, "Forecasts"), computed now, not cached."""
+    rows = _family_candidates(run)
+    ids = [r["id"] for r in rows]
+    keys_of = _metric_keys(ids)
+    loss_keys: dict[int, str] = {}
+    for run_id in ids:
+        chosen = key if key is not None else curve_loss_key(keys_of.get(run_id, ()))
+        if chosen is not None and chosen in keys_of.get(run_id, set()):
+            loss_keys[run_id] = chosen
+    trunks = set(
+        Run.objects.filter(team_id=run.team_id, cooldowns__isnull=False, pk__in=ids).values_list("pk", flat=True)
+    )
+    lineage = _lineages(rows, trunks)
+    histories = _histories([i for i in ids if i in loss_keys or i == run.pk], loss_keys)
+
+    body: dict[str, Any] = {
+        "run": run.pk,
+        "family": run.family,
+        "key": loss_keys.get(run.pk, key),
+        "forecast": None,
+        "reasons": [],
+        "verdict": None,
+        "verdict_reason": None,
+        "warnings": [],
+    }
+    family: list[FamilyRun] = []
+    target: FamilyRun | None = None
+    planned = False
+    for r in rows:
+        loss = histories.get((r["id"], loss_keys.get(r["id"], "")))
+        schedule, has_plan, warnings = _run_schedule(r["schedule"], histories.get((r["id"], LR_KEY)))
+        if r["id"] == run.pk:
+            body["warnings"] += warnings
+            planned = has_plan
+        if loss is None or schedule is None:
+            continue
+        keep = np.isfinite(loss.values) & (loss.steps <= schedule.total_steps)
+        fr = FamilyRun(
+            run=str(r["id"]),
+            group=str(r["n_params"]),
+            steps=loss.steps[keep],
+            loss=loss.values[keep],
+            schedule=schedule,
+            lineage=lineage[r["id"]],
+        )
+        if r["id"] == run.pk:
+            target = fr
+        else:
+            family.append(fr)
+
+    if run.pk not in loss_keys:
+        wanted = f"the metric {key!r}" if key is not None else f"a loss metric ({', '.join(CURVE_LOSS_KEYS[:3])}, ...)"
+        body["reasons"].append(f"no loss curve logged: the run has no points of {wanted}")
+    if not planned:
+        body["reasons"].append(
+            "no planned schedule: give the run a schedule (total_steps, peak_lr, lr_schedule, ...) so its remaining "
+            "learning rates are known"
+        )
+    if target is not None and planned and not body["reasons"]:
+        fc = forecast_loss(target, family, law=law, level=level, max_runs=MAX_FIT_RUNS)
+        if fc.ok and fc.loss is not None and fc.interval is not None:
+            spec = schedule_spec(run.schedule)
+            tokens = spec.tokens_per_step if spec is not None else None
+            body["forecast"] = {
+                "loss": fc.loss,
+                "interval": [fc.interval[0], fc.interval[1]],
+                "level": fc.level,
+                "sd": fc.sd,
+                "at_step": fc.at_step,
+                "at_tokens": None if tokens is None else fc.at_step * tokens,
+                "last_step": target.last_step,
+                "fraction_seen": fc.fraction_seen,
+                "law": fc.law,
+                "lenders": [int(r) for r in fc.lenders],
+                "fit_runs": [int(r) for r in fc.fit_runs],
+                "baseline_loss": fc.baseline_loss,
+            }
+            body["warnings"] += fc.warnings
+            _verdict(run, body)
+        else:
+            body["reasons"].append(fc.reason)
+    body["computed_at"] = iso_utc(timezone.now())
+    return body
+
+
+def _verdict(run: Run, body: dict[str, Any]) -> None:
+    """The forecast against the family's best-ranked law at the run's (N, D, bits), into `body`."""
+    forecast = body["forecast"]
+    ranking = law_ranking(team=run.team, family=run.family).ranking
+    if ranking.best is None:
+        body["verdict_reason"] = "the family has no ranked law fit yet"
+        return
+    config = RunConfig(
+        n_params=run.n_params,
+        n_tokens=run.n_tokens,
+        weight_bits=run.weight_bits,
+        activation_bits=run.activation_bits,
+        kv_bits=run.kv_bits,
+        exponent_bits=run.exponent_bits,
+        mantissa_bits=run.mantissa_bits,
+    )
+    try:
+        answer = prediction_make(team=run.team, family=run.family, law=ranking.best, config=config)
+    except (FitNotFound, FitUnusable, PredictionInvalid) as exc:
+        body["verdict_reason"] = f"the {ranking.best} fit cannot predict this run: {exc}"
+        return
+    low, high = answer.interval
+    law_interval = (low, high) if low is not None and high is not None else None
+    try:
+        verdict = compare_with_law(
+            forecast["loss"],
+            (forecast["interval"][0], forecast["interval"][1]),
+            answer.loss,
+            law_interval,
+            forecast_level=forecast["level"],
+        )
+    except ValueError as exc:
+        body["verdict_reason"] = f"no verdict: {exc}"
+        return
+    body["verdict"] = {
+        **verdict.as_dict(),
+        "law": ranking.best,
+        "fit_id": answer.fit_id,
+        "law_loss": answer.loss,
+        "law_interval": None if law_interval is None else list(law_interval),
+    }
+
+
+def run_forecast(
+    *, run: Run, key: str | None = None, law: str = DEFAULT_LAW, level: float = DEFAULT_LEVEL, refresh: bool = False
+) -> dict[str, Any]:
+    """The run's forecast from the cache when the family's history version has not changed, else computed and
+    cached (`refresh` recomputes whatever the cache holds). The default query's answer is also kept under
+    latest_cache_key for the run list."""
+    version = forecast_version(team_id=run.team_id, family=run.family)
+    cache_key = _cache_key(run.pk, version, key=key, law=law, level=level)
+    if not refresh:
+        cached = cache.get(cache_key)
+        if cached is not None:
+            return dict(cached, cached=True)
+    body = forecast_compute(run=run, key=key, law=law, level=level)
+    body["version"] = version
+    cache.set(cache_key, body, CACHE_SECONDS)
+    if key is None and law == DEFAULT_LAW and level == DEFAULT_LEVEL:
+        cache.set(latest_cache_key(run.pk), _summary(body), CACHE_SECONDS)
+    return dict(body, cached=False)
+
+
+def forecast_refresh(*, run_id: int) -> bool:
+    """Compute and cache run `run_id`'s forecast (the default query) unless the cache has it for the family's
+    current version; False when the run no longer exists."""
+    run = Run.objects.filter(pk=run_id).select_related("team").first()
+    if run is None:
+        return False
+    run_forecast(run=run)
+    return True
+
+
+def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the run list shows of a forecast: the loss and the verdict, or the first reason."""
+    forecast = body.get("forecast")
+    verdict = body.get("verdict")
+    return {
+        "loss": None if forecast is None else forecast["loss"],
+        "verdict": None if verdict is None else verdict["verdict"],
+        "text": verdict["text"] if verdict else (body.get("verdict_reason") or "; ".join(body.get("reasons") or [])),
+    }
+
+
+def forecast_summaries(*, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The newest forecast summary of each run that has one, in one cache read (never a fit)."""
+    found = cache.get_many([latest_cache_key(i) for i in run_ids])
+    return {i: found[latest_cache_key(i)] for i in run_ids if latest_cache_key(i) in found}
+
+
+__all__ = [
+    "CURVE_LOSS_KEYS",
+    "MAX_FAMILY_RUNS",
+    "curve_loss_key",
+    "forecast_compute",
+    "forecast_refresh",
+    "forecast_summaries",
+    "forecast_version",
+    "run_forecast",
+    "schedule_spec",
+]

@@ -1,0 +1,52 @@
+"""The run's admin pages with its forecast (fits.run_admin): the run page draws the forecast with its band over the
+curve, or says why there is none; the run list shows each run's verdict from one cache read per page."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from fits.forecasts import latest_cache_key
+from runs.models import Run
+from tests.factories import RunFactory
+from tests.fits.test_forecast_api import CURVES, logged
+
+pytestmark = pytest.mark.django_db
+RUNS = "/admin/runs/run/"
+
+
+def test_the_run_page_draws_the_forecast_and_its_band_over_the_curve(alpha_member, alpha):
+    logged(alpha, CURVES["cosine_24000"])
+    target = logged(alpha, CURVES["cosine_72000"], upto=0.25)
+
+    body = alpha_member.get(f"{RUNS}{target.pk}/change/").content.decode()
+
+    assert "forecast 2.6" in body  # the errorbar's legend entry in the SVG, e.g. "forecast 2.612 (95%: ...)"
+    assert "25% seen, annealing law; annealing lent by run(s)" in body
+    assert "the family has no ranked law fit yet" in body
+
+
+def test_a_run_page_without_a_forecast_says_why_under_the_plot(alpha_member, alpha):
+    logged(alpha, CURVES["constant_24000"])
+    target = logged(alpha, CURVES["wsd_20000_24000"], upto=0.5)
+
+    body = alpha_member.get(f"{RUNS}{target.pk}/change/").content.decode()
+
+    assert "no forecast: no decay seen in the family yet" in body
+
+
+def test_the_run_list_shows_cached_verdicts_in_one_cache_read_and_computes_none(alpha_member, alpha, monkeypatch):
+    runs = RunFactory.create_batch(3, team=alpha, status=Run.Status.RUNNING, final_loss=None)
+    cache.set(latest_cache_key(runs[0].pk), {"loss": 2.6123, "verdict": "above", "text": "above the law by 1.2%"})
+    reads = []
+    get_many = cache.get_many
+    monkeypatch.setattr(cache, "get_many", lambda keys: reads.append(keys) or get_many(keys))
+
+    with CaptureQueriesContext(connection) as queries:
+        body = alpha_member.get(RUNS).content.decode()
+
+    assert len(reads) == 1
+    assert len(reads[0]) == 3
+    assert "2.612 above" in body
+    assert 'title="above the law by 1.2%"' in body
+    assert not any("metricpoint" in q["sql"].lower() for q in queries.captured_queries)

@@ -1,0 +1,88 @@
+"""`Client.forecast` and `bitscale forecast RUN_ID` (issue 24): the forecast with its interval, lenders and verdict,
+or the reasons there is none; against the fake API and the real app."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from bitscale_client import Client, NotFound, cli
+
+from tests.client.fake_api import URL
+
+BODY = {
+    "run": 7, "family": "mp", "key": "loss",
+    "forecast": {
+        "loss": 2.6154, "interval": [2.6001, 2.6307], "level": 0.95, "sd": 0.0078, "at_step": 72000,
+        "at_tokens": None, "last_step": 18000, "fraction_seen": 0.25, "law": "annealing", "lenders": [3],
+        "fit_runs": [7, 3], "baseline_loss": 2.72,
+    },
+    "reasons": [],
+    "verdict": {"verdict": "below", "text": "below the law by 3.58% ± 0.41%", "law": "chinchilla", "fit_id": 9},
+    "verdict_reason": None, "warnings": [], "version": "v", "computed_at": "2026-12-05T05:00:00Z", "cached": False,
+}  # fmt: skip
+
+
+@pytest.fixture
+def run_cli(api, spool_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "Client", functools.partial(Client, transport=api.transport(), seed=1))
+    monkeypatch.setenv("BITSCALE_URL", URL)
+    monkeypatch.setenv("BITSCALE_API_KEY", "bsk_env")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(["--spool", str(spool_path), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_forecast_prints_the_loss_interval_lenders_and_verdict(api, run_cli):
+    api.responses["/api/v1/runs/7/forecast/"] = (200, BODY)
+
+    code, out, _ = run_cli("forecast", "7", "--law", "auto", "--level", "0.9")
+
+    assert code == 0
+    assert out.splitlines() == [
+        "Run 7: forecast loss 2.6154 at step 72,000 (95% interval 2.6001 - 2.6307)",
+        "  seen: 25% of the planned steps (last step 18,000)",
+        "  law: annealing; annealing lent by run(s): 3",
+        "  verdict: below the law by 3.58% ± 0.41% (chinchilla fit 9)",
+    ]
+    assert dict(api.requests[-1].url.params) == {"law": "auto", "level": "0.9"}
+
+
+def test_no_forecast_prints_the_reasons(api, run_cli):
+    reasons = ["no decay seen in the family yet: no run of the family has decayed"]
+    api.responses["/api/v1/runs/7/forecast/"] = (200, {**BODY, "forecast": None, "verdict": None, "reasons": reasons})
+
+    code, out, _ = run_cli("forecast", "7")
+
+    assert code == 0
+    assert out == f"Run 7: no forecast\n  - {reasons[0]}\n"
+
+
+def test_another_teams_run_is_not_found(api):
+    api.responses["/api/v1/runs/8/forecast/"] = (404, {"errors": {"detail": ["No such run."]}})
+    client = Client(URL, "bsk_x", transport=api.transport(), seed=1)
+
+    with pytest.raises(NotFound):
+        client.forecast(8)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_client_reads_the_real_endpoint(live_server, tmp_path):
+    from runs.models import Team
+    from runs.services import api_key_create
+    from tests.fits.test_forecast_api import CURVES, logged
+
+    team = Team.objects.create(slug="live", name="Live")
+    key = api_key_create(team=team, label="client tests")[1]
+    logged(team, CURVES["cosine_24000"])
+    target = logged(team, CURVES["cosine_72000"], upto=0.5)
+
+    with Client(live_server.url, key, spool_path=tmp_path / "spool.jsonl") as client:
+        body = client.forecast(target.pk)
+
+    assert body["forecast"]["loss"] == pytest.approx(CURVES["cosine_72000"].final_loss, abs=0.01)
+    assert body["forecast"]["fraction_seen"] == pytest.approx(0.5, abs=0.01)
