@@ -28,6 +28,7 @@ RUN_FIT_CHUNK = "workers.run_fit_chunk"
 FINISH_FIT = "workers.finish_fit"
 SWEEP_FITS = "workers.sweep_fits"
 RENDER_FIT_PLOTS = "workers.render_fit_plots"
+REFIT_CURVES = "workers.refit_curves"
 
 
 # Until when (time.monotonic()) this process takes the broker for down.

@@ -341,9 +341,10 @@ def metric_points_append(
     """Add (key, value, step, timestamp) points to run `run_id`'s history, up to MAX_METRIC_POINTS_PER_RUN in all.
 
     NaN is stored as NULL (as SQLite would anyway). Points past the bound are not stored; returns how many were.
-    `stored` is the caller's count of the points the run already holds (counted here when not given). The history
-    feeds no fit, so no refit follows. On PostgreSQL the points go in one INSERT of five arrays (no model instance
-    per point: a training loop logs hundreds of points per request).
+    `stored` is the caller's count of the points the run already holds (counted here when not given). Points of a
+    training curve (a key with "loss" in it, or `lr`) mark the run's family changed, so its curve fits follow
+    (fits.curve_pipeline; its law fits see no change and are not refitted). On PostgreSQL the points go in one
+    INSERT of five arrays (no model instance per point: a training loop logs hundreds of points per request).
     """
     if stored is None:
         stored = MetricPoint.objects.filter(run_id=run_id).count()
@@ -365,7 +366,15 @@ def metric_points_append(
             ],
             batch_size=2000,
         )
+    if any(_is_curve_key(key) for key, _, _, _ in kept):
+        team_id, family = Run.objects.filter(pk=run_id).values_list("team_id", "family").get()
+        family_changes_record(team_id=team_id, families=[family])
     return len(kept)
+
+
+def _is_curve_key(key: str) -> bool:
+    """A metric a curve fit reads (fits.curve_pipeline): a loss, or the learning rate."""
+    return key == "lr" or "loss" in key.lower()
 
 
 @functools.cache
