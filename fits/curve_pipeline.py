@@ -14,6 +14,9 @@ import hashlib
 import json
 import logging
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -22,7 +25,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Max, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -250,7 +253,8 @@ def _version_fit(*, scope: CurveScope, law: str, data: CurveFamilyData) -> int |
     except IntegrityError:  # another worker stored this version, or holds one in flight
         return None
     try:
-        result = fit_family_curves(data.runs, law=law)
+        with _heartbeat(fit.pk):
+            result = fit_family_curves(data.runs, law=law)
     except FitFailed as exc:
         _publish(fit.pk, attempt=1, status=FamilyCurveFit.Status.FAILED, error=str(exc), left_out=data.left_out)
         return fit.pk
@@ -271,6 +275,36 @@ def _version_fit(*, scope: CurveScope, law: str, data: CurveFamilyData) -> int |
         left_out={**data.left_out, **result.left_out},
     )
     return fit.pk
+
+
+@contextmanager
+def _heartbeat(fit_id: int) -> Iterator[None]:
+    """Keep a running version's heartbeat fresh while it computes (every FIT_HEARTBEAT_SECONDS; 0: off), so only a
+    silent one, whose worker died, is failed by the next refresh (as fits.heartbeat does for law fits)."""
+    every = float(settings.FIT_HEARTBEAT_SECONDS)
+    if every <= 0:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every):
+                running = FamilyCurveFit.objects.filter(pk=fit_id, status=FamilyCurveFit.Status.RUNNING)
+                if not running.update(heartbeat_at=timezone.now()):
+                    return
+        except Exception as exc:  # a missed beat only risks a takeover; the fit goes on
+            logger.warning("heartbeat of curve fit %s failed: %s", fit_id, exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=beat, name=f"curve-fit-{fit_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=30)
 
 
 def curve_fit_publish(*, fit_id: int, attempt: int, status: str, **fields: Any) -> bool:

@@ -1,6 +1,7 @@
 """Views of /api/v1/curve-fits/: a family's stored curve-law fits (docs/api.md, "Curve fits"), read-only and
 team-scoped."""
 
+from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from rest_framework import mixins, serializers, viewsets
 
@@ -69,3 +70,9 @@ class CurveFitViewSet(
     serializer_class = CurveFitSerializer
     filterset_class = CurveFitFilter
     ordering_fields = ["created_at", "version"]
+
+    def filter_queryset(self, queryset: QuerySet[FamilyCurveFit]) -> QuerySet[FamilyCurveFit]:
+        """The list's filters apply to the list: a detail URL names its version (the team scope still applies)."""
+        if self.action == "retrieve":
+            return queryset
+        return super().filter_queryset(queryset)
