@@ -13,7 +13,10 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,8 +39,10 @@ from fits.models import CurveScope, FamilyCurveFit  # noqa: E402
 from runs.models import Run, Team  # noqa: E402
 from runs.services import metric_points_append  # noqa: E402
 
+T = TypeVar("T")
 
-def timed(label: str, fn):  # type: ignore[no-untyped-def]
+
+def timed(label: str, fn: Callable[[], T]) -> T:
     wall, cpu = time.perf_counter(), time.process_time()
     out = fn()
     print(f"{label}: {time.perf_counter() - wall:.2f} s wall, {time.process_time() - cpu:.2f} s CPU")
@@ -73,14 +78,16 @@ def main() -> None:
         steps = np.arange(1, total + 1)
         runs = [Run.objects.create(team=team, family="big", n_params=100_000_000, n_tokens=10**10, final_loss=3.0)]
         runs.append(Run.objects.create(team=team, family="big", n_params=100_000_000, n_tokens=10**10, final_loss=3.0))
-        timed(
-            f"log 2 x {args.points} points",
-            lambda: [log(r, d, steps, total) for r, d in zip(runs, ["cosine", "wsd"], strict=True)],
-        )
+
+        def log_both() -> None:
+            for run, decay in zip(runs, ["cosine", "wsd"], strict=True):
+                log(run, decay, steps, total)
+
+        timed(f"log 2 x {args.points} points", log_both)
         timed("fingerprint", lambda: curve_family_fingerprint(team_id=team.pk, family="big"))
         data = timed("read the histories", lambda: curve_family_data(team_id=team.pk, family="big"))
         for law in curve_laws():
-            timed(f"fit {law} (with held-out forecasts)", lambda law=law: fit_family_curves(data.runs, law=law))
+            timed(f"fit {law} (with held-out forecasts)", partial(fit_family_curves, data.runs, law=law))
         scope = CurveScope.objects.create(
             team=team, family="big", dirty_since=timezone.now(), changed_at=timezone.now()
         )

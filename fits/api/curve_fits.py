@@ -1,6 +1,8 @@
 """Views of /api/v1/curve-fits/: a family's stored curve-law fits (docs/api.md, "Curve fits"), read-only and
 team-scoped."""
 
+from typing import Any
+
 from django.db.models import QuerySet
 from django_filters import rest_framework as filters
 from rest_framework import mixins, serializers, viewsets
@@ -71,7 +73,7 @@ class CurveFitViewSet(
     filterset_class = CurveFitFilter
     ordering_fields = ["created_at", "version"]
 
-    def filter_queryset(self, queryset: QuerySet[FamilyCurveFit]) -> QuerySet[FamilyCurveFit]:
+    def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         """The list's filters apply to the list: a detail URL names its version (the team scope still applies)."""
         if self.action == "retrieve":
             return queryset
