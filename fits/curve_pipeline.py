@@ -32,12 +32,13 @@ from django.utils import timezone
 
 from config import dispatch
 from fits.json_numbers import json_safe
-from fits.laws.curve_family import curve_laws, fit_family_curves
+from fits.laws.curve_family import curve_laws, family_curve_refusal, fit_family_curves
 from fits.laws.forecast import FamilyRun
 from fits.laws.observations import FitFailed
 from fits.laws.schedules import ScheduleError, schedule_from_log
 from fits.models import CurveScope, FamilyCurveFit
 from runs.models import MetricPoint, Run
+from runs.services import CURVE_LOSS_KEYS, LR_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -46,10 +47,8 @@ try:  # as fits.pipeline names it (that module imports this one, so this one can
 except PackageNotFoundError:  # running from a checkout that was not pip-installed
     CODE_VERSION = "bitscale dev"
 
-# The loss metric a family's curves are read from: the first of these keys that a run of the family logs (the same
-# key for every run, so that sizes share a meaning of L0). The learning rate is the `lr` metric (docs/mlflow.md).
-CURVE_LOSS_KEYS = ("train_loss", "loss", "val_loss", "eval_loss")
-LR_KEY = "lr"
+# The loss metric a family's curves are read from is the first of CURVE_LOSS_KEYS that a run of the family logs (the
+# same key for every run, so that sizes share a meaning of L0); the learning rate is the LR_KEY metric.
 # Runs in these states do not describe a healthy curve.
 SKIPPED_STATUSES = (Run.Status.DIVERGED,)
 
@@ -187,7 +186,9 @@ def curve_scope_refresh(*, scope_id: int) -> CurveRefreshOutcome:
     2. A version still running with a fresh heartbeat: ask again later. One whose worker went silent for
        FIT_STUCK_AFTER_SECONDS is failed (its worker died) and the family refitted.
     3. The fingerprint (one grouped query) against each law's last version: equal means no new version. Otherwise
-       the histories are read once, and each changed law gets a running version, fitted and published.
+       the histories are read once, and each changed law gets a running version, fitted and published; except
+       when the family still cannot be fitted for the reason its last version failed with (a family before its
+       first decay, logging on: one failed version says why, not one per batch).
     4. The scope is cleared, conditional on no mark since step 1; else the caller asks again.
     """
     scope = CurveScope.objects.filter(pk=scope_id).first()
@@ -215,7 +216,11 @@ def curve_scope_refresh(*, scope_id: int) -> CurveRefreshOutcome:
     fit_ids: list[int] = []
     if stale and (loss_key or any(_latest(scope.team_id, scope.family, law) for law in stale)):
         data = curve_family_data(team_id=scope.team_id, family=scope.family)
+        refusal = family_curve_refusal(data.runs)
         for law in stale:
+            last = _latest(scope.team_id, scope.family, law)
+            if refusal is not None and last is not None and (last.status, last.error) == ("failed", refusal):
+                continue  # still not fittable, for the same reason: no new version until that changes
             fit_id = _version_fit(scope=scope, law=law, data=data)
             if fit_id is not None:
                 fit_ids.append(fit_id)

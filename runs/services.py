@@ -334,6 +334,11 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
 
 # Metric history -----------------------------------------------------------------------------
 
+# The metrics a family's curve fits read (fits.curve_pipeline, docs/curves.md "Stored curve fits"): the loss curve,
+# the first of these keys a run of the family logs, and the learning rate.
+CURVE_LOSS_KEYS = ("train_loss", "loss", "val_loss", "eval_loss")
+LR_KEY = "lr"
+
 
 def metric_points_append(
     *, run_id: int, points: Sequence[tuple[str, float, int, int]], stored: int | None = None
@@ -342,7 +347,7 @@ def metric_points_append(
 
     NaN is stored as NULL (as SQLite would anyway). Points past the bound are not stored; returns how many were.
     `stored` is the caller's count of the points the run already holds (counted here when not given). Points of a
-    training curve (a key with "loss" in it, or `lr`) mark the run's family changed, so its curve fits follow
+    training curve (CURVE_LOSS_KEYS, or `lr`) mark the run's family changed, so its curve fits follow
     (fits.curve_pipeline; its law fits see no change and are not refitted). On PostgreSQL the points go in one
     INSERT of five arrays (no model instance per point: a training loop logs hundreds of points per request).
     """
@@ -373,8 +378,8 @@ def metric_points_append(
 
 
 def _is_curve_key(key: str) -> bool:
-    """A metric a curve fit reads (fits.curve_pipeline): a loss, or the learning rate."""
-    return key == "lr" or "loss" in key.lower()
+    """A metric a curve fit reads (fits.curve_pipeline): a loss curve, or the learning rate."""
+    return key == LR_KEY or key in CURVE_LOSS_KEYS
 
 
 @functools.cache

@@ -73,6 +73,26 @@ def _usable(runs: Sequence[FamilyRun]) -> tuple[list[FamilyRun], dict[str, str]]
     return kept, left_out
 
 
+def family_curve_refusal(runs: Sequence[FamilyRun]) -> str | None:
+    """Why the family's curves cannot be fitted yet, before any fitting (None when they can): no run with both
+    histories, too few points in every run, or no run whose learning rate has decayed (the annealing terms would
+    not be identified: a law that cannot tell how much a decay removes is not stored as a success)."""
+    if not runs:
+        return "no run of the family has both a loss history and an lr history"
+    usable, _ = _usable(runs)
+    if not usable:
+        return (
+            f"fewer than {MIN_TARGET_POINTS} logged losses after warmup in every run of the family "
+            f"({len(runs)} run(s) with a loss and an lr history)"
+        )
+    if not any(r.has_decayed() for r in usable):
+        return (
+            "no run of the family has a decayed learning rate yet (to "
+            f"{DECAYED_FRACTION:.0%} of its peak or below): the annealing terms are not identified"
+        )
+    return None
+
+
 def fit_family_curves(
     runs: Sequence[FamilyRun],
     *,
@@ -90,20 +110,10 @@ def fit_family_curves(
     """
     if law not in CURVE_LAWS:
         raise ValueError(f"law must be one of {', '.join(CURVE_LAWS)}")
-    if not runs:
-        raise FitFailed("no run of the family has both a loss history and an lr history")
+    refusal = family_curve_refusal(runs)
+    if refusal is not None:
+        raise FitFailed(refusal)
     usable, left_out = _usable(runs)
-    if not usable:
-        raise FitFailed(
-            f"fewer than {MIN_TARGET_POINTS} logged losses after warmup in every run of the family "
-            f"({len(runs)} run(s) with a loss and an lr history)"
-        )
-    decayed = [r for r in usable if r.has_decayed()]
-    if not decayed:
-        raise FitFailed(
-            "no run of the family has a decayed learning rate yet (to "
-            f"{DECAYED_FRACTION:.0%} of its peak or below): the annealing terms are not identified"
-        )
     ordered = sorted(usable, key=lambda r: (not r.has_decayed(), -r.last_step, r.run))
     chosen = ordered[:max_runs]
     for run in ordered[max_runs:]:
@@ -231,6 +241,7 @@ __all__ = [
     "MAX_HELDOUT_RUNS",
     "FamilyCurveResult",
     "curve_laws",
+    "family_curve_refusal",
     "fit_family_curves",
     "stored_curve_loss",
 ]

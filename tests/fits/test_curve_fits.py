@@ -119,15 +119,21 @@ def test_an_unchanged_family_is_not_refitted_and_new_points_make_a_new_version(t
     assert list(FamilyCurveFit.objects.filter(version=2).values_list("law", flat=True)) == list(FAST)
 
 
-def test_no_decayed_run_stores_a_failed_version_with_the_reason(team):
-    _family(team, decays=("constant", "constant"))
+def test_no_decayed_run_stores_one_failed_version_with_the_reason(team):
+    runs = _family(team, decays=("constant", "constant"))
 
     _take_change(team)
+    _log_curve(runs[0], "constant", total=4000, upto=2500)  # logging on before any decay
+    _take_change(team)
 
-    for fit in FamilyCurveFit.objects.filter(team=team):
-        assert fit.status == "failed"
-        assert "no run of the family has a decayed learning rate yet" in fit.error
-        assert fit.params == {}
+    [fit] = FamilyCurveFit.objects.filter(team=team)
+    assert fit.status == "failed"
+    assert "no run of the family has a decayed learning rate yet" in fit.error
+    assert fit.params == {}
+
+    _log_curve(RunFactory.create(team=team, family="curves", n_params=50_000_000), "cosine")  # a run decays
+    _take_change(team)
+    assert FamilyCurveFit.objects.get(team=team, version=2).status == "succeeded"
 
 
 def test_runs_without_an_lr_history_are_left_out_with_the_reason(team):
@@ -229,3 +235,21 @@ def test_admin_lists_and_shows_a_curve_fit_with_its_plot_to_its_team_only(team, 
 
     assert outsider.get(f"/admin/fits/familycurvefit/{fit.pk}/change/").status_code == 302
     assert "curves · annealing" not in outsider.get("/admin/fits/familycurvefit/").content.decode()
+
+
+def test_api_list_costs_the_same_queries_for_2_or_20_versions(client_rw, team, django_assert_max_num_queries):
+    def versions(family: str, count: int) -> None:
+        FamilyCurveFit.objects.bulk_create(
+            [
+                FamilyCurveFit(team=team, family=family, law="annealing", version=n, status="failed")
+                for n in range(count)
+            ]
+        )
+
+    versions("small", 2)
+    versions("large", 20)
+    client_rw.get("/api/v1/curve-fits/")  # warm-up: the key's last use is touched once a minute
+    for family, count in (("small", 2), ("large", 20)):
+        with django_assert_max_num_queries(2):  # the key, the page
+            response = client_rw.get("/api/v1/curve-fits/", {"family": family})
+        assert len(response.json()["results"]) == count
