@@ -28,6 +28,8 @@ class CurveFitSerializer(serializers.ModelSerializer[FamilyCurveFit]):
     metrics, the held-out forecasts' score, or the reason it failed."""
 
     n_runs = serializers.SerializerMethodField()
+    # A plain string in the schema: an enum named "law" would collide with the scaling laws' (drf-spectacular W001).
+    law = serializers.CharField(read_only=True, help_text="The curve law: annealing or multipower (docs/curves.md).")
 
     class Meta:
         model = FamilyCurveFit

@@ -76,6 +76,7 @@ def test_metric_points_of_a_curve_mark_the_family_changed(team):
     assert not FamilyChange.objects.exists()  # not a curve: nothing to refit
 
 
+@pytest.mark.slow  # the multi-power law: seconds
 def test_the_worker_path_stores_one_succeeded_version_per_curve_law(team, monkeypatch):
     monkeypatch.setattr("fits.curve_pipeline.curve_laws", curve_laws)  # every law of fits.laws.curves
     runs = _family(team)
