@@ -29,6 +29,7 @@ FINISH_FIT = "workers.finish_fit"
 SWEEP_FITS = "workers.sweep_fits"
 RENDER_FIT_PLOTS = "workers.render_fit_plots"
 REFRESH_FORECAST = "workers.refresh_forecast"
+REFIT_CURVES = "workers.refit_curves"
 
 
 # Until when (time.monotonic()) this process takes the broker for down.

@@ -9,6 +9,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from fits.curve_admin import FamilyCurveFitAdmin
 from fits.models import Fit, FitQuerySet
 from fits.review import (
     PLOT_TITLES,
@@ -29,7 +30,7 @@ from fits.services import fits_delete
 from runs.admin import TEAM_FILTER, TeamScopedAdmin, is_superuser
 from runs.admin_display import MISSING, datetime_html, decimal_html
 
-__all__ = ["FitAdmin", "RunWithForecastAdmin", "fit_density_plot"]
+__all__ = ["FamilyCurveFitAdmin", "FitAdmin", "RunWithForecastAdmin", "fit_density_plot"]
 
 FIT_FIELDS = (
     "team",

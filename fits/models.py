@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from fits.laws import FitResult, law_choices
+from fits.laws.curve_family import curve_laws
 from fits.laws.quality import GOOD, UNUSABLE, WEAK, fit_quality
 
 
@@ -215,3 +216,90 @@ class FitChunk(models.Model):
 
     def __str__(self) -> str:
         return f"chunk {self.index} of fit {self.fit_id}"
+
+
+# Curve laws fitted to a family's training curves (docs/curves.md, "Stored curve fits") ----------------------------
+
+curve_law_choices = [(law, law) for law in curve_laws()]
+
+
+class CurveScope(models.Model):
+    """Curve-refit state of one (team, family): whether its loss or lr histories (or its runs) changed since its
+    curve fits last caught up, and whether a refresh message is on its way (fits.curve_pipeline).
+
+    Marked in the same transaction that takes the family's change (fits.pipeline.fit_family_refresh), so nothing is
+    lost when the broker or a worker dies: the beat's sweep re-sends a refresh for a dirty scope whose message is
+    late. `changed_at` is the latest mark: a refresh clears the scope only if no mark came while it computed.
+    """
+
+    team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="curve_scopes")
+    family = models.SlugField(max_length=100)
+    dirty_since = models.DateTimeField(null=True, blank=True)  # first change not taken; None when up to date
+    changed_at = models.DateTimeField(null=True, blank=True)  # the latest change
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # a refresh message is on its way
+
+    class Meta:
+        ordering = ["team_id", "family"]
+        constraints = [models.UniqueConstraint(fields=["team", "family"], name="curve_scope_unique")]
+        indexes = [models.Index(fields=["dirty_since"], name="curve_scope_dirty")]
+
+    def __str__(self) -> str:
+        return f"{self.team_id}/{self.family} (curves)"
+
+
+class FamilyCurveFit(models.Model):
+    """One version of one curve law fitted to one family's training curves (loss and lr histories): L0, A, alpha
+    per model size, the annealing parameters shared by every run and size; never changed once finished."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    team = models.ForeignKey("runs.Team", on_delete=models.CASCADE, related_name="curve_fits")
+    family = models.SlugField(max_length=100)
+    law = models.CharField(max_length=20, choices=curve_law_choices)  # a law of fits.laws.curves.CURVE_LAWS
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)  # why a failed version failed
+    # The data: the loss metric read, which runs, and their histories' fingerprint (an unchanged family is not
+    # refitted).
+    loss_key = models.CharField(max_length=250, blank=True)
+    run_ids = models.JSONField(default=list)
+    data_fingerprint = models.CharField(max_length=64, blank=True)
+    code_version = models.CharField(max_length=50, blank=True)
+    # The result (fits.laws.curve_family.FamilyCurveResult; docs/api.md, "Curve fits").
+    params = models.JSONField(default=dict)
+    intervals = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    run_metrics = models.JSONField(default=dict)
+    heldout = models.JSONField(default=dict)
+    warnings = models.JSONField(default=list)
+    left_out = models.JSONField(default=dict)
+    attempt = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "family", "law", "version"], name="curve_fit_version_unique"),
+            models.UniqueConstraint(
+                fields=["team", "family", "law"],
+                condition=Q(status__in=["queued", "running"]),
+                name="curve_fit_one_active_per_scope",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "succeeded", "failed"]), name="curve_fit_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["team", "family", "law", "-version"], name="curve_fit_scope_latest"),
+            models.Index(fields=["status", "heartbeat_at"], name="curve_fit_status_heartbeat"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.family}/{self.law} curves v{self.version} ({self.status})"

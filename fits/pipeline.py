@@ -24,6 +24,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config import dispatch
+from fits.curve_pipeline import curve_scope_mark
 from fits.heartbeat import chunk_in_progress, fit_heartbeat
 from fits.json_numbers import json_safe
 from fits.laws import LAWS, FitFailed, assemble_fit, bootstrap_chunk, fit_point
@@ -99,6 +100,7 @@ def fit_family_refresh(*, team_id: int, family: str) -> RefreshOutcome:
             fit_id = _version_queue(scope=scope, data=data, force=False)
             if fit_id is not None:
                 fit_ids.append(fit_id)
+        curve_scope_mark(team_id=team_id, family=family, since=change.pending_since)  # its curve fits follow
         FamilyChange.objects.filter(pk=change.pk).update(pending_since=None, announced_at=None)
     return RefreshOutcome(fit_ids=tuple(fit_ids), deferred_scope_ids=tuple(deferred))
 

@@ -427,6 +427,11 @@ def evaluation_upsert(*, run: Run, post_train_bits: float, loss: float, method: 
 
 # Metric history -----------------------------------------------------------------------------
 
+# The metrics a family's curve fits read (fits.curve_pipeline, docs/curves.md "Stored curve fits"): the loss curve,
+# the first of these keys a run of the family logs, and the learning rate.
+CURVE_LOSS_KEYS = ("train_loss", "loss", "val_loss", "eval_loss")
+LR_KEY = "lr"
+
 
 def metric_points_append(
     *, run_id: int, points: Sequence[tuple[str, float, int, int]], stored: int | None = None
@@ -434,9 +439,10 @@ def metric_points_append(
     """Add (key, value, step, timestamp) points to run `run_id`'s history, up to MAX_METRIC_POINTS_PER_RUN in all.
 
     NaN is stored as NULL (as SQLite would anyway). Points past the bound are not stored; returns how many were.
-    `stored` is the caller's count of the points the run already holds (counted here when not given). The history
-    feeds no fit, so no refit follows. On PostgreSQL the points go in one INSERT of five arrays (no model instance
-    per point: a training loop logs hundreds of points per request).
+    `stored` is the caller's count of the points the run already holds (counted here when not given). Points of a
+    training curve (CURVE_LOSS_KEYS, or `lr`) mark the run's family changed, so its curve fits follow
+    (fits.curve_pipeline; its law fits see no change and are not refitted). On PostgreSQL the points go in one
+    INSERT of five arrays (no model instance per point: a training loop logs hundreds of points per request).
     """
     if stored is None:
         stored = MetricPoint.objects.filter(run_id=run_id).count()
@@ -457,6 +463,9 @@ def metric_points_append(
             ],
             batch_size=2000,
         )
+    if any(_is_curve_key(key) for key, _, _, _ in kept):
+        team_id, family = Run.objects.filter(pk=run_id).values_list("team_id", "family").get()
+        family_changes_record(team_id=team_id, families=[family])
     return len(kept)
 
 
@@ -470,6 +479,11 @@ def _metric_points_insert(params: list[Any]) -> None:
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(_metric_points_sql(), params, prepare=True)
+
+
+def _is_curve_key(key: str) -> bool:
+    """A metric a curve fit reads (fits.curve_pipeline): a loss curve, or the learning rate."""
+    return key == LR_KEY or key in CURVE_LOSS_KEYS
 
 
 @functools.cache

@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError
 from django.utils.dateparse import parse_datetime
 
 from config import dispatch
+from fits.curve_pipeline import curve_fits_sweep, curve_scope_refresh
 from fits.forecasts import forecast_refresh
 from fits.pipeline import (
     fit_compute_chunk,
@@ -94,6 +95,16 @@ def sweep_fits(*, undelivered_since: str | None = None) -> None:
         dispatch.send(refit_family.name, team_id=team_id, family=family)
     _send_each(refit_scope, "scope_id", found.scope_ids)
     _send_each(run_fit, "fit_id", found.fit_ids)
+    _send_each(refit_curves, "scope_id", curve_fits_sweep())
+
+
+@shared_task(name=dispatch.REFIT_CURVES, queue=Queue.FITS, acks_late=True, ignore_result=True, **RETRY)
+def refit_curves(*, scope_id: int) -> None:
+    """Refit the curve laws of a family whose training curves changed (fits.curve_pipeline); ask again later while a
+    version is in flight or when a change came while it computed."""
+    outcome = curve_scope_refresh(scope_id=scope_id)
+    if outcome.retry_in is not None:
+        refit_curves.apply_async(kwargs={"scope_id": scope_id}, countdown=outcome.retry_in)
 
 
 def _send_each(task: Task, key: str, ids: Iterable[int]) -> None:

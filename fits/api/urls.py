@@ -3,12 +3,14 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from fits.api.curve_fits import CurveFitViewSet
 from fits.api.density import DensityTrendApi
 from fits.api.forecast import RunForecastApi
 from fits.api.views import FitViewSet, PredictApi
 
 router = SimpleRouter()
 router.register("fits", FitViewSet, basename="fit")
+router.register("curve-fits", CurveFitViewSet, basename="curve-fit")
 
 urlpatterns = [
     path("predict/", PredictApi.as_view(), name="predict"),

@@ -7,7 +7,7 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
-from fits.models import Fit
+from fits.models import FamilyCurveFit, Fit
 from planner.models import Plan
 from runs.models import Run
 from runs.services import api_key_create, api_key_revoke
@@ -44,7 +44,8 @@ def world():
         keys[name] = secret
         if name == "revoked":
             api_key_revoke(key=key)
-    ids = {"run": run.pk, "fit": fit.pk, "plan": plan.pk}
+    curve_fit = FamilyCurveFit.objects.create(team=team_a, family="fam", law="annealing", version=1, status="succeeded")
+    ids = {"run": run.pk, "fit": fit.pk, "plan": plan.pk, "curve-fit": curve_fit.pk}
     return {"keys": keys, "ids": ids, "team_a": team_a}
 
 
