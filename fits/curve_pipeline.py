@@ -132,16 +132,20 @@ def _history(run_id: int, key: str) -> tuple[np.ndarray, np.ndarray]:
 def curve_family_data(*, team_id: int, family: str) -> CurveFamilyData:
     """The family's runs as a curve fit takes them: each run's loss history under the family's loss key, its
     schedule from its logged `lr` points (the log's past; a run's planned rest is not needed to fit what was
-    seen), its size as its group. Runs without both histories, or whose lr log cannot define a schedule, are left
-    out with the reason."""
+    seen), its size as its group, a trunk and its cooldowns (Run.cooldown_of) one lineage. Runs without both
+    histories, or whose lr log cannot define a schedule, are left out with the reason."""
     loss_key, fingerprint = curve_family_fingerprint(team_id=team_id, family=family)
     runs: list[FamilyRun] = []
     run_ids: list[int] = []
     left_out: dict[str, str] = {}
     if loss_key:
-        for run_id, n_params in (
-            _candidate_runs(team_id=team_id, family=family).order_by("pk").values_list("pk", "n_params")
-        ):
+        rows = list(
+            _candidate_runs(team_id=team_id, family=family)
+            .order_by("pk")
+            .values_list("pk", "n_params", "cooldown_of_id")
+        )
+        trunks = {trunk for _, _, trunk in rows if trunk is not None}
+        for run_id, n_params, trunk_id in rows:
             steps, loss = _history(run_id, loss_key)
             if not steps.shape[0]:
                 continue  # no curve logged: not a curve run
@@ -157,7 +161,14 @@ def curve_family_data(*, team_id: int, family: str) -> CurveFamilyData:
             except ScheduleError as exc:
                 left_out[str(run_id)] = f"its {LR_KEY} history defines no schedule: {exc}"
                 continue
-            runs.append(FamilyRun(run=str(run_id), group=str(n_params), steps=steps, loss=loss, schedule=schedule))
+            # A trunk and the cooldowns branched off it share history: one lineage, so in the held-out score
+            # neither lends to the other (the lender would carry the target's future).
+            lineage = f"trunk-{trunk_id}" if trunk_id is not None else (f"trunk-{run_id}" if run_id in trunks else "")
+            runs.append(
+                FamilyRun(
+                    run=str(run_id), group=str(n_params), steps=steps, loss=loss, schedule=schedule, lineage=lineage
+                )
+            )
             run_ids.append(run_id)
     return CurveFamilyData(loss_key, runs, run_ids, left_out, fingerprint)
 

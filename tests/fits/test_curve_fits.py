@@ -254,3 +254,19 @@ def test_api_list_costs_the_same_queries_for_2_or_20_versions(client_rw, team, d
         with django_assert_max_num_queries(2):  # the key, the page
             response = client_rw.get("/api/v1/curve-fits/", {"family": family})
         assert len(response.json()["results"]) == count
+
+
+def test_a_trunk_and_its_cooldowns_share_one_lineage_and_other_runs_none(team):
+    """A cooldown branched off a trunk carries the trunk's history: in the held-out score neither may lend to the
+    other, so both carry the trunk's lineage; an unrelated run carries none."""
+    trunk, other = _family(team, decays=("constant", "cosine"))
+    cooldown = RunFactory.create(
+        team=team, family="curves", n_params=50_000_000, status="running", final_loss=None, cooldown_of=trunk
+    )
+    _log_curve(cooldown, "linear")
+
+    data = curve_family_data(team_id=team.pk, family="curves")
+
+    lineage = {int(r.run): r.lineage for r in data.runs}
+    assert lineage[trunk.pk] == lineage[cooldown.pk] == f"trunk-{trunk.pk}"
+    assert lineage[other.pk] == ""
