@@ -305,6 +305,11 @@ def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
     external_id = fields.get("external_id")
     with transaction.atomic():
         existing = rows.get(Run, for_update=True, team_id=team.pk, external_id=external_id) if external_id else None
+        link_errors = _cooldown_resolve(
+            fields, run_pk=getattr(existing, "pk", None), trunks=_cooldown_trunks(team_id=team.pk, items=[item])
+        )
+        if link_errors:
+            raise BatchInvalid({"0": link_errors})
         now = timezone.now()
         families = set()
         old_evaluations: list[Evaluation] = []
