@@ -24,3 +24,29 @@ class StrictFieldsMixin:
             if errors:
                 raise serializers.ValidationError(errors)
         return super().to_internal_value(data)  # type: ignore[misc]
+
+
+class QueryNumbersMixin:
+    """A query string's numeric parameters turned into numbers before the strict number fields see them (query
+    strings are text; the strict fields take JSON numbers only). `query_integers` become ints when whole,
+    `query_numbers` floats; text that is no number is a 400 naming the parameter."""
+
+    query_integers: ClassVar[frozenset[str]] = frozenset()
+    query_numbers: ClassVar[frozenset[str]] = frozenset()
+
+    def to_internal_value(self, data: Any) -> Any:
+        converted: dict[str, Any] = {}
+        errors: dict[str, list[str]] = {}
+        for key, value in data.items():
+            if key in self.query_integers or key in self.query_numbers:
+                try:
+                    number = float(value)
+                except (TypeError, ValueError):
+                    errors[key] = ["A number is required."]
+                    continue
+                converted[key] = int(number) if key in self.query_integers and number.is_integer() else number
+            else:
+                converted[key] = value
+        if errors:
+            raise serializers.ValidationError(errors)
+        return super().to_internal_value(converted)  # type: ignore[misc]  # the serializer's, after this mixin

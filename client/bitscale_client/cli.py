@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     forecast = command("forecast", "print where a run's loss will land at the end of its planned schedule")
     forecast.add_argument("run_id", type=int, metavar="RUN_ID")
     forecast.add_argument("--key", help="the metric read as the loss curve (default: the server's choice)")
-    forecast.add_argument("--law", choices=["annealing", "multipower", "auto"], help="the curve law")
+    forecast.add_argument("--law", help="the curve law (the server names its choices when one is unknown)")
     forecast.add_argument("--level", type=float, help="the interval's level (default 0.95)")
     forecast.add_argument("--json", action="store_true", help="print the server's JSON instead of the summary")
     forecast.set_defaults(handler=cmd_forecast)

@@ -12,14 +12,16 @@ from rest_framework.views import APIView
 
 from apikit.fields import FiniteFloatField, StrictCharField
 from apikit.scoping import TeamScopedMixin
-from apikit.serializers import StrictFieldsMixin
+from apikit.serializers import QueryNumbersMixin, StrictFieldsMixin
 from fits.forecasts import run_forecast
 from fits.laws.forecast import DEFAULT_LAW, DEFAULT_LEVEL, FORECAST_LAWS
 from runs.models import Run
 
 
-class ForecastQuerySerializer(StrictFieldsMixin, serializers.Serializer[Any]):
+class ForecastQuerySerializer(QueryNumbersMixin, StrictFieldsMixin, serializers.Serializer[Any]):
     """Query of GET /api/v1/runs/{id}/forecast/; every parameter is optional."""
+
+    query_numbers = frozenset({"level"})
 
     key = StrictCharField(
         max_length=250, required=False, help_text="The metric read as the loss curve (default: loss, train_loss, ...)."

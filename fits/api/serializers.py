@@ -5,7 +5,7 @@ from typing import Any
 from rest_framework import serializers
 
 from apikit.fields import FiniteFloatField, StrictBooleanField, StrictIntegerField, slug_validator
-from apikit.serializers import StrictFieldsMixin
+from apikit.serializers import QueryNumbersMixin, StrictFieldsMixin
 from fits.laws import DEFAULT_LAW, law_choices
 from fits.models import Fit, Objective
 from fits.ranking import ELIGIBILITY_RULE
@@ -99,8 +99,11 @@ class FitRequestSerializer(FitScopeQuerySerializer):
     )
 
 
-class PredictQuerySerializer(FitScopeQuerySerializer):
+class PredictQuerySerializer(QueryNumbersMixin, FitScopeQuerySerializer):
     """Query of GET /api/v1/predict/."""
+
+    query_integers = frozenset({"n_params", "n_tokens", "exponent_bits", "mantissa_bits"})
+    query_numbers = frozenset({"weight_bits", "activation_bits", "kv_bits", "post_train_bits"})
 
     n_params = StrictIntegerField(min_value=1, max_value=MAX_N_PARAMS)
     n_tokens = StrictIntegerField(min_value=1, max_value=MAX_N_TOKENS)
@@ -114,25 +117,6 @@ class PredictQuerySerializer(FitScopeQuerySerializer):
     mantissa_bits = StrictIntegerField(
         required=False, min_value=0, max_value=23, help_text="fp law: the format's mantissa bits (with exponent_bits)."
     )
-
-    def to_internal_value(self, data: Any) -> Any:
-        # Query strings are text: turn the numeric parameters into numbers before the strict fields see them.
-        integers = {"n_params", "n_tokens", "exponent_bits", "mantissa_bits"}
-        numeric = {"weight_bits", "activation_bits", "kv_bits", "post_train_bits", *integers}
-        converted = {}
-        errors = {}
-        for key, value in data.items():
-            if key in numeric:
-                try:
-                    number = float(value)
-                    converted[key] = int(number) if key in integers and number.is_integer() else number
-                except (TypeError, ValueError):
-                    errors[key] = ["A number is required."]
-            else:
-                converted[key] = value
-        if errors:
-            raise serializers.ValidationError(errors)
-        return super().to_internal_value(converted)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         post = attrs.get("post_train_bits")

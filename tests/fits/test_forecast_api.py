@@ -69,6 +69,11 @@ def test_a_cosine_run_seen_to_a_quarter_is_forecast_near_its_final_loss_with_a_l
     assert body["verdict"] is None
     assert body["verdict_reason"] == "the family has no ranked law fit yet"
 
+    # A narrower level from the query string (text, as every query is) gives a narrower interval.
+    narrow = client_rw.get(f"/api/v1/runs/{target.pk}/forecast/?level=0.5").json()["forecast"]
+    assert narrow["level"] == 0.5
+    assert narrow["interval"][1] - narrow["interval"][0] < forecast["interval"][1] - forecast["interval"][0]
+
 
 def test_without_a_decayed_run_in_the_family_the_forecast_is_null_with_the_reason(client_rw, team):
     logged(team, CURVES["constant_24000"])
