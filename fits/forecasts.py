@@ -327,7 +327,11 @@ def _verdict(run: Run, body: dict[str, Any]) -> None:
         "fit_id": answer.fit_id,
         "law_loss": answer.loss,
         "law_interval": None if law_interval is None else list(law_interval),
+        # How far the law's side can be trusted: its fit's verdict and where the run sits against its runs.
+        "law_quality": answer.quality,
+        "law_data_range": answer.data_range,
     }
+    body["warnings"] = [*body["warnings"], *(f"the {ranking.best} law: {w}" for w in answer.warnings)]
 
 
 def run_forecast(

@@ -165,6 +165,11 @@ def test_the_verdict_compares_the_forecast_with_the_best_ranked_laws_prediction(
     expected = "above" if forecast > law else "below"
     assert verdict["verdict"] == expected, (forecast, law)
     assert verdict["text"].startswith(f"{expected} the law by")
+    # The law's side says how far it can be trusted: its fit's verdict, and where the run sits against its runs.
+    assert verdict["law_quality"] == fit.quality
+    assert set(verdict["law_data_range"]) >= {"n_params", "n_tokens"}
+    outside = [a for a, p in verdict["law_data_range"].items() if p["position"] != "inside"]
+    assert all(any(a in w for w in body["warnings"]) for a in outside)
 
 
 def test_cooldowns_of_one_trunk_share_its_history_and_never_lend_to_each_other(client_rw, team):
