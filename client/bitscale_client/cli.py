@@ -101,11 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
             "fit show FAMILY prints the newest succeeded fit of a law (fits are made by the server's workers each "
             "time runs change); fit refit FAMILY asks for a new version now. `fit FAMILY` still shows, with a hint."
         ),
-        usage="bitscale fit {show,refit} FAMILY [--law {precision,chinchilla,fp}] [--json]",
+        usage="bitscale fit {show,refit} FAMILY [--law LAW] [--json]",
     )
     fit.add_argument("action", metavar="{show,refit}", help="show: the current fit; refit: ask for a new version")
     fit.add_argument("family", nargs="?", metavar="FAMILY")
-    fit.add_argument("--law", default="precision", choices=["precision", "chinchilla", "fp"])
+    fit.add_argument(
+        "--law",
+        default="precision",
+        help="the law (default: precision; the server names its laws when one is unknown)",
+    )
     fit.add_argument("--json", action="store_true", help="print the server's JSON instead of the summary")
     fit.set_defaults(handler=cmd_fit)
 

@@ -165,6 +165,18 @@ def test_fit_of_a_family_without_one_exits_1(run_cli):
     assert "HTTP 404" in err
 
 
+def test_fit_passes_any_law_name_to_the_server_and_prints_its_refusal(api, run_cli):
+    # The CLI keeps no list of laws: a law the server adds is usable at once, and an unknown one is the server's
+    # 400 naming the field.
+    api.responses["/api/v1/fits/current/"] = (400, {"errors": {"law": ["unknown law 'nope'; expected one of [...]"]}})
+
+    code, _, err = run_cli("fit", "show", "sweep", "--law", "nope")
+
+    assert code == 1
+    assert api.requests[0].url.params["law"] == "nope"
+    assert "unknown law 'nope'" in err
+
+
 FIT = {
     "id": 4, "family": "sweep", "law": "precision", "version": 3, "status": "succeeded", "params": {"E": 1.7},
     "intervals": {}, "fixed": {}, "metrics": {}, "backtest": {}, "warnings": [], "stale": False, "pending": False,
