@@ -16,8 +16,10 @@ WORKER_CONCURRENCY ?= 2
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]" -e "./client[mlflow]"
 	touch $@
 
-# Web server, one Celery worker (both queues) and beat; Ctrl-C stops all three. The workers log warnings only
-# (RUN_LOG_LEVEL=info shows every task), and demo_status prints where to go (admin, login, the demo key, saved in
+# Web server, one Celery worker (both queues) and beat; Ctrl-C (or a SIGTERM to the recipe's shell) stops all
+# three. The worker is stopped first and waited for, so it shuts its pool down itself (a SIGTERM to the whole
+# group at once kills the pool's processes under the worker, which then hangs at exit), then the rest of the group.
+# The workers log warnings only (RUN_LOG_LEVEL=info shows every task), and demo_status prints where to go (admin, login, the demo key, saved in
 # var/demo.env) once the server answers, then follows the demo's fits and prints it again when they are done.
 # Web and workers share a file cache in var/cache, so a worker renders each new fit's plots for the admin.
 RUN_LOG_LEVEL ?= warning
@@ -29,11 +31,11 @@ run: .venv/.installed
 	@echo "[bitscale] loading the demo data when missing (about 20 s the first time)"
 	@$(PY) manage.py load_demo --if-missing --credentials-file var/demo.env
 	@echo "[bitscale] starting the web server, a worker and beat (Ctrl-C stops them)"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l $(RUN_LOG_LEVEL) & \
-	  $(CELERY) beat -l $(RUN_LOG_LEVEL) -s var/celerybeat-schedule & \
+	@trap 'trap - INT TERM EXIT; kill $$worker $$beat 2>/dev/null; wait $$worker; kill 0' INT TERM EXIT; \
+	  $(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l $(RUN_LOG_LEVEL) & worker=$$!; \
+	  $(CELERY) beat -l $(RUN_LOG_LEVEL) -s var/celerybeat-schedule & beat=$$!; \
 	  $(PY) manage.py demo_status --wait-for-server --follow --credentials-file var/demo.env & \
-	  $(PY) manage.py runserver 0.0.0.0:$(PORT)
+	  $(PY) manage.py runserver 0.0.0.0:$(PORT) & wait $$!
 
 worker: .venv/.installed
 	$(CELERY) worker -Q celery,fits --concurrency=$(WORKER_CONCURRENCY) -l info

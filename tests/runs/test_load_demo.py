@@ -1,4 +1,4 @@
-"""The demo loader: both families, clearly labelled, idempotent, and a working key."""
+"""The demo loader: its families, clearly labelled, idempotent, and a working key."""
 
 import io
 import subprocess
@@ -9,9 +9,10 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from fits.management.commands.demo_status import DemoProgress, demo_progress
-from fits.management.commands.load_demo import read_credentials
+from fits.management.commands.load_demo import OLMO_FAMILY, OLMO_RUNNING, read_credentials
 from fits.models import Fit, FitChunk
-from runs.models import Evaluation, FamilyChange, Run, Team
+from mlflow_compat.models import MlflowRun
+from runs.models import Evaluation, FamilyChange, MetricPoint, Run, Team
 from tests.factories import FitFactory
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +39,33 @@ def test_load_demo_creates_both_families_and_prints_a_working_key():
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {out.strip().splitlines()[-1]}")
     assert client.get("/api/v1/families/").json()[0]["family"] == "chinchilla-epoch"
+
+
+def test_the_olmo_ladder_comes_with_its_curves_and_one_run_half_way_whose_forecast_covers_where_it_ended():
+    out = _load()
+
+    runs = Run.objects.filter(team__slug="demo", family=OLMO_FAMILY)
+    assert runs.count() == 30
+    running = runs.get(status=Run.Status.RUNNING)
+    assert running.name == OLMO_RUNNING
+    assert running.final_loss is None
+    assert running.schedule["total_steps"] == 81352
+    assert running.schedule["lr_schedule"] == "cosine"
+    steps = MetricPoint.objects.filter(run=running, key="val_loss").values_list("step", flat=True)
+    assert 0 < max(steps) <= 81352 / 2  # the second half is not in the demo: the forecast cannot have seen it
+    finished = runs.exclude(pk=running.pk)
+    assert all(r.status == Run.Status.FINISHED and r.final_loss is not None for r in finished)
+    mlflow_run = MlflowRun.objects.get(bitscale_run=running)
+    true_final = float(mlflow_run.tags["demo.true_final_loss"].split()[0])
+    assert true_final == pytest.approx(2.878463, abs=1e-4)  # the shipped curve's last row
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {out.strip().splitlines()[-1]}")
+    body = client.get(f"/api/v1/runs/{running.pk}/forecast/").json()
+    forecast = body["forecast"]
+    assert forecast is not None, body["reasons"]
+    assert forecast["fraction_seen"] == pytest.approx(0.5, abs=0.01)
+    assert forecast["interval"][0] <= true_final <= forecast["interval"][1]
 
 
 def test_load_demo_is_idempotent():
@@ -99,8 +127,8 @@ def test_progress_counts_the_laws_with_a_succeeded_fit():
     _load()
     team = Team.objects.get(slug="demo")
     waiting = demo_progress()
-    assert waiting == DemoProgress(laws=0, fitted=0, failed=0, busy=3, waiting=3)  # the refit decides the laws
-    assert "3 families waiting for the refit" in waiting.line(1)
+    assert waiting == DemoProgress(laws=0, fitted=0, failed=0, busy=4, waiting=4)  # the refit decides the laws
+    assert "4 families waiting for the refit" in waiting.line(1)
 
     FamilyChange.objects.filter(team=team).update(pending_since=None)  # refitted
     running = FitFactory.create(team=team, family="fp-synthetic", law="fp", status="running", n_bootstrap=200)

@@ -1,5 +1,7 @@
 """manage.py load_demo [--if-missing] [--credentials-file PATH]: the team `demo` with a synthetic precision sweep,
-Epoch's Chinchilla runs and a synthetic floating-point sweep; prints a key for it (alone, on the last line)."""
+Epoch's Chinchilla runs, a synthetic floating-point sweep and OLMo 2's model ladder with its loss curves (one run
+shown running, half-way, so its forecast can be compared with where it really ended); prints a key for it (alone,
+on the last line)."""
 
 import os
 import secrets
@@ -15,6 +17,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from fits.laws import Observations, fp_synthetic, kumar_synthetic, load_chinchilla_epoch
+from fits.laws.curve_data import LoggedCurve, load_olmo_ladder_curves
+from mlflow_compat import selectors as mlflow_selectors
+from mlflow_compat import services as mlflow
+from mlflow_compat.errors import MlflowError
 from runs.api.serializers import runs_validate
 from runs.models import Membership, Team
 from runs.services import api_key_create, runs_upsert, team_get_or_create
@@ -35,6 +41,14 @@ EPOCH_NOTE = {
     "D = FLOP / (6N). See fits/data/README.md for provenance and licence.",
 }
 BATCH = 1000
+OLMO_FAMILY = "olmo-ladder"
+# The ladder run the demo shows still running, logged up to half its planned steps; its full curve is left out, so
+# the family knows nothing of its second half.
+OLMO_RUNNING = "1B-5xC"
+OLMO_NOTE = (
+    "OLMo 2's model ladder (Apache-2.0; fits/data/olmo_ladder_curves/README.md): C4-en validation loss and the "
+    "learning rate by step, the schedule as OLMo's ladder recipe describes it."
+)
 # When each family's runs were trained (start, end): the Chinchilla runs before their paper (March 2022), the
 # synthetic sweeps over the months before Kumar et al.'s (November 2024) and Sun et al.'s (January 2025) papers.
 TRAINING_PERIODS = {
@@ -90,6 +104,70 @@ def _payloads(observations: Observations, *, family: str, metadata: dict[str, An
     return bodies
 
 
+def _load_olmo_curves(team: Team) -> int:
+    """OLMo 2's ladder through the MLflow services, as a training script logs it: each run's sizes and planned
+    schedule as params, `val_loss` and `lr` by step, `final_loss` and FINISHED at the end; OLMO_RUNNING only up
+    to half its planned steps, still RUNNING, with where it really ended in a tag. Returns the runs logged: none
+    when the team has the experiment already (a second load keeps what the first logged)."""
+    try:
+        mlflow_selectors.experiment_get_by_name(team=team, name=OLMO_FAMILY)
+        return 0
+    except MlflowError:
+        pass
+    experiment = mlflow.experiment_create(team=team, name=OLMO_FAMILY, tags={"demo.source": OLMO_NOTE})
+    curves = load_olmo_ladder_curves()
+    for name, curve in curves.items():
+        running = name == OLMO_RUNNING
+        tags = {"demo.source": OLMO_NOTE}
+        if running:
+            tags["demo.true_final_loss"] = (
+                f"{curve.final_loss:.4f} at step {curve.final_step} (the published run; not logged here)"
+            )
+        run = mlflow.run_create(
+            team=team,
+            experiment_id=str(experiment.pk),
+            run_name=name,
+            start_time=None,
+            tags=tags,
+            user_id="load_demo",
+        )
+        mlflow.run_log(team=team, run_id=run.run_id, params=_olmo_params(curve))
+        upto = curve.plan.total_steps / 2 if running else float("inf")
+        points = [
+            mlflow.MetricInput(key=key, value=float(value), timestamp=int(step), step=int(step))
+            for key, values in (("val_loss", curve.loss), ("lr", curve.lr))
+            for step, value in zip(curve.steps, values, strict=True)
+            if step <= upto
+        ]
+        if not running:
+            points.append(mlflow.MetricInput(key="final_loss", value=curve.final_loss, timestamp=0, step=0))
+        mlflow.run_log(team=team, run_id=run.run_id, metrics=points)
+        if not running:
+            mlflow.run_update(team=team, run_id=run.run_id, status="FINISHED", end_time=None, run_name=None)
+    return len(curves)
+
+
+def _olmo_params(curve: LoggedCurve) -> dict[str, str]:
+    plan = curve.plan
+    tokens_per_step = plan.tokens_per_step or 0.0
+    params = {
+        "n_params": curve.n_params,
+        "n_tokens": round(plan.total_steps * tokens_per_step),
+        "number_format": "fp",
+        "exponent_bits": 8,
+        "mantissa_bits": 7,
+        "dataset": "OLMo-mix-1124 (OLMo 2 ladder)",
+        "eval_set": "C4-en validation",
+        "total_steps": plan.total_steps,
+        "peak_lr": plan.peak_lr,
+        "warmup_steps": plan.warmup_steps,
+        "lr_schedule": plan.decay,
+        "final_lr": plan.final_lr,
+        "tokens_per_step": tokens_per_step,
+    }
+    return {key: str(value) for key, value in params.items()}
+
+
 class Command(BaseCommand):
     help = "Create the team `demo` with demo runs (fits follow through the workers) and print a key to try the API."
 
@@ -126,6 +204,8 @@ class Command(BaseCommand):
                         raise RuntimeError(f"demo data of {family} failed validation: {errors}")
                     runs_upsert(team=team, items=items)
                 self.stderr.write(f"  {family}: {len(bodies)} runs")
+            n_curves = _load_olmo_curves(team)
+            self.stderr.write(f"  {OLMO_FAMILY}: {n_curves} runs with loss curves ({OLMO_RUNNING} running, half-way)")
             _, secret = api_key_create(team=team, label="load_demo")
             password = self._demo_user(team)
         site = settings.SITE_URL.rstrip("/")
@@ -133,8 +213,10 @@ class Command(BaseCommand):
         lines = [
             "",
             "Demo data loaded: team `demo`, families `kumar-synthetic` (synthetic, from Kumar et al.'s constants),",
-            "`chinchilla-epoch` (Epoch AI's digitised Chinchilla runs) and `fp-synthetic` (synthetic floating-point",
-            "formats, from Sun et al.'s constants). The workers fit every law that applies in the background.",
+            "`chinchilla-epoch` (Epoch AI's digitised Chinchilla runs), `fp-synthetic` (synthetic floating-point",
+            "formats, from Sun et al.'s constants) and `olmo-ladder` (OLMo 2's ladder with its loss curves; run",
+            f"{OLMO_RUNNING} is shown half-way: its page forecasts where it lands). The workers fit every law that",
+            "applies in the background.",
             f"Admin: {site}/admin/ (user `demo`, {login})",
         ]
         if credentials_file is not None:
