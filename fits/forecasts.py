@@ -32,7 +32,7 @@ from fits.laws.forecast import (
 )
 from fits.laws.schedules import Schedule, ScheduleError, ScheduleSpec, build_schedule, schedule_from_log
 from fits.models import Fit
-from fits.selectors import law_ranking
+from fits.selectors import curve_fit_last_finished_id, curve_fit_newest, law_ranking
 from fits.services import FitNotFound, FitUnusable, PredictionInvalid, prediction_make
 from mlflow_compat.models import MlflowRun
 from runs.models import MetricPoint, Run
@@ -77,14 +77,16 @@ def schedule_spec(stored: Mapping[str, Any] | None) -> ScheduleSpec | None:
 
 def forecast_version(*, team_id: int, family: str) -> str:
     """The family's history version: its runs (count, last change), the points logged through the MLflow API (a
-    counter per run, no scan of the points) and its newest succeeded fit. Three aggregate queries."""
+    counter per run, no scan of the points), its newest succeeded fit and its newest finished curve fit. Four
+    aggregate queries."""
     runs = Run.objects.filter(team_id=team_id, family=family).aggregate(n=Count("id"), at=Max("updated_at"))
     points = MlflowRun.objects.filter(bitscale_run__team_id=team_id, bitscale_run__family=family).aggregate(
         n=Sum("history_points"), d=Sum("history_dropped")
     )
     fit = Fit.objects.filter(team_id=team_id, family=family, status=Fit.Status.SUCCEEDED).aggregate(last=Max("id"))
     at = runs["at"].timestamp() if runs["at"] is not None else 0.0
-    return f"{runs['n']}-{at:.6f}-{points['n'] or 0}-{points['d'] or 0}-{fit['last'] or 0}"
+    curve_fit = curve_fit_last_finished_id(team_id=team_id, family=family)
+    return f"{runs['n']}-{at:.6f}-{points['n'] or 0}-{points['d'] or 0}-{fit['last'] or 0}-{curve_fit}"
 
 
 def _cache_key(run_id: int, version: str, *, key: str | None, law: str, level: float) -> str:
@@ -225,6 +227,8 @@ def forecast_compute(
         "reasons": [],
         "verdict": None,
         "verdict_reason": None,
+        "curve_fit": None,
+        "curve_fit_reason": None,
         "warnings": [],
     }
     family: list[FamilyRun] = []
@@ -280,11 +284,54 @@ def forecast_compute(
                 "baseline_loss": fc.baseline_loss,
             }
             body["warnings"] += fc.warnings
+            _curve_record(run, body)
             _verdict(run, body)
         else:
             body["reasons"].append(fc.reason)
     body["computed_at"] = iso_utc(timezone.now())
     return body
+
+
+def _curve_record(run: Run, body: dict[str, Any]) -> None:
+    """The family's stored curve fit of the forecast's law and its held-out score (how that law forecast the
+    family's own finished runs from part of their steps), into `body`; a warning when those forecasts' intervals
+    covered fewer of them than their level says: then this forecast's interval may be too narrow as well."""
+    law = body["forecast"]["law"]
+    stored = curve_fit_newest(team_id=run.team_id, family=run.family, law=law)
+    if stored is None:
+        body["curve_fit_reason"] = (
+            f"the family has no {law} curve fit yet: the workers fit one once a run of the family has logged a "
+            "loss curve with a decayed learning rate"
+        )
+        return
+    if stored.status != stored.Status.SUCCEEDED:
+        body["curve_fit_reason"] = (
+            f"the family's newest {law} curve fit (version {stored.version}) failed: {stored.error}"
+        )
+        return
+    held = stored.heldout or {}
+    record = {k: held.get(k) for k in ("scheme", "fraction", "n", "mae", "rmse", "bias", "coverage", "level")}
+    body["curve_fit"] = {
+        "id": stored.pk,
+        "version": stored.version,
+        "law": stored.law,
+        "n_runs": len(stored.run_ids),
+        "finished_at": iso_utc(stored.finished_at) if stored.finished_at is not None else None,
+        "heldout": record,
+    }
+    n, coverage, level = record["n"] or 0, record["coverage"], record["level"]
+    if not n:
+        body["curve_fit_reason"] = (
+            f"the family's {law} curve fit has no finished, decayed run to score its forecasts on yet: nothing "
+            "checks this interval against the family's own runs"
+        )
+    elif coverage is not None and level is not None and coverage < level:
+        fraction = record["fraction"]
+        seen = f" (each from {fraction:.0%} of its steps)" if isinstance(fraction, int | float) else ""
+        body["warnings"].append(
+            f"the family's {law} curve fit forecast {round(coverage * n)} of {n} of its finished runs inside their "
+            f"{level:.0%} intervals{seen}: this interval may be too narrow"
+        )
 
 
 def _verdict(run: Run, body: dict[str, Any]) -> None:

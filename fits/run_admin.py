@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from fits.forecasts import forecast_summaries, run_forecast
@@ -19,19 +19,34 @@ from runs.selectors import loss_curves
 VERDICT_COLOURS = {"above": "#ba2121", "below": "#2e7d32", "on": "inherit"}
 
 
-def forecast_text(body: dict[str, Any]) -> str:
-    """A forecast body in words: the loss, interval, step and lenders, then the verdict (or why there is none)."""
+def forecast_lines(body: dict[str, Any]) -> list[str]:
+    """A forecast body in words, a line each: the loss, interval, step and lenders; the verdict (or why there is
+    none); the law's record on the family (its stored curve fit's held-out score, or why unknown); the warnings."""
     forecast = body.get("forecast")
     if forecast is None:
-        return "no forecast: " + "; ".join(body.get("reasons") or ["unknown"])
+        return ["no forecast: " + "; ".join(body.get("reasons") or ["unknown"])]
     low, high = forecast["interval"]
     lenders = ", ".join(str(i) for i in forecast["lenders"]) or "none (no decay ahead)"
-    text = (
+    lines = [
         f"{forecast['loss']:.4f} ({forecast['level']:.0%}: {low:.4f}-{high:.4f}) at step {forecast['at_step']:,}, "
         f"{forecast['fraction_seen']:.0%} seen, {forecast['law']} law; annealing lent by run(s) {lenders}"
-    )
+    ]
     verdict = body.get("verdict")
-    return f"{text}; {verdict['text']} ({verdict['law']})" if verdict else f"{text}; {body.get('verdict_reason')}"
+    lines.append(
+        f"verdict: {verdict['text']} ({verdict['law']})" if verdict else f"verdict: none ({body.get('verdict_reason')})"
+    )
+    record = body.get("curve_fit")
+    held = (record or {}).get("heldout") or {}
+    if record and held.get("n") and held.get("mae") is not None and held.get("coverage") is not None:
+        lines.append(
+            f"record: the {record['law']} curve fit v{record['version']} forecast {held['n']} finished run(s) of "
+            f"the family, MAE {held['mae']:.4f}, {round(held['coverage'] * held['n'])} of {held['n']} inside "
+            f"their {held.get('level') or 0.95:.0%} intervals"
+        )
+    elif body.get("curve_fit_reason"):
+        lines.append(f"record: {body['curve_fit_reason']}")
+    lines += [f"warning: {w}" for w in body.get("warnings") or []]
+    return lines
 
 
 class RunWithForecastAdmin(RunAdmin):
@@ -83,7 +98,7 @@ class RunWithForecastAdmin(RunAdmin):
     def forecast(self, run: Run) -> str:
         if run.pk is None:
             return "—"
-        return forecast_text(self._forecast(run))
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in forecast_lines(self._forecast(run))))
 
     @admin.display(description="loss curve")
     def loss_curve(self, run: Run) -> str:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from django.db.models import Exists, OuterRef, QuerySet, Subquery
+from django.db.models import Exists, Max, OuterRef, QuerySet, Subquery
 
 from fits.laws import FitResult, Observations, get_law
 from fits.laws.schedules import DECAYED_FRACTION
-from fits.models import Fit, FitScope
+from fits.models import FamilyCurveFit, Fit, FitScope
 from fits.ranking import LawFit, Ranking, rank_laws
 from runs.models import Evaluation, FamilyChange, Run, Team
 
@@ -178,6 +178,30 @@ def fit_newest_failed(*, team: Team, family: str, law: str) -> Fit | None:
         .order_by("-version")
         .first()
     )
+
+
+def curve_fit_newest(*, team_id: int, family: str, law: str) -> FamilyCurveFit | None:
+    """The newest finished version (succeeded or failed) of the family's curve fit of `law`; None before any."""
+    return (
+        FamilyCurveFit.objects.filter(
+            team_id=team_id,
+            family=family,
+            law=law,
+            status__in=[FamilyCurveFit.Status.SUCCEEDED, FamilyCurveFit.Status.FAILED],
+        )
+        .order_by("-version")
+        .first()
+    )
+
+
+def curve_fit_last_finished_id(*, team_id: int, family: str) -> int:
+    """The id of the family's newest finished curve fit of any law (0 before any): part of a forecast's version."""
+    last = FamilyCurveFit.objects.filter(
+        team_id=team_id,
+        family=family,
+        status__in=[FamilyCurveFit.Status.SUCCEEDED, FamilyCurveFit.Status.FAILED],
+    ).aggregate(last=Max("id"))["last"]
+    return int(last or 0)
 
 
 def fit_is_stale(*, fit: Fit) -> bool:

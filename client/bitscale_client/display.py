@@ -185,5 +185,27 @@ def render_forecast(body: dict[str, Any]) -> str:
         lines.append(f"  verdict: {verdict['text']} ({verdict['law']} fit {verdict['fit_id']})")
     elif body.get("verdict_reason"):
         lines.append(f"  verdict: none ({body['verdict_reason']})")
+    record = _curve_record(body)
+    if record:
+        lines.append(f"  record: {record}")
     lines += [f"  warning: {w}" for w in body.get("warnings") or []]
     return "\n".join(lines)
+
+
+def _curve_record(body: dict[str, Any]) -> str:
+    """How the forecast's law did on the family's own finished runs (the body's curve_fit), or why unknown."""
+    fit = body.get("curve_fit")
+    if fit is None:
+        return str(body.get("curve_fit_reason") or "")
+    held = fit.get("heldout") or {}
+    n = held.get("n") or 0
+    if not n:
+        return str(body.get("curve_fit_reason") or f"{fit['law']} curve fit v{fit['version']}: not scored yet")
+    text = f"{fit['law']} curve fit v{fit['version']} forecast {n} finished run(s) of the family"
+    if isinstance(held.get("fraction"), int | float):
+        text += f" from {held['fraction']:.0%} of their steps"
+    if isinstance(held.get("mae"), int | float):
+        text += f": MAE {held['mae']:.4f}"
+    if isinstance(held.get("coverage"), int | float) and isinstance(held.get("level"), int | float):
+        text += f", {round(held['coverage'] * n)} of {n} inside their {held['level']:.0%} intervals"
+    return text

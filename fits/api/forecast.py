@@ -42,6 +42,10 @@ FORECAST_RESPONSE = inline_serializer(
         "reasons": serializers.ListField(child=serializers.CharField()),
         "verdict": serializers.JSONField(allow_null=True),
         "verdict_reason": serializers.CharField(allow_null=True),
+        "curve_fit": serializers.JSONField(
+            allow_null=True, help_text="The family's stored curve fit of the forecast's law and its held-out score."
+        ),
+        "curve_fit_reason": serializers.CharField(allow_null=True),
         "warnings": serializers.ListField(child=serializers.CharField()),
         "version": serializers.CharField(),
         "computed_at": serializers.DateTimeField(),

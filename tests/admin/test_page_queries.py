@@ -19,9 +19,9 @@ PAGES = {
     # name: (url template, most queries)
     "run list": ("/admin/runs/run/", 15),
     # The run page computes the run's forecast when no cached one is current (fits.forecasts): the family's
-    # version (3 aggregates), its runs, their metric keys, their trunks, one history read per run (at most
-    # MAX_FAMILY_RUNS) and the family's law ranking.
-    "run page": ("/admin/runs/run/{run}/change/", 20),
+    # version (4 aggregates), its runs, their metric keys, their trunks, one history read per run (at most
+    # MAX_FAMILY_RUNS), the family's stored curve fit and its law ranking.
+    "run page": ("/admin/runs/run/{run}/change/", 22),
     "fit list": ("/admin/fits/fit/", 12),
     "fit page": ("/admin/fits/fit/{fit}/change/", 16),
     "fit plot": ("/admin/fits/fit/{fit}/plot/residuals.svg", 8),

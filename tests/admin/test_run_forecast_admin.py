@@ -50,3 +50,22 @@ def test_the_run_list_shows_cached_verdicts_in_one_cache_read_and_computes_none(
     assert "2.612 above" in body
     assert 'title="above the law by 1.2%"' in body
     assert not any("metricpoint" in q["sql"].lower() for q in queries.captured_queries)
+
+
+def test_the_run_page_lists_the_forecasts_verdict_record_and_warnings_a_line_each(alpha_member, alpha):
+    from django.utils import timezone
+
+    from fits.models import FamilyCurveFit
+
+    logged(alpha, CURVES["cosine_24000"])
+    target = logged(alpha, CURVES["cosine_72000"], upto=0.5)
+    FamilyCurveFit.objects.create(
+        team=alpha, family="mp", law="annealing", version=1, status="succeeded", run_ids=[1],
+        finished_at=timezone.now(), heldout={"n": 4, "mae": 0.0123, "coverage": 0.5, "level": 0.95, "fraction": 0.5},
+    )  # fmt: skip
+
+    body = alpha_member.get(f"/admin/runs/run/{target.pk}/change/").content.decode()
+
+    assert "<br>verdict: none (the family has no ranked law fit yet)" in body
+    assert "<br>record: the annealing curve fit v1 forecast 4 finished run(s) of the family, MAE 0.0123, 2 of 4" in body
+    assert "<br>warning: the family&#x27;s annealing curve fit forecast 2 of 4" in body

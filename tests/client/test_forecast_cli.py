@@ -52,6 +52,25 @@ def test_forecast_prints_the_loss_interval_lenders_and_verdict(api, run_cli):
     assert dict(api.requests[-1].url.params) == {"law": "auto", "level": "0.9"}
 
 
+def test_forecast_prints_the_laws_record_on_the_family_or_why_there_is_none(api, run_cli):
+    record = {
+        "id": 4, "version": 2, "law": "annealing", "n_runs": 5, "finished_at": "2026-12-05T05:00:00Z",
+        "heldout": {"scheme": "half", "fraction": 0.5, "n": 4, "mae": 0.0123, "rmse": 0.015, "bias": 0.0,
+                    "coverage": 0.75, "level": 0.95},
+    }  # fmt: skip
+    api.responses["/api/v1/runs/7/forecast/"] = (200, {**BODY, "curve_fit": record, "curve_fit_reason": None})
+    _, scored, _ = run_cli("forecast", "7")
+    reason = "the family has no annealing curve fit yet: ..."
+    api.responses["/api/v1/runs/7/forecast/"] = (200, {**BODY, "curve_fit": None, "curve_fit_reason": reason})
+    _, unknown, _ = run_cli("forecast", "7")
+
+    assert (
+        "  record: annealing curve fit v2 forecast 4 finished run(s) of the family from 50% of their steps: "
+        "MAE 0.0123, 3 of 4 inside their 95% intervals"
+    ) in scored.splitlines()
+    assert f"  record: {reason}" in unknown.splitlines()
+
+
 def test_no_forecast_prints_the_reasons(api, run_cli):
     reasons = ["no decay seen in the family yet: no run of the family has decayed"]
     api.responses["/api/v1/runs/7/forecast/"] = (200, {**BODY, "forecast": None, "verdict": None, "reasons": reasons})

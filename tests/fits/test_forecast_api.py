@@ -136,7 +136,7 @@ def test_the_forecast_is_cached_until_a_new_point_arrives(client_rw, team):
     assert first["cached"] is False
     assert again["cached"] is True
     assert again["forecast"] == first["forecast"]
-    # A cached read: the key, the run, and the version's three aggregates; no metric point is read.
+    # A cached read: the key, the run, and the version's four aggregates; no metric point is read.
     assert not any("metricpoint" in q["sql"].lower() for q in queries.captured_queries)
     assert after["cached"] is False
     assert after["version"] != first["version"]
@@ -184,3 +184,68 @@ def test_cooldowns_of_one_trunk_share_its_history_and_never_lend_to_each_other(c
     assert linked["forecast"] is None
     assert linked["reasons"][0].startswith("no decay seen in the family yet")
     assert unlinked["forecast"]["lenders"] == [sibling.pk]
+
+
+def _curve_fit(team, *, family="mp", law="annealing", version=1, status="succeeded", heldout=None, error=""):
+    from django.utils import timezone
+
+    from fits.models import FamilyCurveFit
+
+    return FamilyCurveFit.objects.create(
+        team=team,
+        family=family,
+        law=law,
+        version=version,
+        status=status,
+        error=error,
+        run_ids=[1, 2, 3],
+        heldout=heldout or {},
+        finished_at=timezone.now(),
+    )
+
+
+HELDOUT = {"scheme": "half", "fraction": 0.5, "n": 4, "mae": 0.012, "rmse": 0.015, "bias": 0.004, "level": 0.95}
+
+
+def test_the_forecast_carries_its_laws_record_on_the_family_and_warns_when_its_intervals_missed(
+    client_rw, team, other_team
+):
+    logged(team, CURVES["cosine_24000"])
+    target = logged(team, CURVES["cosine_72000"], upto=0.5)
+    url = f"/api/v1/runs/{target.pk}/forecast/"
+    _curve_fit(other_team, heldout={**HELDOUT, "coverage": 0.25})  # another team's family of the same name
+
+    before = client_rw.get(url).json()
+    stored = _curve_fit(team, heldout={**HELDOUT, "coverage": 0.5})
+    after = client_rw.get(url).json()
+
+    assert before["curve_fit"] is None
+    assert "no annealing curve fit yet" in before["curve_fit_reason"]
+    assert not any("curve fit forecast" in w for w in before["warnings"])
+    # A newly finished curve fit is a new version of the family's history: the cached answer is not served.
+    assert after["cached"] is False
+    assert after["curve_fit"]["id"] == stored.pk
+    assert after["curve_fit"]["heldout"]["mae"] == 0.012
+    assert after["curve_fit"]["heldout"]["coverage"] == 0.5
+    assert after["curve_fit_reason"] is None
+    assert any("forecast 2 of 4 of its finished runs inside their 95% intervals" in w for w in after["warnings"])
+
+
+def test_a_covering_record_gives_no_warning_and_a_failed_or_unscored_fit_says_why(client_rw, team):
+    logged(team, CURVES["cosine_24000"])
+    target = logged(team, CURVES["cosine_72000"], upto=0.5)
+    url = f"/api/v1/runs/{target.pk}/forecast/"
+
+    _curve_fit(team, heldout={**HELDOUT, "coverage": 1.0})
+    covered = client_rw.get(url).json()
+    _curve_fit(team, version=2, heldout={**HELDOUT, "n": 0, "coverage": None})
+    unscored = client_rw.get(url).json()
+    _curve_fit(team, version=3, status="failed", error="no run of the family has a decayed learning rate yet")
+    failed = client_rw.get(url).json()
+
+    assert covered["curve_fit"]["version"] == 1
+    assert not any("curve fit" in w for w in covered["warnings"])
+    assert unscored["curve_fit"]["version"] == 2
+    assert "no finished, decayed run to score its forecasts on" in unscored["curve_fit_reason"]
+    assert failed["curve_fit"] is None
+    assert "(version 3) failed: no run of the family has a decayed" in failed["curve_fit_reason"]
