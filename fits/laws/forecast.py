@@ -24,13 +24,10 @@ from scipy.stats import t as student_t
 from fits.laws.curves import (
     CURVE_LAWS,
     MAX_POINTS_PER_RUN,
-    CurveFit,
     RunCurve,
-    annealing_loss,
     bin_history,
     fit_curves,
     fit_power,
-    multipower_loss,
     prediction_gradient,
 )
 from fits.laws.observations import FitFailed, FloatArray
@@ -202,21 +199,6 @@ def _group_size(group: str) -> float:
     return value if value > 0 else 0.0
 
 
-def _annealing_term(fit: CurveFit, schedule: Schedule, steps: Sequence[int], group: str) -> FloatArray:
-    """The loss the fitted annealing term removes at `steps` (law with and without it)."""
-    params = fit.params_for(group)
-    scale = fit.lr_scale[group]
-    if fit.law == "multipower":
-        off = {**params, "B": 0.0}
-        return multipower_loss(off, schedule, steps, lr_scale=scale) - multipower_loss(
-            params, schedule, steps, lr_scale=scale
-        )
-    off = {**params, "C": 0.0}
-    return annealing_loss(off, schedule, steps, lr_scale=scale, lam=fit.lam) - annealing_loss(
-        params, schedule, steps, lr_scale=scale, lam=fit.lam
-    )
-
-
 def backtest_errors(
     target: FamilyRun,
     family: Sequence[FamilyRun],
@@ -380,7 +362,7 @@ def _forecast_with(
     steps = [max(last, 1), end]
     pred, grad = prediction_gradient(fit, target.schedule, steps, target.group)
     var_param = float(grad[1] @ fit.covariance @ grad[1])
-    term = _annealing_term(fit, target.schedule, steps, target.group)
+    term = fit.annealing_removed(target.schedule, steps, target.group)
     unseen = float(term[1] - term[0])
     z = float(norm.ppf(0.5 + level / 2.0))
     floor = MODEL_ERROR_FRACTION * abs(unseen)
