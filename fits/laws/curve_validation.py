@@ -4,8 +4,8 @@ the figures bench/curves.py prints and tests/fits/test_curves_real.py asserts.
 A case forecasts one run from the first part of its steps; its later part never enters the fit. Runs that share
 history with the target (MultiPower's branches of one constant-LR run, OLMo's 1xC replicates) never lend.
 The design set is the MultiPower 25M and 100M curves: the law, the interval's model-error rule and the lending
-threshold were chosen on them (until 2026-12-05 the design set was 25M alone and 100M was held out; the interval's
-current rule was calibrated on both). The MultiPower 400M curves and the OLMo ladder are held out of every choice.
+threshold are chosen on them. The MultiPower 400M curves and the OLMo ladder are held out of every choice
+(docs/curves.md section 7 tells which choice was made on which set).
 """
 
 from __future__ import annotations
