@@ -193,7 +193,7 @@ def multipower(client: Any, log: Logger, sizes: tuple[str, ...], show: bool) -> 
             f = body["forecast"]
             text = f"{f['loss'] - target.final_loss:+.4f}" if f else f"none: {body['reasons']}"
             print(f"  {case.size} {target.name} <- {lender.name} from {case.fraction:.0%}: {text}")
-    summarise(rows, "MultiPower through the API, one decayed lender of the same size (100M, 400M: held out)")
+    summarise(rows, "MultiPower through the API, one decayed lender of its size (100M: design set; 400M: held out)")
 
 
 def olmo(client: Any, log: Logger, sizes: tuple[str, ...], show: bool) -> None:

@@ -23,9 +23,8 @@ from fits.laws.curves import (
     CURVE_LAWS,
     MAX_POINTS_PER_RUN,
     CurveFit,
-    annealing_loss,
+    curve_law,
     fit_curves,
-    multipower_loss,
 )
 from fits.laws.forecast import MAX_BACKTEST_RUNS, MIN_TARGET_POINTS, FamilyRun, forecast_loss
 from fits.laws.observations import FitFailed
@@ -108,8 +107,7 @@ def fit_family_curves(
     (the annealing terms would not be identified: a law that cannot tell how much a decay removes is not stored as
     a success).
     """
-    if law not in CURVE_LAWS:
-        raise ValueError(f"law must be one of {', '.join(CURVE_LAWS)}")
+    the_law = curve_law(law)
     refusal = family_curve_refusal(runs)
     if refusal is not None:
         raise FitFailed(refusal)
@@ -129,7 +127,7 @@ def fit_family_curves(
             "groups": {g: dict(p) for g, p in fit.groups.items()},
             "shared": dict(fit.shared),
             "lr_scale": dict(fit.lr_scale),
-            "lam": fit.lam if law == "annealing" else None,
+            "lam": fit.lam if the_law.momentum else None,
         },
         intervals=_intervals(fit),
         metrics={**fit.metrics, "n_decayed_runs": float(sum(r.has_decayed() for r in chosen))},
@@ -230,9 +228,8 @@ def stored_curve_loss(law: str, params: dict[str, Any], run: FamilyRun, steps: n
     if own is None or scale is None:
         return None
     values = {**own, **(params.get("shared") or {})}
-    if law == "multipower":
-        return multipower_loss(values, run.schedule, steps, lr_scale=scale)
-    return annealing_loss(values, run.schedule, steps, lr_scale=scale, lam=float(params.get("lam") or ANNEALING_LAMBDA))
+    lam = float(params.get("lam") or ANNEALING_LAMBDA)
+    return curve_law(law).loss(values, run.schedule, steps, lr_scale=scale, lam=lam)
 
 
 __all__ = [

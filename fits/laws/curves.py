@@ -35,9 +35,7 @@ from fits.laws.observations import FitFailed, FloatArray
 from fits.laws.schedules import Schedule
 
 IntArray = npt.NDArray[np.int64]
-CURVE_LAWS = ("multipower", "annealing")
 GROUP_PARAMS = ("L0", "A", "alpha")
-SHARED_PARAMS: dict[str, tuple[str, ...]] = {"multipower": ("B", "C", "beta", "gamma"), "annealing": ("C",)}
 ANNEALING_LAMBDA = 0.999
 # The binning rule (docs/curves.md, "Bounded work"): at most this many points per run enter a fit, and the
 # loss-drop sum is grouped into at most this many blocks of equal learning-rate decrease (plus one cut at every
@@ -49,12 +47,8 @@ MAX_DROP_BLOCKS = 256
 EVAL_CHUNK = 256
 _ETA_FLOOR = 1e-9  # eta_k = 0 (a decay to zero) sends eta^-gamma to infinity and G to 1; the floor keeps it finite
 
-# Optimiser coordinates: L0, log A, alpha per group; then log B, log C, beta, gamma (multipower) or C (annealing).
+# Optimiser coordinates: L0, log A, alpha per group; then the law's shared coordinates (CurveLaw.coordinates).
 _BOUNDS_GROUP = ((0.0, 50.0), (-12.0, 12.0), (0.02, 2.0))
-_BOUNDS_SHARED = {
-    "multipower": ((-12.0, 6.0), (-12.0, 8.0), (0.02, 4.0), (0.0, 1.5)),
-    "annealing": ((0.0, 10.0),),
-}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -288,6 +282,179 @@ def annealing_loss(
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The laws: one object per law owns its shared parameters, their coordinates, bounds and starts, and its drop term
+# with its Jacobian; the fitting code and the rest of the project call these and never branch on a law's name.
+
+
+class CurveLaw:
+    """A schedule-aware curve law L(t) = L0 + A S1(t)^(-alpha) - drop(t), with L0, A, alpha per group and the drop's
+    parameters shared by every run and group of a fit.
+
+    ``shared_params`` are the drop's parameters in natural units (as CurveFit.shared holds them); ``coordinates``
+    their optimiser coordinates, with ``bounds``; ``unidentified`` the values held when no fitted run's learning
+    rate decreases (no loss drop); ``amplitude`` the shared parameter that scales the drop (zero: no annealing);
+    ``momentum`` whether the law reads the fit's momentum ``lam``.
+    """
+
+    name: str = ""
+    shared_params: tuple[str, ...] = ()
+    coordinates: tuple[str, ...] = ()
+    bounds: tuple[tuple[float, float], ...] = ()
+    unidentified: Mapping[str, float] = {}
+    amplitude: str = ""
+    momentum: bool = False
+
+    def start_shapes(self) -> list[FloatArray]:
+        """The grid of shared coordinates a fit starts from (the amplitude's coordinate is set by least squares)."""
+        raise NotImplementedError
+
+    def coordinate(self, name: str, value: float) -> float:
+        """A shared parameter in optimiser coordinates."""
+        return float(value)
+
+    def shared_from(self, coords: FloatArray, identified: bool) -> dict[str, float]:
+        """The shared parameters in natural units from their optimiser coordinates."""
+        raise NotImplementedError
+
+    def prepare(self, des: _Design, lam: float) -> FloatArray | None:
+        """What the law computes once per curve of a fit (None: nothing)."""
+        return None
+
+    def drop_jac(self, des: _Design, prepared: FloatArray | None, coords: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The loss the drop removes at the design's steps, and its derivatives in the shared coordinates."""
+        raise NotImplementedError
+
+    def unit_drop(self, des: _Design, prepared: FloatArray | None, shape: FloatArray) -> FloatArray:
+        """The drop at unit amplitude for a start shape (the column a linear start fits the amplitude on)."""
+        raise NotImplementedError
+
+    def from_start(self, amplitude: float, shape: FloatArray) -> FloatArray:
+        """Shared coordinates from a start shape and its least-squares amplitude."""
+        raise NotImplementedError
+
+    def loss(
+        self,
+        params: Mapping[str, float],
+        schedule: Schedule,
+        steps: npt.ArrayLike,
+        *,
+        lr_scale: float = 1.0,
+        lam: float = ANNEALING_LAMBDA,
+    ) -> FloatArray:
+        """The law's loss at `steps` of a run on `schedule` (params: GROUP_PARAMS and the shared ones)."""
+        raise NotImplementedError
+
+
+class MultiPowerLaw(CurveLaw):
+    """Luo et al.'s multi-power law (module docstring): shared B, C, beta, gamma; coordinates log B, log C."""
+
+    name = "multipower"
+    shared_params = ("B", "C", "beta", "gamma")
+    coordinates = ("logB", "logC", "beta", "gamma")
+    bounds = ((-12.0, 6.0), (-12.0, 8.0), (0.02, 4.0), (0.0, 1.5))
+    unidentified = {"B": 0.0, "C": 1.0, "beta": 1.0, "gamma": 0.5}
+    amplitude = "B"
+
+    def start_shapes(self) -> list[FloatArray]:
+        return [np.array(s) for s in _START_SHARED]
+
+    def coordinate(self, name: str, value: float) -> float:
+        # B = 0 (no drop) maps to log 1e-300, far below the bound: the coordinate is held, never fitted, then.
+        return float(np.log(max(value, 1e-300))) if name in ("B", "C") else float(value)
+
+    def shared_from(self, coords: FloatArray, identified: bool) -> dict[str, float]:
+        return {
+            "B": float(np.exp(coords[0])) if identified else 0.0,
+            "C": float(np.exp(coords[1])),
+            "beta": float(coords[2]),
+            "gamma": float(coords[3]),
+        }
+
+    def drop_jac(self, des: _Design, prepared: FloatArray | None, coords: FloatArray) -> tuple[FloatArray, FloatArray]:
+        b = float(np.exp(coords[0]))
+        ld, d_logc, d_beta, d_gamma = _drop_multipower(
+            des, float(np.exp(coords[1])), float(coords[2]), float(coords[3])
+        )
+        return b * ld, b * np.column_stack([ld, d_logc, d_beta, d_gamma])
+
+    def unit_drop(self, des: _Design, prepared: FloatArray | None, shape: FloatArray) -> FloatArray:
+        return _drop_multipower(des, float(np.exp(shape[1])), float(shape[2]), float(shape[3]))[0]
+
+    def from_start(self, amplitude: float, shape: FloatArray) -> FloatArray:
+        return np.array([np.log(max(amplitude, 1e-6)), shape[1], shape[2], shape[3]])
+
+    def loss(
+        self,
+        params: Mapping[str, float],
+        schedule: Schedule,
+        steps: npt.ArrayLike,
+        *,
+        lr_scale: float = 1.0,
+        lam: float = ANNEALING_LAMBDA,
+    ) -> FloatArray:
+        return multipower_loss(params, schedule, steps, lr_scale=lr_scale)
+
+
+class AnnealingLaw(CurveLaw):
+    """Tissue et al.'s annealing law (module docstring): shared C, the drop's S2 with the fit's momentum lam."""
+
+    name = "annealing"
+    shared_params = ("C",)
+    coordinates = ("C",)
+    bounds = ((0.0, 10.0),)
+    unidentified = {"C": 0.0}
+    amplitude = "C"
+    momentum = True
+
+    def start_shapes(self) -> list[FloatArray]:
+        return [np.zeros(1)]
+
+    def shared_from(self, coords: FloatArray, identified: bool) -> dict[str, float]:
+        return {"C": float(coords[0])}
+
+    def prepare(self, des: _Design, lam: float) -> FloatArray | None:
+        return _drop_annealing(des, lam)
+
+    def drop_jac(self, des: _Design, prepared: FloatArray | None, coords: FloatArray) -> tuple[FloatArray, FloatArray]:
+        assert prepared is not None
+        return coords[0] * prepared, prepared[:, None]
+
+    def unit_drop(self, des: _Design, prepared: FloatArray | None, shape: FloatArray) -> FloatArray:
+        assert prepared is not None
+        return prepared
+
+    def from_start(self, amplitude: float, shape: FloatArray) -> FloatArray:
+        return np.array([max(amplitude, 0.0)])
+
+    def loss(
+        self,
+        params: Mapping[str, float],
+        schedule: Schedule,
+        steps: npt.ArrayLike,
+        *,
+        lr_scale: float = 1.0,
+        lam: float = ANNEALING_LAMBDA,
+    ) -> FloatArray:
+        return annealing_loss(params, schedule, steps, lr_scale=lr_scale, lam=lam)
+
+
+_START_SHARED = tuple(
+    (0.0, np.log(c), beta, gamma) for c in (0.01, 0.1, 1.0) for beta in (0.3, 0.6, 1.2) for gamma in (0.3, 0.6)
+)
+CURVE_LAW_REGISTRY: dict[str, CurveLaw] = {law.name: law for law in (MultiPowerLaw(), AnnealingLaw())}
+CURVE_LAWS = tuple(CURVE_LAW_REGISTRY)
+SHARED_PARAMS: dict[str, tuple[str, ...]] = {name: law.shared_params for name, law in CURVE_LAW_REGISTRY.items()}
+
+
+def curve_law(name: str) -> CurveLaw:
+    """The curve law called `name` (CURVE_LAWS); ValueError for any other name."""
+    try:
+        return CURVE_LAW_REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"law must be one of {', '.join(CURVE_LAWS)}") from None
+
+
 def power_loss(params: Mapping[str, float], steps: npt.ArrayLike) -> FloatArray:
     """The schedule-blind baseline L0 + A * t^(-alpha), t in steps."""
     st = np.asarray(steps, dtype=np.float64)
@@ -326,11 +493,22 @@ class CurveFit:
         """The law's parameters for one group (its own and the shared ones)."""
         return {**self.groups[group], **self.shared}
 
+    @property
+    def curve_law(self) -> CurveLaw:
+        return curve_law(self.law)
+
     def predict(self, schedule: Schedule, steps: npt.ArrayLike, group: str) -> FloatArray:
         """The fitted law's loss at `steps` of a run of `group` on `schedule`."""
-        if self.law == "multipower":
-            return multipower_loss(self.params_for(group), schedule, steps, lr_scale=self.lr_scale[group])
-        return annealing_loss(self.params_for(group), schedule, steps, lr_scale=self.lr_scale[group], lam=self.lam)
+        return self.curve_law.loss(self.params_for(group), schedule, steps, lr_scale=self.lr_scale[group], lam=self.lam)
+
+    def annealing_removed(self, schedule: Schedule, steps: npt.ArrayLike, group: str) -> FloatArray:
+        """The loss the fitted drop term removes at `steps`: the law without its drop minus the law."""
+        params = self.params_for(group)
+        off = {**params, self.curve_law.amplitude: 0.0}
+        law, scale = self.curve_law, self.lr_scale[group]
+        return law.loss(off, schedule, steps, lr_scale=scale, lam=self.lam) - law.loss(
+            params, schedule, steps, lr_scale=scale, lam=self.lam
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (theta and the covariance as lists)."""
@@ -357,10 +535,11 @@ class _Problem:
         self, law: str, curves: Sequence[RunCurve], lr_scale: Mapping[str, float], lam: float = ANNEALING_LAMBDA
     ) -> None:
         self.law = law
+        self.curve_law = curve_law(law)
         self.lam = lam
         self.groups = sorted({c.group for c in curves})
         self.n_group = len(self.groups)
-        self.n_shared = len(SHARED_PARAMS[law])
+        self.n_shared = len(self.curve_law.coordinates)
         self.designs = [_design(c.schedule, c.steps, lr_scale[c.group], MAX_DROP_BLOCKS) for c in curves]
         self.gidx = [self.groups.index(c.group) for c in curves]
         self.loss = np.concatenate([c.loss for c in curves])
@@ -375,16 +554,16 @@ class _Problem:
             self.slices.append(slice(start, start + c.steps.shape[0]))
             start += c.steps.shape[0]
         self.n_theta = 3 * self.n_group + self.n_shared
-        self.s2 = [_drop_annealing(d, lam) for d in self.designs] if law == "annealing" else []
+        self.prepared = [self.curve_law.prepare(d, lam) for d in self.designs]
         self._cache: tuple[bytes, FloatArray, FloatArray] | None = None
 
     def bounds(self) -> tuple[FloatArray, FloatArray]:
-        rows = list(_BOUNDS_GROUP) * self.n_group + list(_BOUNDS_SHARED[self.law])
+        rows = list(_BOUNDS_GROUP) * self.n_group + list(self.curve_law.bounds)
         return np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
 
     def names(self) -> list[str]:
         out = [f"{p}[{g}]" for g in self.groups for p in ("L0", "logA", "alpha")]
-        return out + (["logB", "logC", "beta", "gamma"] if self.law == "multipower" else ["C"])
+        return out + list(self.curve_law.coordinates)
 
     def predict_jac(self, theta: FloatArray) -> tuple[FloatArray, FloatArray]:
         # The optimiser asks for residuals and Jacobian at the same point in turn: compute both once.
@@ -405,18 +584,9 @@ class _Problem:
             pw = np.exp(log_a) * des.s1 ** (-alpha)
             cols = slice(3 * g, 3 * g + 3)
             jac[sl, cols] = np.column_stack([np.ones_like(pw), pw, -pw * np.log(des.s1)])
-            base = 3 * self.n_group
-            if self.law == "multipower":
-                b = np.exp(sh[0])
-                ld, d_logc, d_beta, d_gamma = _drop_multipower(des, float(np.exp(sh[1])), float(sh[2]), float(sh[3]))
-                pred[sl] = l0 + pw - b * ld
-                jac[sl, base] = -b * ld
-                jac[sl, base + 1] = -b * d_logc
-                jac[sl, base + 2] = -b * d_beta
-                jac[sl, base + 3] = -b * d_gamma
-            else:
-                pred[sl] = l0 + pw - sh[0] * self.s2[i]
-                jac[sl, base] = -self.s2[i]
+            drop, d_drop = self.curve_law.drop_jac(des, self.prepared[i], sh)
+            pred[sl] = l0 + pw - drop
+            jac[sl, 3 * self.n_group :] = -d_drop
         return pred, jac
 
     def residuals(self, theta: FloatArray) -> FloatArray:
@@ -436,10 +606,7 @@ def _linear_start(problem: _Problem, alpha: float, shared: FloatArray) -> tuple[
     for i, (des, g, sl) in enumerate(zip(problem.designs, problem.gidx, problem.slices, strict=True)):
         cols[sl, 2 * g] = 1.0
         cols[sl, 2 * g + 1] = des.s1 ** (-alpha)
-        if problem.law == "multipower":
-            cols[sl, -1] = -_drop_multipower(des, float(np.exp(shared[1])), float(shared[2]), float(shared[3]))[0]
-        else:
-            cols[sl, -1] = -problem.s2[i]
+        cols[sl, -1] = -problem.curve_law.unit_drop(des, problem.prepared[i], shared)
     x_w = cols * problem.sqrt_w[:, None]
     y_w = problem.loss * problem.sqrt_w
     coef, *_ = np.linalg.lstsq(x_w, y_w, rcond=None)
@@ -448,18 +615,11 @@ def _linear_start(problem: _Problem, alpha: float, shared: FloatArray) -> tuple[
     theta = np.zeros(problem.n_theta)
     for g in range(problem.n_group):
         theta[3 * g : 3 * g + 3] = (coef[2 * g], np.log(coef[2 * g + 1]), alpha)
-    amp = float(coef[-1])
-    if problem.law == "multipower":
-        theta[3 * problem.n_group :] = (np.log(max(amp, 1e-6)), shared[1], shared[2], shared[3])
-    else:
-        theta[3 * problem.n_group] = max(amp, 0.0)
+    theta[3 * problem.n_group :] = problem.curve_law.from_start(float(coef[-1]), shared)
     return theta, sse
 
 
 _START_ALPHA = (0.3, 0.5, 0.8)
-_START_SHARED = tuple(
-    (0.0, np.log(c), beta, gamma) for c in (0.01, 0.1, 1.0) for beta in (0.3, 0.6, 1.2) for gamma in (0.3, 0.6)
-)
 
 
 def fit_curves(
@@ -480,8 +640,7 @@ def fit_curves(
     fitting them. `lam` is the annealing law's momentum (lambda).
     Raises FitFailed when a group has fewer than 4 points or the fit does not converge to finite values.
     """
-    if law not in CURVE_LAWS:
-        raise ValueError(f"law must be one of {', '.join(CURVE_LAWS)}")
+    the_law = curve_law(law)
     if not curves:
         raise FitFailed("no curves to fit")
     work = [binned(c, max_points=max_points) for c in curves]
@@ -499,22 +658,22 @@ def fit_curves(
     identified = any(bool(np.any((d.drop > 0) & d.live.any(axis=0))) for d in problem.designs)
     lo, hi = problem.bounds()
     base = 3 * problem.n_group
-    names = SHARED_PARAMS[law]
+    names = the_law.shared_params
     fixed = dict(fixed_shared or {})
     unknown = sorted(set(fixed) - set(names))
     if unknown:
         raise ValueError(f"unknown shared parameters: {', '.join(unknown)}")
     if not identified:
-        fixed = {"B": 0.0, "C": 1.0, "beta": 1.0, "gamma": 0.5} if law == "multipower" else {"C": 0.0}
+        fixed = dict(the_law.unidentified)
     free = np.ones(problem.n_theta, dtype=bool)
     held_values = np.full(problem.n_shared, np.nan)
     for j, name in enumerate(names):
         if name in fixed:
             free[base + j] = False
-            held_values[j] = _shared_coordinate(name, fixed[name], law)
+            held_values[j] = the_law.coordinate(name, fixed[name])
 
     starts: list[tuple[float, FloatArray]] = []
-    shapes = [np.zeros(1)] if law == "annealing" else [np.array(s) for s in _START_SHARED]
+    shapes = the_law.start_shapes()
     for shape in shapes:
         shape[np.isfinite(held_values)] = held_values[np.isfinite(held_values)]
     unique_shapes = {tuple(x): x for x in shapes}.values()
@@ -537,13 +696,6 @@ def fit_curves(
     if best is None:
         raise FitFailed("the curve fit did not converge to finite parameters")
     return _assemble(problem, best[1], free, work, lr_scale, identified)
-
-
-def _shared_coordinate(name: str, value: float, law: str) -> float:
-    """A shared parameter in optimiser coordinates (log B and log C for the multi-power law; B = 0 -> log 1e-300)."""
-    if law == "multipower" and name in ("B", "C"):
-        return float(np.log(max(value, 1e-300)))
-    return float(value)
 
 
 def _polish(
@@ -600,16 +752,7 @@ def _assemble(
     for gi, g in enumerate(problem.groups):
         l0, log_a, alpha = theta[3 * gi : 3 * gi + 3]
         groups[g] = {"L0": float(l0), "A": float(np.exp(log_a)), "alpha": float(alpha)}
-    sh = theta[3 * problem.n_group :]
-    if problem.law == "multipower":
-        shared = {
-            "B": float(np.exp(sh[0])) if identified else 0.0,
-            "C": float(np.exp(sh[1])),
-            "beta": float(sh[2]),
-            "gamma": float(sh[3]),
-        }
-    else:
-        shared = {"C": float(sh[0])}
+    shared = problem.curve_law.shared_from(theta[3 * problem.n_group :], identified)
     raw = (resid / np.where(problem.sqrt_w > 0, problem.sqrt_w, 1.0))[problem.sqrt_w > 0]
     warnings = []
     if not identified:
@@ -747,14 +890,19 @@ def fit_power(
 __all__ = [
     "ANNEALING_LAMBDA",
     "CURVE_LAWS",
+    "CURVE_LAW_REGISTRY",
     "MAX_DROP_BLOCKS",
     "MAX_POINTS_PER_RUN",
+    "AnnealingLaw",
     "CurveFit",
+    "CurveLaw",
+    "MultiPowerLaw",
     "PowerFit",
     "RunCurve",
     "annealing_loss",
     "bin_history",
     "binned",
+    "curve_law",
     "fit_curves",
     "fit_power",
     "multipower_loss",

@@ -19,17 +19,15 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from fits.laws.curves import (
     CURVE_LAWS,
     MAX_POINTS_PER_RUN,
-    CurveFit,
     RunCurve,
-    annealing_loss,
     bin_history,
     fit_curves,
     fit_power,
-    multipower_loss,
     prediction_gradient,
 )
 from fits.laws.observations import FitFailed, FloatArray
@@ -40,9 +38,11 @@ FALLBACK_LAW = "annealing"  # what "auto" takes with too few backtests: the defa
 FORECAST_LAWS = ("auto", *CURVE_LAWS)
 DEFAULT_LEVEL = 0.95
 # The structural error of a borrowed annealing term: its 1-sigma error is this fraction of the part of the
-# forecast's annealing term the run has not yet lived through (calibrated on the design curves, MultiPower 25M:
-# docs/curves.md, "Interval").
-MODEL_ERROR_FRACTION = 0.07
+# forecast's annealing term the run has not yet lived through. Calibrated on the design curves (MultiPower 25M and
+# 100M, one decayed lender each, from 25% and 50%: 56 forecasts) the split-conformal way: the smallest fraction
+# (0.084, rounded up) that puts ceil(0.95 (n + 1)) = 55 of the n = 56 design forecasts inside their 95% intervals
+# (docs/curves.md, "Interval").
+MODEL_ERROR_FRACTION = 0.085
 MIN_TARGET_POINTS = 5  # logged losses after warmup a target needs before it can be forecast
 MAX_FIT_RUNS = 8  # runs in one forecast's fit (the target included): bounds the work
 MAX_BACKTEST_RUNS = 4  # finished runs of the family a forecast backtests on (per law)
@@ -109,10 +109,12 @@ class Forecast:
     """A forecast of one run's loss at a step of its plan (by default its last), or why there is none.
 
     ``status`` is ``ok`` or ``unavailable`` (then ``reason`` says why and the numbers are None). ``interval`` is
-    the central ``level`` interval; ``fraction_seen`` is the last logged step over the forecast step; ``lenders``
-    are the runs whose decay identified the annealing terms (the target itself when its own learning rate has
-    decayed); ``fit_runs`` every run in the fit; ``baseline_loss`` what the schedule-blind power law in steps
-    says, for comparison.
+    the central ``level`` interval and ``sd`` its half-width over the normal quantile at ``level`` (the interval
+    read as normal; with a model error from a few backtests the half-width uses Student's t, so ``sd`` is the
+    normal-equivalent at ``level``, not a standard deviation at every level); ``fraction_seen`` is the last logged
+    step over the forecast step; ``lenders`` are the runs whose decay identified the annealing terms (the target
+    itself when its own learning rate has decayed); ``fit_runs`` every run in the fit; ``baseline_loss`` what the
+    schedule-blind power law in steps says, for comparison.
     """
 
     run: str
@@ -197,21 +199,6 @@ def _group_size(group: str) -> float:
     return value if value > 0 else 0.0
 
 
-def _annealing_term(fit: CurveFit, schedule: Schedule, steps: Sequence[int], group: str) -> FloatArray:
-    """The loss the fitted annealing term removes at `steps` (law with and without it)."""
-    params = fit.params_for(group)
-    scale = fit.lr_scale[group]
-    if fit.law == "multipower":
-        off = {**params, "B": 0.0}
-        return multipower_loss(off, schedule, steps, lr_scale=scale) - multipower_loss(
-            params, schedule, steps, lr_scale=scale
-        )
-    off = {**params, "C": 0.0}
-    return annealing_loss(off, schedule, steps, lr_scale=scale, lam=fit.lam) - annealing_loss(
-        params, schedule, steps, lr_scale=scale, lam=fit.lam
-    )
-
-
 def backtest_errors(
     target: FamilyRun,
     family: Sequence[FamilyRun],
@@ -268,12 +255,14 @@ def forecast_loss(
     The fit (fits.laws.curves.fit_curves) takes the target's post-warmup history and the runs the lending rule
     chooses (choose_fit_runs). With `backtest`, each law is first backtested on the family's finished, decayed runs
     seen up to the target's fraction (backtest_errors): ``auto`` takes the law with the smaller root-mean-square
-    backtest error, and the interval's model error is that RMS error. With fewer than MIN_BACKTEST_RUNS backtests
-    ``auto`` is FALLBACK_LAW and the model error is MODEL_ERROR_FRACTION x the annealing the run has yet to live
-    through. The interval is normal: variance = delta-method variance of the prediction (covariance inflated for
-    serial correlation) + model error^2. Unavailable, with the reason, when the target has fewer than
-    MIN_TARGET_POINTS points after warmup, when a decay is still to come and no run in the fit has decayed, or
-    when the fit fails. Every history is binned to at most `max_points` points (the bound on the work).
+    backtest error. The model error's half-width is the larger of t_n x that RMS error (Student's t with n = the
+    number of backtests) and z x MODEL_ERROR_FRACTION x the annealing the run has yet to live through (the design
+    set's rule, the floor); with fewer than MIN_BACKTEST_RUNS backtests ``auto`` is FALLBACK_LAW and the model
+    error is that fraction rule alone. The interval's half-width combines it with z x the delta-method sd of the
+    prediction (covariance inflated for serial correlation) in quadrature. Unavailable, with the reason, when the
+    target has fewer than MIN_TARGET_POINTS points after warmup, when a decay is still to come and no run in the
+    fit has decayed, or when the fit fails. Every history is binned to at most `max_points` points (the bound on
+    the work).
     """
     if law not in FORECAST_LAWS:
         raise ValueError(f"law must be one of {', '.join(FORECAST_LAWS)}")
@@ -300,7 +289,7 @@ def forecast_loss(
         law=chosen,
         level=level,
         max_runs=max_runs,
-        sd_model=rms.get(chosen),
+        sd_model=(rms[chosen], len(usable[chosen])) if chosen in rms else None,
         max_points=max_points,
     )
     details = dict(result.details)
@@ -319,10 +308,11 @@ def _forecast_with(
     law: str,
     level: float,
     max_runs: int,
-    sd_model: float | None,
+    sd_model: tuple[float, int] | None,
     max_points: int = MAX_POINTS_PER_RUN,
 ) -> Forecast:
-    """One forecast with a fixed law; `sd_model` None uses the fraction rule for the model error."""
+    """One forecast with a fixed law; `sd_model` is (RMS backtest error, number of backtests), or None for the
+    fraction rule."""
     end = at_step
     last = target.last_step
     seen = float(min(last / end, 1.0)) if end > 0 else 0.0
@@ -372,11 +362,22 @@ def _forecast_with(
     steps = [max(last, 1), end]
     pred, grad = prediction_gradient(fit, target.schedule, steps, target.group)
     var_param = float(grad[1] @ fit.covariance @ grad[1])
-    term = _annealing_term(fit, target.schedule, steps, target.group)
+    term = fit.annealing_removed(target.schedule, steps, target.group)
     unseen = float(term[1] - term[0])
-    model = MODEL_ERROR_FRACTION * abs(unseen) if sd_model is None else sd_model
-    sd = math.sqrt(max(var_param, 0.0) + model**2)
     z = float(norm.ppf(0.5 + level / 2.0))
+    floor = MODEL_ERROR_FRACTION * abs(unseen)
+    from_backtest = False
+    if sd_model is None:
+        model, multiplier = floor, z
+    else:
+        # A model sd estimated from n backtest errors is itself uncertain: a new error over it follows Student's t
+        # with n degrees of freedom, not the normal. The design set's rule (calibrated on 56 forecasts) stays the
+        # floor of the model's half-width: a few lucky backtests do not narrow the interval below it.
+        t_n = float(student_t.ppf(0.5 + level / 2.0, df=max(sd_model[1], 1)))
+        from_backtest = t_n * sd_model[0] > z * floor
+        model, multiplier = (sd_model[0], t_n) if from_backtest else (floor, z)
+    half = math.sqrt(z**2 * max(var_param, 0.0) + (multiplier * model) ** 2)
+    sd = half / z
     loss = float(pred[1])
     baseline: float | None
     try:
@@ -404,7 +405,9 @@ def _forecast_with(
         details={
             "sd_parameters": math.sqrt(max(var_param, 0.0)),
             "sd_model": model,
-            "sd_model_from_backtest": float(sd_model is not None),
+            "sd_model_from_backtest": float(from_backtest),
+            "backtests": float(0 if sd_model is None else sd_model[1]),
+            "model_multiplier": multiplier,
             "annealing_term": float(term[1]),
             "annealing_unseen": unseen,
             "fit_rmse": fit.metrics["rmse"],

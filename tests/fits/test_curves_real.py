@@ -1,15 +1,15 @@
 """Forecasts on real, held-out curves (docs/curves.md, "Measured"; bench/curves.py prints the figures).
 
-Every forecast sees only the first part of its run; the rest never enters the fit. The MultiPower 25M curves were
-the design set (law, interval, lending threshold); 100M, 400M and OLMo's ladder were held out of every choice, and
-the bounds below are the figures measured on them once the design was fixed, with a little room.
+Every forecast sees only the first part of its run; the rest never enters the fit. The MultiPower 25M and 100M
+curves are the design set (law, interval rule, lending threshold); 400M and OLMo's ladder were held out of every
+choice, and the bounds below are the figures measured on them once the design was fixed, with a little room.
 """
 
-import numpy as np
 import pytest
 
 from fits.laws.curve_data import load_multipower_curves
 from fits.laws.curve_validation import (
+    DESIGN_SIZES,
     HELD_OUT_SIZES,
     Case,
     multipower_cases,
@@ -53,25 +53,35 @@ def test_no_lender_shares_history_with_its_target():
             assert not (case.target.trunk and case.target.trunk in (lender.trunk, lender.name)), case.label
 
 
-@pytest.mark.parametrize(("fraction", "mae_bound", "worst_bound"), [(0.25, 0.015, 0.035), (0.5, 0.008, 0.032)])
+@pytest.mark.parametrize(("fraction", "mae_bound", "worst_bound"), [(0.25, 0.015, 0.035), (0.5, 0.010, 0.032)])
 def test_multipower_held_out_forecasts_with_one_decayed_lender(held_out, fraction, mae_bound, worst_bound):
     outcomes = [o for o in held_out if o.case.fraction == fraction]
 
     s = summarise(outcomes)
 
-    # 28 forecasts: 4 targets x every admissible lender x 100M and 400M. Measured: MAE 0.0097 from 25% (the
-    # issue's target is 0.015) and 0.0067 from 50% (the issue's target, 0.005, is not met: 100M 0.0048, 400M 0.0086).
-    assert s["n_made"] == s["n"] == 28
+    # 14 forecasts: 4 400M targets x every admissible lender. Measured: MAE 0.0111 from 25% (the issue's target is
+    # 0.015) and 0.0086 from 50% (the issue's target, 0.005, is not met).
+    assert s["n_made"] == s["n"] == 14
     assert s["mae"] <= mae_bound
     assert s["worst"] <= worst_bound
     assert s["baseline_mae"] >= 8 * s["mae"]
 
 
+def test_the_design_sets_one_lender_intervals_cover_as_calibrated():
+    outcomes = [run_case(case) for case in multipower_cases(DESIGN_SIZES)]
+
+    # MODEL_ERROR_FRACTION is the split-conformal choice on these 56 forecasts: at least ceil(0.95 x 57) = 55 of
+    # them inside their 95% intervals.
+    assert len(outcomes) == 56
+    assert sum(o.covered() for o in outcomes) >= 55
+
+
 def test_multipower_held_out_intervals_cover_most_finals(held_out):
     s = summarise(held_out)
 
-    # Nominal 95%; measured 0.86 over the 56 held-out forecasts (0.82 from 25%, 0.89 from 50%): below nominal.
-    assert 0.75 <= s["coverage"] <= 1.0
+    # Nominal 95%; measured 0.89 over the 28 held-out 400M forecasts (0.86 from 25%, 0.93 from 50%): below nominal,
+    # the misses being the WSD targets lent a cosine run's annealing (docs/curves.md, "Known limits").
+    assert 0.85 <= s["coverage"] <= 1.0
 
 
 def test_annealing_borrowed_from_a_smaller_size_forecasts_400m_within_0_02():
@@ -104,9 +114,10 @@ def test_olmo_ladder_forecast_from_half_of_every_run():
     s = summarise(outcomes)
 
     # Measured with the default (annealing) law: MAE 0.0122 over the 30 runs, 0.020 at 190M down to 0.0033 at 3B;
-    # the multi-power law gets 0.0081 (docs/curves.md).
+    # the multi-power law gets 0.0081 (docs/curves.md). Coverage of the 95% intervals: 0.90 (the misses: three 0.5xC
+    # runs, shorter than every run their backtests were made on).
     assert s["n_made"] == 30
     assert s["mae"] <= 0.014
     assert by_size["190M"]["mae"] > by_size["1B"]["mae"] > by_size["3B"]["mae"]
     assert s["baseline_mae"] >= 3 * s["mae"]  # the baseline's 0.049
-    assert np.isfinite(s["coverage"])
+    assert s["coverage"] >= 0.85

@@ -10,6 +10,7 @@ import pytest
 from fits.laws.curves import MAX_POINTS_PER_RUN, annealing_loss
 from fits.laws.forecast import (
     MIN_TARGET_POINTS,
+    MODEL_ERROR_FRACTION,
     FamilyRun,
     choose_fit_runs,
     compare_with_law,
@@ -136,15 +137,43 @@ def test_a_forecast_is_json_serialisable_and_bounded_in_points():
     assert fc.details["fit_points"] <= 2 * MAX_POINTS_PER_RUN
 
 
-def test_family_backtests_set_the_model_error_when_two_finished_decayed_runs_exist():
+def _half_width(fc):
+    return (fc.interval[1] - fc.interval[0]) / 2
+
+
+def test_backtest_errors_widen_the_interval_by_student_t_with_as_many_degrees_of_freedom_as_backtests():
+    # The two finished runs' decays remove different amounts (C 1e-4 and 4e-4): each backtest, lent the other's
+    # annealing, misses by far more than the design set's rule allows for.
+    target = run("t", schedule("linear", decay_start=16000), upto=10000)
+    family = [
+        run("cos-20k", schedule(), seed=1, params={**TRUE, "C": 1e-4}),
+        run("cos-10k", schedule(total=10000), seed=2, params={**TRUE, "C": 4e-4}),
+    ]
+
+    fc = forecast_loss(target, family)
+
+    d = fc.details
+    assert d["backtest_runs_annealing"] == d["backtests"] == 2.0
+    assert d["sd_model_from_backtest"] == 1.0
+    assert d["sd_model"] == pytest.approx(d["backtest_rms_annealing"])
+    assert d["model_multiplier"] == pytest.approx(4.3027, abs=1e-4)  # Student's t, 2 dof, 97.5%
+    z = 1.959964
+    assert _half_width(fc) == pytest.approx(math.hypot(z * d["sd_parameters"], 4.3027 * d["sd_model"]), rel=1e-4)
+    assert fc.sd == pytest.approx(_half_width(fc) / z)
+
+
+def test_small_backtest_errors_do_not_narrow_the_interval_below_the_design_sets_rule():
     target = run("t", schedule("linear", decay_start=16000), upto=10000)
     family = [run("cos-20k", schedule(), seed=1), run("cos-10k", schedule(total=10000), seed=2)]
 
     fc = forecast_loss(target, family)
 
-    assert fc.details["backtest_runs_annealing"] == 2.0
-    assert fc.details["sd_model_from_backtest"] == 1.0
-    assert fc.details["sd_model"] == pytest.approx(fc.details["backtest_rms_annealing"])
+    d = fc.details
+    assert d["backtest_runs_annealing"] == 2.0
+    assert 4.3027 * d["backtest_rms_annealing"] < 1.959964 * MODEL_ERROR_FRACTION * abs(d["annealing_unseen"])
+    assert d["sd_model_from_backtest"] == 0.0
+    assert d["sd_model"] == pytest.approx(MODEL_ERROR_FRACTION * abs(d["annealing_unseen"]))
+    assert d["model_multiplier"] == pytest.approx(1.959964)
 
 
 @pytest.mark.parametrize("bad", [{"law": "chinchilla"}, {"level": 1.0}, {"at_step": 0}, {"at_step": 30000}])
