@@ -282,6 +282,7 @@ def forecast_compute(
                 "lenders": [int(r) for r in fc.lenders],
                 "fit_runs": [int(r) for r in fc.fit_runs],
                 "baseline_loss": fc.baseline_loss,
+                "path": fc.path,
             }
             body["warnings"] += fc.warnings
             _curve_record(run, body)

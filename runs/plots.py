@@ -100,13 +100,19 @@ def loss_curves_svg(
 
 
 def _draw_forecast(ax: Any, forecast: Mapping[str, Any], drawable: Mapping[str, Sequence[tuple[int, float]]]) -> None:
-    """The forecast at its step with its interval, joined to the last logged step by a band that opens linearly."""
+    """The forecast at its step with its interval, joined to the last logged step by the fitted law's path and its
+    band (the body's `path`); a body without a path gets a band that opens linearly from the last logged step."""
     at, loss = float(forecast["at_step"]), float(forecast["loss"])
     low, high = (float(v) for v in forecast["interval"])
     start = float(forecast.get("last_step") or 0)
     level = float(forecast.get("level") or 0.95)
-    ax.fill_between([start, at], [loss, low], [loss, high], alpha=0.2, color="tab:red", linewidth=0)
-    ax.plot([start, at], [loss, loss], linestyle=":", color="tab:red", linewidth=1)
+    path = forecast.get("path") or {}
+    if len(path.get("step") or ()) >= 2:
+        ax.fill_between(path["step"], path["low"], path["high"], alpha=0.2, color="tab:red", linewidth=0)
+        ax.plot(path["step"], path["loss"], linestyle="--", color="tab:red", linewidth=1)
+    else:
+        ax.fill_between([start, at], [loss, low], [loss, high], alpha=0.2, color="tab:red", linewidth=0)
+        ax.plot([start, at], [loss, loss], linestyle=":", color="tab:red", linewidth=1)
     ax.errorbar(
         [at],
         [loss],

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
@@ -45,6 +46,7 @@ DEFAULT_LEVEL = 0.95
 MODEL_ERROR_FRACTION = 0.085
 MIN_TARGET_POINTS = 5  # logged losses after warmup a target needs before it can be forecast
 MAX_FIT_RUNS = 8  # runs in one forecast's fit (the target included): bounds the work
+PATH_POINTS = 32  # steps of the drawn path from the last logged step to the forecast step
 MAX_BACKTEST_RUNS = 4  # finished runs of the family a forecast backtests on (per law)
 MIN_BACKTEST_RUNS = 2  # below this many backtests, the law is FALLBACK_LAW and the model error the fraction rule
 FINISHED_FRACTION = 0.98  # a run whose log reaches this fraction of its planned steps counts as finished
@@ -132,6 +134,8 @@ class Forecast:
     baseline_loss: float | None = None
     warnings: list[str] = field(default_factory=list)
     details: dict[str, float] = field(default_factory=dict)
+    # The fitted law from the last logged step to at_step, with its band: {"step", "loss", "low", "high"}.
+    path: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -155,6 +159,7 @@ class Forecast:
             "baseline_loss": self.baseline_loss,
             "warnings": list(self.warnings),
             "details": dict(self.details),
+            "path": dict(self.path),
         }
 
 
@@ -359,7 +364,10 @@ def _forecast_with(
         fit = fit_curves(curves, law=law, max_points=max_points)
     except FitFailed as exc:
         return refuse(f"the curve fit failed: {exc}", [c.run for c in curves])
-    steps = [max(last, 1), end]
+    # The last logged step, the forecast step, then the path between them (for drawing; its last point is the
+    # forecast itself).
+    path_steps = np.unique(np.linspace(max(last, 1), end, PATH_POINTS).round().astype(np.int64))
+    steps = np.concatenate([[max(last, 1), end], path_steps])
     pred, grad = prediction_gradient(fit, target.schedule, steps, target.group)
     var_param = float(grad[1] @ fit.covariance @ grad[1])
     term = fit.annealing_removed(target.schedule, steps, target.group)
@@ -378,6 +386,16 @@ def _forecast_with(
         model, multiplier = (sd_model[0], t_n) if from_backtest else (floor, z)
     half = math.sqrt(z**2 * max(var_param, 0.0) + (multiplier * model) ** 2)
     sd = half / z
+    path = _path(
+        path_steps,
+        pred[2:],
+        np.einsum("ij,jk,ik->i", grad[2:], fit.covariance, grad[2:]),
+        term[2:] - term[0],
+        total_unseen=unseen,
+        z=z,
+        model_half=multiplier * model,
+        misfit=float(fit.metrics["rmse"]),
+    )
     loss = float(pred[1])
     baseline: float | None
     try:
@@ -402,6 +420,7 @@ def _forecast_with(
         fit_runs=[c.run for c in curves],
         baseline_loss=baseline,
         warnings=warnings,
+        path=path,
         details={
             "sd_parameters": math.sqrt(max(var_param, 0.0)),
             "sd_model": model,
@@ -414,6 +433,37 @@ def _forecast_with(
             "fit_points": fit.metrics["n_points"],
         },
     )
+
+
+def _path(
+    steps: npt.NDArray[np.int64],
+    loss: FloatArray,
+    var_param: FloatArray,
+    unseen: FloatArray,
+    *,
+    total_unseen: float,
+    z: float,
+    model_half: float,
+    misfit: float,
+) -> dict[str, list[float]]:
+    """The fitted law from the last logged step to the forecast step, with a band for drawing: at each step the
+    parameters' delta-method spread and the model error's half-width scaled by how far the step is from the seen
+    curve: the larger of the share of the remaining steps and the share of the unseen annealing lived through by
+    then (an extrapolation errs with distance in steps, a borrowed decay with the decay), so the band ends at the
+    interval.
+    Near the last logged step the law's misfit to the seen curve (the fit's RMSE) is most of the error, and the
+    transfer error least: the misfit enters with the share still to come."""
+    span = max(float(steps[-1] - steps[0]), 1.0)
+    share = (steps - steps[0]) / span
+    if abs(total_unseen) > 1e-12:
+        share = np.maximum(share, np.clip(np.abs(unseen) / abs(total_unseen), 0.0, 1.0))
+    half = np.sqrt(z**2 * np.maximum(var_param, 0.0) + (model_half * share) ** 2 + (z * misfit * (1.0 - share)) ** 2)
+    return {
+        "step": [float(v) for v in steps],
+        "loss": [float(v) for v in loss],
+        "low": [float(v) for v in loss - half],
+        "high": [float(v) for v in loss + half],
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------

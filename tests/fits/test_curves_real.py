@@ -84,6 +84,25 @@ def test_multipower_held_out_intervals_cover_most_finals(held_out):
     assert 0.85 <= s["coverage"] <= 1.0
 
 
+def test_the_drawn_path_follows_the_unseen_curves_and_its_band_holds_most_of_them(held_out):
+    import numpy as np
+
+    coverage, errors = [], []
+    for outcome in held_out:
+        path = {k: np.array(v) for k, v in outcome.forecast.path.items()}
+        target = outcome.case.target
+        actual = np.interp(path["step"], target.steps, target.loss)  # the part of the run the fit never saw
+        coverage.append(np.mean((path["low"] <= actual) & (actual <= path["high"])))
+        errors.append(np.mean(np.abs(path["loss"] - actual)))
+
+    # The band is the end point's interval carried back along the path (fits.laws.forecast._path); its rule was
+    # chosen looking at these 400M cases, so this is a check, not a held-out result. Measured: mean coverage 0.87
+    # of the path's steps (0.90 on the design 100M), mean path error 0.0068 nats; a few WSD targets from 25% are
+    # mostly outside (their stable phase drifts from a cosine lender's law).
+    assert np.mean(coverage) >= 0.8
+    assert np.mean(errors) < 0.01
+
+
 def test_annealing_borrowed_from_a_smaller_size_forecasts_400m_within_0_02():
     outcomes = [run_case(c) for c in multipower_cross_size_cases("400M", ("100M",), fractions=(0.5,))]
 

@@ -249,3 +249,23 @@ def test_a_covering_record_gives_no_warning_and_a_failed_or_unscored_fit_says_wh
     assert "no finished, decayed run to score its forecasts on" in unscored["curve_fit_reason"]
     assert failed["curve_fit"] is None
     assert "(version 3) failed: no run of the family has a decayed" in failed["curve_fit_reason"]
+
+
+def test_the_forecast_path_follows_the_runs_real_unseen_curve_and_ends_at_the_forecast(client_rw, team):
+    import numpy as np
+
+    target_curve = CURVES["cosine_72000"]
+    logged(team, CURVES["cosine_24000"])
+    target = logged(team, target_curve, upto=0.5)
+
+    forecast = client_rw.get(f"/api/v1/runs/{target.pk}/forecast/").json()["forecast"]
+
+    path = {k: np.array(v) for k, v in forecast["path"].items()}
+    assert path["step"][0] == forecast["last_step"]
+    assert path["step"][-1] == forecast["at_step"]
+    assert path["loss"][-1] == pytest.approx(forecast["loss"])
+    assert [path["low"][-1], path["high"][-1]] == pytest.approx(forecast["interval"])
+    assert np.all(path["low"] <= path["loss"]) and np.all(path["loss"] <= path["high"])  # noqa: PT018
+    # Held out: the run's real second half, which the forecast never saw, against the path at the same steps.
+    actual = np.interp(path["step"], target_curve.steps, target_curve.loss)
+    assert np.mean(np.abs(path["loss"] - actual)) < 0.015
