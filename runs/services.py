@@ -67,18 +67,18 @@ def family_changes_record(*, team_id: int, families: Sequence[str] | set[str]) -
         return
     table = connection.ops.quote_name(FamilyChange._meta.db_table)
     at = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it (text on SQLite)
-    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
+    tuples = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
     values = [value for family in names for value in (team_id, family, at, at, at)]
     # announced_at equals changed_at only where this statement set both: a new row, or one with no message on
     # its way (PostgreSQL and SQLite 3.35+ both take ON CONFLICT ... RETURNING).
     sql = (
-        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) VALUES {rows} "  # noqa: S608
+        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) VALUES {tuples} "  # noqa: S608
         "ON CONFLICT (team_id, family) DO UPDATE SET changed_at = excluded.changed_at, "
         f"pending_since = COALESCE({table}.pending_since, excluded.changed_at), "
         f"announced_at = COALESCE({table}.announced_at, excluded.changed_at) "
         "RETURNING family, announced_at = changed_at"
     )
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(sql, values)
         announced = [family for family, new in cursor.fetchall() if new]
     for family in announced:
