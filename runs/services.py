@@ -1,5 +1,6 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
+import dataclasses
 import functools
 import math
 import secrets
@@ -49,6 +50,8 @@ class UpsertResult:
     created: int
     updated: int
     created_evaluations: list[Evaluation]  # the evaluations inserted, of new and updated runs
+    # With drop_refused_evaluations: the item's evaluations left out, by position, with their errors.
+    refused_evaluations: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # Families that changed ----------------------------------------------------------------------
@@ -196,16 +199,25 @@ def _apply(run: Run, fields: Mapping[str, Any]) -> None:
         setattr(run, name, value)
 
 
-def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
+def runs_upsert(
+    *, team: Team, items: Sequence[Mapping[str, Any]], drop_refused_evaluations: bool = False
+) -> UpsertResult:
     """Create or update a batch of runs for `team`: every item lands, or none does.
 
     Items are validated field by field already (the API serializers). An item whose external_id the team
     already has updates that run in place with the fields it sends, so a training script can re-post
     safely; its evaluations are added, or replace the loss of the same (post_train_bits, method).
-    Raises BatchInvalid, keyed by position, when a rule across fields fails.
+    Raises BatchInvalid, keyed by position, when a rule across fields fails. With `drop_refused_evaluations`
+    (one item only: the MLflow mapping's writes), evaluations that break a rule while nothing else does are left
+    out and reported in `refused_evaluations`, and the rest of the item is written: what a second call without
+    them would write, without the first call's locked read and rollback.
     """
+    if drop_refused_evaluations and len(items) != 1:
+        raise ValueError("drop_refused_evaluations takes one item")
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
+            if drop_refused_evaluations:
+                return _run_upsert_one(team=team, item=items[0], drop_refused_evaluations=True)
             return _runs_upsert_once(team=team, items=items)
         except IntegrityError:
             # Another request inserted one of our external_ids between our read and our insert:
@@ -295,7 +307,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
     )
 
 
-def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
+def _run_upsert_one(*, team: Team, item: Mapping[str, Any], drop_refused_evaluations: bool = False) -> UpsertResult:
     """One run (a native post, every MLflow write): what _runs_upsert_once does for a batch, in statements written
     once from the model's metadata (apikit.rows) rather than ORM queries compiled per request. The same promises:
     the stored run is read locked and the rules checked on the run as it will be stored before anything is
@@ -331,6 +343,10 @@ def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
             if "weight_bits" in item or evaluations:
                 old_evaluations = list(Evaluation.objects.filter(run_id=run.pk))
         problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
+        refused: dict[str, Any] = {}
+        if drop_refused_evaluations and set(problems) == {"evaluations"}:
+            refused = problems.pop("evaluations")
+            evaluations = [e for position, e in enumerate(evaluations) if str(position) not in refused]
         if problems:
             raise BatchInvalid({"0": problems})
         if existing is None:
@@ -347,6 +363,7 @@ def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
         created=int(existing is None),
         updated=int(existing is not None),
         created_evaluations=created_evaluations,
+        refused_evaluations=refused,
     )
 
 
