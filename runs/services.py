@@ -68,23 +68,37 @@ def family_changes_record(*, team_id: int, families: Sequence[str] | set[str]) -
     names = sorted(set(families))
     if not names:
         return
-    table = connection.ops.quote_name(FamilyChange._meta.db_table)
     at = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it (text on SQLite)
     tuples = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
     values = [value for family in names for value in (team_id, family, at, at, at)]
+    _family_changes_upsert(f"VALUES {tuples}", values)
+
+
+def family_change_record_of_run(*, run_id: int) -> None:
+    """family_changes_record for the family that run `run_id` is in, read by the same statement."""
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    _family_changes_upsert(
+        f"SELECT team_id, family, %s, %s, %s FROM {rows.table(Run)} WHERE id = %s", [at] * 3 + [run_id]
+    )
+
+
+def _family_changes_upsert(source: str, values: Sequence[Any]) -> None:
+    """Upsert the FamilyChange rows of `source` (rows of team_id, family and the time three times) and send the
+    refit of each family whose pending episode this write starts, after the commit."""
+    table = rows.table(FamilyChange)
     # announced_at equals changed_at only where this statement set both: a new row, or one with no message on
     # its way (PostgreSQL and SQLite 3.35+ both take ON CONFLICT ... RETURNING).
     sql = (
-        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) VALUES {tuples} "  # noqa: S608
+        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) {source} "  # noqa: S608
         "ON CONFLICT (team_id, family) DO UPDATE SET changed_at = excluded.changed_at, "
         f"pending_since = COALESCE({table}.pending_since, excluded.changed_at), "
         f"announced_at = COALESCE({table}.announced_at, excluded.changed_at) "
-        "RETURNING family, announced_at = changed_at"
+        "RETURNING team_id, family, announced_at = changed_at"
     )
     with rows.cursor() as cursor:
         cursor.execute(sql, values)
-        announced = [family for family, new in cursor.fetchall() if new]
-    for family in announced:
+        announced = [(team_id, family) for team_id, family, new in cursor.fetchall() if new]
+    for team_id, family in announced:
         transaction.on_commit(
             partial(
                 dispatch.send,
@@ -486,8 +500,7 @@ def metric_points_append(
             batch_size=2000,
         )
     if any(_is_curve_key(key) for key, _, _, _ in kept):
-        team_id, family = Run.objects.filter(pk=run_id).values_list("team_id", "family").get()
-        family_changes_record(team_id=team_id, families=[family])
+        family_change_record_of_run(run_id=run_id)
     return len(kept)
 
 

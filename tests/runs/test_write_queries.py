@@ -240,3 +240,25 @@ def test_an_mlflow_evaluation_at_weight_bits_is_left_out_in_one_write(django_ass
     error = next(tag["value"] for tag in tags if tag["key"] == "bitscale.error")
     assert "evaluations" in error
     assert "post_train_bits" in error
+
+
+@pytest.mark.django_db
+def test_a_batch_of_loss_points_marks_the_family_without_reading_the_run(django_assert_max_num_queries):
+    # given a linked MLflow run
+    team, client = _mlflow_client("mlp")
+    points = [{"key": "loss", "value": 3.0 - s / 100, "timestamp": 1, "step": s} for s in range(10)]
+    for name in ("warm-up", "measured"):
+        run_id = _mlflow_run_with_params(client, name)
+        FamilyChange.objects.filter(team=team).update(pending_since=None, announced_at=None)  # a refit took it
+        # when a batch of loss points is logged
+        with django_assert_max_num_queries(9) as queries:
+            response = client.post(
+                "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": points}, format="json"
+            )
+        assert response.status_code == 200, response.content
+    # then the family is marked pending again by one statement that reads the run's family itself
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not any(sql.startswith('SELECT "runs_run"') for sql in statements)
+    assert sum("runs_familychange" in sql for sql in statements) == 1
+    family = Run.objects.get(team=team, name="measured").family
+    assert FamilyChange.objects.get(team=team, family=family).pending_since is not None
