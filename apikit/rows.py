@@ -138,6 +138,28 @@ def get(model: type[M], *, for_update: bool = False, **lookup: Any) -> M | None:
     return None if row is None else instance(model, row)
 
 
+def select(model: type[M], **lookup: Any) -> list[M]:
+    """`list(model.objects.filter(**lookup))` for plain equality on concrete fields, in the model's default order
+    (which must name fields of the model itself), written once per set of names."""
+    names = tuple(sorted(lookup))
+    with cursor() as db:
+        db.execute(_select_sql(model, names), [lookup[name] for name in names])
+        found = db.fetchall()
+    return [instance(model, row) for row in found]
+
+
+@functools.cache
+def _select_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    order = []
+    for name in model._meta.ordering or ():
+        descending = isinstance(name, str) and name.startswith("-")
+        field = cast("models.Field[Any, Any]", model._meta.get_field(str(name).lstrip("-")))
+        order.append(f"x.{quote(str(field.column))}{' DESC' if descending else ''}")
+    sql = _get_sql(model, names, False)
+    return f"{sql} ORDER BY {', '.join(order)}" if order else sql
+
+
 @functools.cache
 def _insert_new_sql(model: type[models.Model], conflict: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
     sql, fields = _insert_sql(model)

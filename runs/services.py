@@ -355,7 +355,7 @@ def _run_upsert_one(*, team: Team, item: Mapping[str, Any], drop_refused_evaluat
             _apply(run, fields)
             run.updated_at = now
             if "weight_bits" in item or evaluations:
-                old_evaluations = list(Evaluation.objects.filter(run_id=run.pk))
+                old_evaluations = rows.select(Evaluation, run_id=run.pk)
         problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
         refused: dict[str, Any] = {}
         if drop_refused_evaluations and set(problems) == {"evaluations"}:

@@ -262,3 +262,16 @@ def test_a_batch_of_loss_points_marks_the_family_without_reading_the_run(django_
     assert sum("runs_familychange" in sql for sql in statements) == 1
     family = Run.objects.get(team=team, name="measured").family
     assert FamilyChange.objects.get(team=team, family=family).pending_since is not None
+
+
+def test_rows_select_reads_what_the_orm_reads(client_rw, team):
+    from apikit import rows
+    from runs.models import Evaluation
+
+    client_rw.post("/api/v1/runs/", RUN, format="json")
+    run = Run.objects.get(team=team, external_id="q-1")
+    assert rows.select(Evaluation, run_id=run.pk) == list(Evaluation.objects.filter(run_id=run.pk))
+    assert [(e.post_train_bits, e.method, e.loss) for e in rows.select(Evaluation, run_id=run.pk)] == [
+        (e.post_train_bits, e.method, e.loss) for e in Evaluation.objects.filter(run_id=run.pk)
+    ]
+    assert rows.select(Evaluation, run_id=-1) == []
