@@ -13,10 +13,11 @@ Django's cursor binds parameters on the client: every statement reaches PostgreS
 and plan. `prepared_cursor()` binds on the server instead, and psycopg prepares a statement once it has run
 PREPARE_THRESHOLD times on the connection (a per-connection LRU of 100 statements), so PostgreSQL only executes
 it after that. Only the statements written once as SQL go through it (apikit.rows, the key lookup, the family
-marker, the MLflow run read, the metric points): the ORM's queries keep Django's client-side binding, whose
-behaviour (type inference, `IN` lists, `LIKE` patterns) the project relies on. Behind a pooler that cannot
-carry prepared statements across transactions (PgBouncer in transaction mode before 1.21), set
-DJANGO_DB_PREPARED_STATEMENTS=false: the statements still bind on the server but are never prepared.
+marker, the MLflow run read; the metric points' INSERT asks psycopg to prepare it at once): the ORM's queries
+keep Django's client-side binding, whose behaviour (type inference, `IN` lists, `LIKE` patterns) the project
+relies on. Behind a pooler that cannot carry prepared statements across transactions (PgBouncer in transaction
+mode before 1.21), set DJANGO_DB_PREPARED_STATEMENTS=false: the statements still bind on the server but are
+never prepared.
 """
 
 import select
@@ -27,9 +28,12 @@ from django.db.backends.postgresql import base, operations
 from django.db.backends.utils import CursorWrapper
 from psycopg import pq
 
-# psycopg's own default: a statement run this many times on a connection is prepared on its next run. Django
-# turns preparing off (None) unless OPTIONS names it; the ORM's client-side cursors never prepare either way.
-PREPARE_THRESHOLD = 5
+# A statement run this many times on a connection is prepared on its next run: the second, as each web thread holds
+# its own connection for DJANGO_CONN_MAX_AGE seconds and may run a statement only a few times in that while
+# (psycopg's default, 5, left most of them unprepared); a statement run once, such as a multi-row INSERT of an
+# unusual size, is not prepared. Django turns preparing off (None) unless OPTIONS names it; the ORM's client-side
+# cursors never prepare either way.
+PREPARE_THRESHOLD = 1
 
 
 class DatabaseOperations(operations.DatabaseOperations):
