@@ -41,8 +41,8 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[int, tupl
 
 def cursor() -> CursorWrapper:
     """The cursor for statements written as SQL that every request runs: on PostgreSQL it binds on the server, so
-    psycopg prepares a statement once a connection has run it a few times (config.db), and PostgreSQL no longer
-    parses and plans it per call; elsewhere Django's own cursor."""
+    psycopg prepares a statement from its second run on a connection (config.db.base.PREPARE_THRESHOLD) and
+    PostgreSQL no longer parses and plans it per call; elsewhere Django's own cursor."""
     prepared = getattr(connection, "prepared_cursor", None)
     return prepared() if prepared is not None else connection.cursor()
 
