@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from django.db import connection, models
+from django.db.backends.utils import CursorWrapper
 
 M = TypeVar("M", bound=models.Model)
 Converter = Callable[[Any, Any, Any], Any]
@@ -36,6 +37,14 @@ def _converters(model: type[models.Model], vendor: str) -> tuple[tuple[int, tupl
         if converters:
             found.append((position, converters, column))
     return tuple(found)
+
+
+def cursor() -> CursorWrapper:
+    """The cursor for statements written as SQL that every request runs: on PostgreSQL it binds on the server, so
+    psycopg prepares a statement from its second run on a connection (config.db.base.PREPARE_THRESHOLD) and
+    PostgreSQL no longer parses and plans it per call; elsewhere Django's own cursor."""
+    prepared = getattr(connection, "prepared_cursor", None)
+    return prepared() if prepared is not None else connection.cursor()
 
 
 def select_list(model: type[models.Model], alias: str) -> str:
@@ -79,8 +88,8 @@ def update(instance: models.Model, fields: Sequence[str]) -> None:
     sql, field_objects = _update_sql(type(instance), tuple(sorted(set(fields))))
     values = [field.pre_save(instance, False) for field in field_objects]
     params = [field.get_db_prep_save(value, connection) for field, value in zip(field_objects, values, strict=True)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, instance.pk])
+    with cursor() as db:
+        db.execute(sql, [*params, instance.pk])
 
 
 @functools.cache
@@ -100,9 +109,9 @@ def insert(instance: models.Model) -> None:
     receivers). PostgreSQL and SQLite (3.35+) answer RETURNING."""
     sql, fields = _insert_sql(type(instance))
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (instance.pk,) = cursor.fetchone()
+    with cursor() as db:
+        db.execute(sql, params)
+        (instance.pk,) = db.fetchone()
     instance._state.adding = False
     instance._state.db = connection.alias
 
@@ -123,10 +132,32 @@ def get(model: type[M], *, for_update: bool = False, **lookup: Any) -> M | None:
     key (the first row found is returned)."""
     names = tuple(sorted(lookup))
     lock = for_update and connection.features.has_select_for_update
-    with connection.cursor() as cursor:
-        cursor.execute(_get_sql(model, names, lock), [lookup[name] for name in names])
-        row = cursor.fetchone()
+    with cursor() as db:
+        db.execute(_get_sql(model, names, lock), [lookup[name] for name in names])
+        row = db.fetchone()
     return None if row is None else instance(model, row)
+
+
+def select(model: type[M], **lookup: Any) -> list[M]:
+    """`list(model.objects.filter(**lookup))` for plain equality on concrete fields, in the model's default order
+    (which must name fields of the model itself), written once per set of names."""
+    names = tuple(sorted(lookup))
+    with cursor() as db:
+        db.execute(_select_sql(model, names), [lookup[name] for name in names])
+        found = db.fetchall()
+    return [instance(model, row) for row in found]
+
+
+@functools.cache
+def _select_sql(model: type[models.Model], names: tuple[str, ...]) -> str:
+    quote = connection.ops.quote_name
+    order = []
+    for name in model._meta.ordering or ():
+        descending = isinstance(name, str) and name.startswith("-")
+        field = cast("models.Field[Any, Any]", model._meta.get_field(str(name).lstrip("-")))
+        order.append(f"x.{quote(str(field.column))}{' DESC' if descending else ''}")
+    sql = _get_sql(model, names, False)
+    return f"{sql} ORDER BY {', '.join(order)}" if order else sql
 
 
 @functools.cache
@@ -148,9 +179,9 @@ def insert_new(instance: models.Model, *, conflict: Sequence[str]) -> bool:
     no error in the database's log."""
     sql, fields = _insert_new_sql(type(instance), tuple(conflict))
     params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
+    with cursor() as db:
+        db.execute(sql, params)
+        row = db.fetchone()
     if row is None:
         return False
     (instance.pk,) = row
@@ -168,9 +199,9 @@ def insert_many(instances: Sequence[models.Model]) -> None:
     head, returning = sql.rsplit(" VALUES ", 1)
     marks, returning = returning.split(" RETURNING ", 1)
     params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in instances for field in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(f"{head} VALUES {', '.join([marks] * len(instances))} RETURNING {returning}", params)
-        ids = cursor.fetchall()
+    with cursor() as db:
+        db.execute(f"{head} VALUES {', '.join([marks] * len(instances))} RETURNING {returning}", params)
+        ids = db.fetchall()
     for obj, (pk,) in zip(instances, ids, strict=True):
         obj.pk = pk
         obj._state.adding = False

@@ -55,7 +55,7 @@ def experiment_row(*, team: Team, default: bool, pk: int | None = None) -> Exper
     every run created, so one statement written as SQL (apikit.rows)."""
     sql = f"SELECT {rows.select_list(Experiment, 'e')} FROM {rows.table(Experiment)} e "  # noqa: S608
     sql += "WHERE e.team_id = %s AND e.is_default = %s" + (" AND e.id = %s" if pk is not None else "")
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(sql, [team.pk, default] if pk is None else [team.pk, default, pk])
         found = cursor.fetchone()
     if found is None:
@@ -104,7 +104,7 @@ def run_get(*, team: Team, run_id: str, for_update: bool = False) -> MlflowRun:
     RESOURCE_DOES_NOT_EXIST otherwise. Every MLflow call on a run starts here: one statement written as SQL
     (apikit.rows)."""
     lock = for_update and connection.features.has_select_for_update_of
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(_run_sql(lock), [team.pk, run_id])
         row = cursor.fetchone()
     if row is None:

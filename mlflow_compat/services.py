@@ -371,22 +371,22 @@ def _write(mlflow_run: MlflowRun, item: dict[str, Any], synced: dict[str, Any], 
     try:
         # runs_upsert writes inside its own transaction.atomic(), a savepoint within the MLflow call's
         # transaction: a refused write rolls back alone and the MLflow call still succeeds.
-        result = runs_upsert(team=mlflow_run.team, items=[item])
+        result = runs_upsert(team=mlflow_run.team, items=[item], drop_refused_evaluations=True)
     except BatchInvalid as exc:
-        failing = exc.errors.get("0", exc.errors)
-        problems.append(_flatten(failing))
-        bad = failing.get("evaluations") if isinstance(failing, dict) and set(failing) == {"evaluations"} else None
-        if isinstance(bad, dict) and item.get("evaluations"):
-            # Only some evaluations are refused (e.g. at or above weight_bits): write the run without them.
-            kept = [e for position, e in enumerate(item["evaluations"]) if str(position) not in bad]
-            refused = [_plain(e) for position, e in enumerate(item["evaluations"]) if str(position) in bad]
-            evaluations = [e for e in synced.get("evaluations") or [] if e not in refused]
-            return _write(mlflow_run, {**item, "evaluations": kept}, {**synced, "evaluations": evaluations}, problems)
+        problems.append(_flatten(exc.errors.get("0", exc.errors)))
         return []
     except (ValidationError, IntegrityError, DataError) as exc:
         logger.warning("MLflow run %s: Bitscale run not written: %s", mlflow_run.run_id, exc)
         problems.append(f"not written: {exc}")
         return []
+    if result.refused_evaluations:
+        # Only some evaluations are refused (e.g. at or above weight_bits): the run is written without them, and
+        # they stay out of `synced`, so the next write tries them again (weight_bits may have changed by then).
+        problems.append(_flatten({"evaluations": result.refused_evaluations}))
+        refused = [
+            _plain(e) for position, e in enumerate(item["evaluations"]) if str(position) in result.refused_evaluations
+        ]
+        synced = {**synced, "evaluations": [e for e in synced.get("evaluations") or [] if e not in refused]}
     run = result.runs[0]
     newly_linked = mlflow_run.bitscale_run_id != run.pk
     mlflow_run.bitscale_run = run

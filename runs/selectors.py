@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from django.db import connection
 from django.db.models import Count, Max, QuerySet
 
 from apikit import rows
@@ -31,7 +30,7 @@ def api_key_get_active(*, secret: str) -> ApiKey | None:
     anew each time; `revoked_at` is read on every request, so a revoked key is refused at once by every process.
     """
     digest = api_key_digest(secret)
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(_api_key_sql(), [digest])
         row = cursor.fetchone()
     key = None

@@ -1,5 +1,6 @@
 """Writes to runs and evaluations: every change to a team's runs goes through these functions."""
 
+import dataclasses
 import functools
 import math
 import secrets
@@ -49,6 +50,8 @@ class UpsertResult:
     created: int
     updated: int
     created_evaluations: list[Evaluation]  # the evaluations inserted, of new and updated runs
+    # With drop_refused_evaluations: the item's evaluations left out, by position, with their errors.
+    refused_evaluations: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # Families that changed ----------------------------------------------------------------------
@@ -65,23 +68,37 @@ def family_changes_record(*, team_id: int, families: Sequence[str] | set[str]) -
     names = sorted(set(families))
     if not names:
         return
-    table = connection.ops.quote_name(FamilyChange._meta.db_table)
     at = connection.ops.adapt_datetimefield_value(timezone.now())  # as the ORM stores it (text on SQLite)
-    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
+    tuples = ", ".join(["(%s, %s, %s, %s, %s)"] * len(names))
     values = [value for family in names for value in (team_id, family, at, at, at)]
+    _family_changes_upsert(f"VALUES {tuples}", values)
+
+
+def family_change_record_of_run(*, run_id: int) -> None:
+    """family_changes_record for the family that run `run_id` is in, read by the same statement."""
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    _family_changes_upsert(
+        f"SELECT team_id, family, %s, %s, %s FROM {rows.table(Run)} WHERE id = %s", [at] * 3 + [run_id]
+    )
+
+
+def _family_changes_upsert(source: str, values: Sequence[Any]) -> None:
+    """Upsert the FamilyChange rows of `source` (rows of team_id, family and the time three times) and send the
+    refit of each family whose pending episode this write starts, after the commit."""
+    table = rows.table(FamilyChange)
     # announced_at equals changed_at only where this statement set both: a new row, or one with no message on
     # its way (PostgreSQL and SQLite 3.35+ both take ON CONFLICT ... RETURNING).
     sql = (
-        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) VALUES {rows} "  # noqa: S608
+        f"INSERT INTO {table} (team_id, family, changed_at, pending_since, announced_at) {source} "  # noqa: S608
         "ON CONFLICT (team_id, family) DO UPDATE SET changed_at = excluded.changed_at, "
         f"pending_since = COALESCE({table}.pending_since, excluded.changed_at), "
         f"announced_at = COALESCE({table}.announced_at, excluded.changed_at) "
-        "RETURNING family, announced_at = changed_at"
+        "RETURNING team_id, family, announced_at = changed_at"
     )
-    with connection.cursor() as cursor:
+    with rows.cursor() as cursor:
         cursor.execute(sql, values)
-        announced = [family for family, new in cursor.fetchall() if new]
-    for family in announced:
+        announced = [(team_id, family) for team_id, family, new in cursor.fetchall() if new]
+    for team_id, family in announced:
         transaction.on_commit(
             partial(
                 dispatch.send,
@@ -196,16 +213,25 @@ def _apply(run: Run, fields: Mapping[str, Any]) -> None:
         setattr(run, name, value)
 
 
-def runs_upsert(*, team: Team, items: Sequence[Mapping[str, Any]]) -> UpsertResult:
+def runs_upsert(
+    *, team: Team, items: Sequence[Mapping[str, Any]], drop_refused_evaluations: bool = False
+) -> UpsertResult:
     """Create or update a batch of runs for `team`: every item lands, or none does.
 
     Items are validated field by field already (the API serializers). An item whose external_id the team
     already has updates that run in place with the fields it sends, so a training script can re-post
     safely; its evaluations are added, or replace the loss of the same (post_train_bits, method).
-    Raises BatchInvalid, keyed by position, when a rule across fields fails.
+    Raises BatchInvalid, keyed by position, when a rule across fields fails. With `drop_refused_evaluations`
+    (one item only: the MLflow mapping's writes), evaluations that break a rule while nothing else does are left
+    out and reported in `refused_evaluations`, and the rest of the item is written: what a second call without
+    them would write, without the first call's locked read and rollback.
     """
+    if drop_refused_evaluations and len(items) != 1:
+        raise ValueError("drop_refused_evaluations takes one item")
     for attempt in range(1, UPSERT_ATTEMPTS + 1):
         try:
+            if drop_refused_evaluations:
+                return _run_upsert_one(team=team, item=items[0], drop_refused_evaluations=True)
             return _runs_upsert_once(team=team, items=items)
         except IntegrityError:
             # Another request inserted one of our external_ids between our read and our insert:
@@ -295,7 +321,7 @@ def _runs_upsert_once(*, team: Team, items: Sequence[Mapping[str, Any]]) -> Upse
     )
 
 
-def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
+def _run_upsert_one(*, team: Team, item: Mapping[str, Any], drop_refused_evaluations: bool = False) -> UpsertResult:
     """One run (a native post, every MLflow write): what _runs_upsert_once does for a batch, in statements written
     once from the model's metadata (apikit.rows) rather than ORM queries compiled per request. The same promises:
     the stored run is read locked and the rules checked on the run as it will be stored before anything is
@@ -329,8 +355,12 @@ def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
             _apply(run, fields)
             run.updated_at = now
             if "weight_bits" in item or evaluations:
-                old_evaluations = list(Evaluation.objects.filter(run_id=run.pk))
+                old_evaluations = rows.select(Evaluation, run_id=run.pk)
         problems = _rule_errors(run, new_evaluations=evaluations, old_evaluations=old_evaluations)
+        refused: dict[str, Any] = {}
+        if drop_refused_evaluations and set(problems) == {"evaluations"}:
+            refused = problems.pop("evaluations")
+            evaluations = [e for position, e in enumerate(evaluations) if str(position) not in refused]
         if problems:
             raise BatchInvalid({"0": problems})
         if existing is None:
@@ -347,6 +377,7 @@ def _run_upsert_one(*, team: Team, item: Mapping[str, Any]) -> UpsertResult:
         created=int(existing is None),
         updated=int(existing is not None),
         created_evaluations=created_evaluations,
+        refused_evaluations=refused,
     )
 
 
@@ -469,8 +500,7 @@ def metric_points_append(
             batch_size=2000,
         )
     if any(_is_curve_key(key) for key, _, _, _ in kept):
-        team_id, family = Run.objects.filter(pk=run_id).values_list("team_id", "family").get()
-        family_changes_record(team_id=team_id, families=[family])
+        family_change_record_of_run(run_id=run_id)
     return len(kept)
 
 

@@ -96,6 +96,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = integer("DJANGO_CONN_MAX_AGE", default=60
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if "ENGINE" in DATABASES["default"]:  # config.db: PostgreSQL with a health check that sends no query
     DATABASES["default"]["ENGINE"] = db_engine(DATABASES["default"]["ENGINE"])
+if DATABASES["default"].get("ENGINE") == "config.db" and not flag("DJANGO_DB_PREPARED_STATEMENTS", default=True):
+    # Behind a pooler that cannot keep prepared statements (config.db, PgBouncer in transaction mode before 1.21).
+    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), "prepare_threshold": None}
 if DATABASES["default"].get("ENGINE") == "django.db.backends.sqlite3":
     # WAL and a busy timeout let the web server and a worker share the file without "database is locked".
     DATABASES["default"]["OPTIONS"] = {

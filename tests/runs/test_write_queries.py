@@ -193,3 +193,85 @@ def test_a_single_post_moving_a_run_marks_both_families(team):
     result = runs_upsert(team=team, items=[{"external_id": "mover", "family": "elsewhere"}])
     assert result.runs[0].family == "elsewhere"
     assert set(FamilyChange.objects.filter(team=team).values_list("family", flat=True)) == {"queries", "elsewhere"}
+
+
+def _mlflow_client(slug: str):
+    from rest_framework.test import APIClient
+
+    from runs.services import api_key_create, team_get_or_create
+
+    team, _ = team_get_or_create(slug=slug)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(team=team)[1]}")
+    return team, client
+
+
+def _mlflow_run_with_params(client, name: str) -> str:
+    created = client.post("/api/2.0/mlflow/runs/create", {"experiment_id": "0", "run_name": name}, format="json")
+    run_id: str = created.json()["run"]["info"]["run_id"]
+    params = {"n_params": "10000000", "n_tokens": "200000000", "weight_bits": "8"}
+    body = {"run_id": run_id, "params": [{"key": k, "value": v} for k, v in params.items()]}
+    assert client.post("/api/2.0/mlflow/runs/log-batch", body, format="json").status_code == 200
+    return run_id
+
+
+@pytest.mark.django_db
+def test_an_mlflow_evaluation_at_weight_bits_is_left_out_in_one_write(django_assert_max_num_queries):
+    # given a run at 8 weight bits that logs PTQ losses at 4 and at 8 bits (the second breaks post_train_bits < 8)
+    team, client = _mlflow_client("mle")
+    losses = [{"key": key, "value": 3.3, "timestamp": 1, "step": 0} for key in ("ptq_loss/4", "ptq_loss/8")]
+    for name in ("warm-up", "measured"):
+        run_id = _mlflow_run_with_params(client, name)
+        # when the losses are logged
+        # key, savepoint, locked MLflow run, savepoint, locked run, its evaluations, run update, evaluation insert,
+        # family mark, release, points (SQLite; PostgreSQL's own cursor is not counted), MLflow run update, release
+        with django_assert_max_num_queries(13) as queries:
+            response = client.post(
+                "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": losses}, format="json"
+            )
+        assert response.status_code == 200, response.content
+    # then the run is written once, with the 4-bit evaluation, and the 8-bit one is named in bitscale.error
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not any("ROLLBACK" in sql for sql in statements)
+    assert sum('FROM "runs_run"' in sql for sql in statements) == 1  # the locked read, once
+    run = Run.objects.get(team=team, name="measured")
+    assert [e.post_train_bits for e in run.evaluations.all()] == [4]
+    tags = client.get("/api/2.0/mlflow/runs/get", {"run_id": run_id}).json()["run"]["data"]["tags"]
+    error = next(tag["value"] for tag in tags if tag["key"] == "bitscale.error")
+    assert "evaluations" in error
+    assert "post_train_bits" in error
+
+
+@pytest.mark.django_db
+def test_a_batch_of_loss_points_marks_the_family_without_reading_the_run(django_assert_max_num_queries):
+    # given a linked MLflow run
+    team, client = _mlflow_client("mlp")
+    points = [{"key": "loss", "value": 3.0 - s / 100, "timestamp": 1, "step": s} for s in range(10)]
+    for name in ("warm-up", "measured"):
+        run_id = _mlflow_run_with_params(client, name)
+        FamilyChange.objects.filter(team=team).update(pending_since=None, announced_at=None)  # a refit took it
+        # when a batch of loss points is logged
+        with django_assert_max_num_queries(9) as queries:
+            response = client.post(
+                "/api/2.0/mlflow/runs/log-batch", {"run_id": run_id, "metrics": points}, format="json"
+            )
+        assert response.status_code == 200, response.content
+    # then the family is marked pending again by one statement that reads the run's family itself
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert not any(sql.startswith('SELECT "runs_run"') for sql in statements)
+    assert sum("runs_familychange" in sql for sql in statements) == 1
+    family = Run.objects.get(team=team, name="measured").family
+    assert FamilyChange.objects.get(team=team, family=family).pending_since is not None
+
+
+def test_rows_select_reads_what_the_orm_reads(client_rw, team):
+    from apikit import rows
+    from runs.models import Evaluation
+
+    client_rw.post("/api/v1/runs/", RUN, format="json")
+    run = Run.objects.get(team=team, external_id="q-1")
+    assert rows.select(Evaluation, run_id=run.pk) == list(Evaluation.objects.filter(run_id=run.pk))
+    assert [(e.post_train_bits, e.method, e.loss) for e in rows.select(Evaluation, run_id=run.pk)] == [
+        (e.post_train_bits, e.method, e.loss) for e in Evaluation.objects.filter(run_id=run.pk)
+    ]
+    assert rows.select(Evaluation, run_id=-1) == []
