@@ -14,9 +14,7 @@ import hashlib
 import json
 import logging
 import math
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -25,12 +23,13 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Max, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from config import dispatch
+from fits.heartbeat import heartbeat
 from fits.json_numbers import json_safe
 from fits.laws.curve_family import curve_laws, family_curve_refusal, fit_family_curves
 from fits.laws.forecast import FamilyRun
@@ -293,34 +292,15 @@ def _version_fit(*, scope: CurveScope, law: str, data: CurveFamilyData) -> int |
     return fit.pk
 
 
-@contextmanager
-def _heartbeat(fit_id: int) -> Iterator[None]:
-    """Keep a running version's heartbeat fresh while it computes (every FIT_HEARTBEAT_SECONDS; 0: off), so only a
-    silent one, whose worker died, is failed by the next refresh (as fits.heartbeat does for law fits)."""
-    every = float(settings.FIT_HEARTBEAT_SECONDS)
-    if every <= 0:
-        yield
-        return
-    stop = threading.Event()
+def _heartbeat(fit_id: int) -> AbstractContextManager[None]:
+    """Keep a running version's heartbeat fresh while it computes (fits.heartbeat's thread), so only a silent one,
+    whose worker died, is failed by the next refresh."""
 
-    def beat() -> None:
-        try:
-            while not stop.wait(every):
-                running = FamilyCurveFit.objects.filter(pk=fit_id, status=FamilyCurveFit.Status.RUNNING)
-                if not running.update(heartbeat_at=timezone.now()):
-                    return
-        except Exception as exc:  # a missed beat only risks a takeover; the fit goes on
-            logger.warning("heartbeat of curve fit %s failed: %s", fit_id, exc)
-        finally:
-            connection.close()  # this thread's own connection
+    def touch() -> bool:
+        running = FamilyCurveFit.objects.filter(pk=fit_id, status=FamilyCurveFit.Status.RUNNING)
+        return bool(running.update(heartbeat_at=timezone.now()))
 
-    thread = threading.Thread(target=beat, name=f"curve-fit-{fit_id}-heartbeat", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    return heartbeat(touch, label=f"curve-fit-{fit_id}")
 
 
 def curve_fit_publish(*, fit_id: int, attempt: int, status: str, **fields: Any) -> bool:

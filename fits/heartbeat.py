@@ -9,8 +9,9 @@ several heartbeats (at least 3), so a slow database write or a busy CPU does not
 
 import logging
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 
 from django.conf import settings
 from django.db import connection
@@ -29,35 +30,42 @@ def fit_heartbeat_touch(*, fit_id: int, attempt: int | None = None) -> bool:
     return bool(fits.update(heartbeat_at=timezone.now()))
 
 
-def _beat(fit_id: int, attempt: int | None, every: float, stop: threading.Event) -> None:
+def _beat(touch: Callable[[], bool], label: str, every: float, stop: threading.Event) -> None:
     try:
         while not stop.wait(every):
             try:
-                if not fit_heartbeat_touch(fit_id=fit_id, attempt=attempt):
+                if not touch():
                     return  # finished, failed or taken over: nothing left to keep alive
             except Exception as exc:  # a missed beat is retried at the next tick; the step itself goes on
-                logger.warning("heartbeat of fit %s failed: %s", fit_id, exc)
+                logger.warning("heartbeat of %s failed: %s", label, exc)
     finally:
         connection.close()  # this thread's own connection
 
 
 @contextmanager
-def fit_heartbeat(*, fit_id: int, attempt: int | None = None, every: float | None = None) -> Iterator[None]:
-    """Keep the fit's heartbeat fresh while the body runs (every FIT_HEARTBEAT_SECONDS; 0 turns it off)."""
+def heartbeat(touch: Callable[[], bool], *, label: str, every: float | None = None) -> Iterator[None]:
+    """Call `touch` every FIT_HEARTBEAT_SECONDS (0 turns it off) in a background thread while the body runs, until
+    it returns False (the record is no longer ours to keep alive). `label` names the record in logs and the
+    thread's name."""
     every = float(settings.FIT_HEARTBEAT_SECONDS if every is None else every)
     if every <= 0:
         yield
         return
     stop = threading.Event()
-    thread = threading.Thread(
-        target=_beat, args=(fit_id, attempt, every, stop), name=f"fit-{fit_id}-heartbeat", daemon=True
-    )
+    thread = threading.Thread(target=_beat, args=(touch, label, every, stop), name=f"{label}-heartbeat", daemon=True)
     thread.start()
     try:
         yield
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def fit_heartbeat(
+    *, fit_id: int, attempt: int | None = None, every: float | None = None
+) -> AbstractContextManager[None]:
+    """Keep the fit's heartbeat fresh while the body runs (every FIT_HEARTBEAT_SECONDS; 0 turns it off)."""
+    return heartbeat(partial(fit_heartbeat_touch, fit_id=fit_id, attempt=attempt), label=f"fit-{fit_id}", every=every)
 
 
 def _chunk_lock_key(fit_id: int, index: int) -> int:
