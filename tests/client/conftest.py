@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from bitscale_client import Client
+from bitscale_client import Client, cli
 from bitscale_client import transport as transport_module
 
 from tests.client.fake_api import URL, FakeApi
@@ -50,3 +51,18 @@ def make_client(api: FakeApi, spool_path: Path) -> Callable[..., Client]:
 @pytest.fixture
 def client(make_client: Callable[..., Client]) -> Client:
     return make_client()
+
+
+@pytest.fixture
+def run_cli(api: FakeApi, spool_path: Path, monkeypatch, capsys) -> Callable[..., tuple[int, str, str]]:
+    """Run `bitscale ARGS` against the fake API; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(cli, "Client", functools.partial(Client, transport=api.transport(), seed=1))
+    monkeypatch.setenv("BITSCALE_URL", URL)
+    monkeypatch.setenv("BITSCALE_API_KEY", "bsk_env")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(["--spool", str(spool_path), *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

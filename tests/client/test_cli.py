@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import functools
 import json
 
 import pytest
-from bitscale_client import Client, cli
+from bitscale_client import cli
 from bitscale_client.spool import Spool
 
-from tests.client.fake_api import RUN, URL, down, status
+from tests.client.fake_api import RUN, down, status
 
 PLAN = {
     "id": 12,
@@ -36,21 +35,6 @@ PLAN = {
     "fit": {"id": 4, "law": "precision", "version": 3},
     "warnings": ["the optimum is beyond the largest run (extrapolation)"],
 }
-
-
-@pytest.fixture
-def run_cli(api, spool_path, monkeypatch, capsys):
-    """Run `bitscale ARGS` against the fake API; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(cli, "Client", functools.partial(Client, transport=api.transport(), seed=1))
-    monkeypatch.setenv("BITSCALE_URL", URL)
-    monkeypatch.setenv("BITSCALE_API_KEY", "bsk_env")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(["--spool", str(spool_path), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_plan_arguments_become_the_contract_body(api, run_cli):

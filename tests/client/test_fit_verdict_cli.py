@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-
-import pytest
-from bitscale_client import Client, cli
-
-from tests.client.fake_api import URL
-
 FIT = {
     "id": 4, "family": "sweep", "law": "precision", "version": 3, "status": "succeeded",
     "params": {"E": 1.7, "alpha": 0.34}, "intervals": {}, "fixed": {}, "metrics": {"n_runs": 40},
     "backtest": {"rmse_log_runs": 0.01, "held_out_runs": [3, 7], "residuals_runs": [0.01, -0.01]},
     "warnings": [], "stale": False, "pending": None,
 }  # fmt: skip
-
-
-@pytest.fixture
-def run_cli(api, spool_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "Client", functools.partial(Client, transport=api.transport(), seed=1))
-    monkeypatch.setenv("BITSCALE_URL", URL)
-    monkeypatch.setenv("BITSCALE_API_KEY", "bsk_env")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(["--spool", str(spool_path), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_fit_show_prints_the_verdict_with_its_reasons(api, run_cli):

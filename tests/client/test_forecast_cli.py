@@ -3,10 +3,8 @@ or the reasons there is none; against the fake API and the real app."""
 
 from __future__ import annotations
 
-import functools
-
 import pytest
-from bitscale_client import Client, NotFound, cli
+from bitscale_client import Client, NotFound
 
 from tests.client.fake_api import URL
 
@@ -21,20 +19,6 @@ BODY = {
     "verdict": {"verdict": "below", "text": "below the law by 3.58% ± 0.41%", "law": "chinchilla", "fit_id": 9},
     "verdict_reason": None, "warnings": [], "version": "v", "computed_at": "2026-12-05T05:00:00Z", "cached": False,
 }  # fmt: skip
-
-
-@pytest.fixture
-def run_cli(api, spool_path, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "Client", functools.partial(Client, transport=api.transport(), seed=1))
-    monkeypatch.setenv("BITSCALE_URL", URL)
-    monkeypatch.setenv("BITSCALE_API_KEY", "bsk_env")
-
-    def run(*args: str) -> tuple[int, str, str]:
-        code = cli.main(["--spool", str(spool_path), *args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
 
 
 def test_forecast_prints_the_loss_interval_lenders_and_verdict(api, run_cli):
