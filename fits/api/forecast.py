@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 from apikit.fields import FiniteFloatField, StrictCharField
 from apikit.scoping import TeamScopedMixin
 from apikit.serializers import QueryNumbersMixin, StrictFieldsMixin
-from fits.forecasts import run_forecast
+from fits.forecasts import LR_KEY, run_forecast
 from fits.laws.forecast import DEFAULT_LAW, DEFAULT_LEVEL, FORECAST_LAWS
 from runs.models import Run
+from runs.plots import is_final_value
 
 
 class ForecastQuerySerializer(QueryNumbersMixin, StrictFieldsMixin, serializers.Serializer[Any]):
@@ -30,6 +31,14 @@ class ForecastQuerySerializer(QueryNumbersMixin, StrictFieldsMixin, serializers.
         choices=list(FORECAST_LAWS), default=DEFAULT_LAW, help_text="The curve law; auto backtests both."
     )
     level = FiniteFloatField(above=0.0, below=1.0, default=DEFAULT_LEVEL, help_text="The interval's level.")
+
+    def validate_key(self, key: str) -> str:
+        """A loss curve: not the learning rate (the schedule's past) nor a value logged once at the end."""
+        if key == LR_KEY:
+            raise serializers.ValidationError(f"'{LR_KEY}' is the learning rate (the schedule), not a loss curve.")
+        if is_final_value(key):
+            raise serializers.ValidationError(f"'{key}' is a final value logged once, not a loss curve.")
+        return key
 
 
 FORECAST_RESPONSE = inline_serializer(

@@ -111,7 +111,17 @@ def test_another_teams_run_is_404_and_a_read_only_key_may_read(client_ro, other_
 
 
 @pytest.mark.parametrize(
-    ("query", "field"), [("level=1.5", "level"), ("level=x", "level"), ("law=chinchilla", "law"), ("lvl=0.9", "lvl")]
+    ("query", "field"),
+    [
+        ("level=1.5", "level"),
+        ("level=x", "level"),
+        ("law=chinchilla", "law"),
+        ("lvl=0.9", "lvl"),
+        # Not loss curves: the learning rate would be "forecast" as a loss, and a final value has no curve.
+        ("key=lr", "key"),
+        ("key=final_loss", "key"),
+        ("key=ptq_loss/4", "key"),
+    ],
 )
 def test_a_bad_query_is_a_400_naming_the_parameter(client_rw, team, query, field):
     run = RunFactory.create(team=team)
