@@ -229,6 +229,7 @@ def forecast_compute(
         "verdict_reason": None,
         "curve_fit": None,
         "curve_fit_reason": None,
+        "outcome": None,
         "warnings": [],
     }
     family: list[FamilyRun] = []
@@ -285,12 +286,36 @@ def forecast_compute(
                 "path": fc.path,
             }
             body["warnings"] += fc.warnings
+            _outcome(run, body)
             _curve_record(run, body)
             _verdict(run, body)
         else:
             body["reasons"].append(fc.reason)
     body["computed_at"] = iso_utc(timezone.now())
     return body
+
+
+def _final_loss(run: Run) -> float | None:
+    """The run's measured final loss once it has finished, else None: then the forecast is all there is."""
+    if run.status == Run.Status.FINISHED and run.final_loss is not None and math.isfinite(run.final_loss):
+        return float(run.final_loss)
+    return None
+
+
+def _outcome(run: Run, body: dict[str, Any]) -> None:
+    """For a finished run, how its forecast held against its measured final loss (`outcome`): a finished run's
+    forecast is a check of the curve law on it, not an answer, and is never shown in the final loss's place."""
+    final = _final_loss(run)
+    if final is None:
+        body["outcome"] = None
+        return
+    forecast = body["forecast"]
+    low, high = forecast["interval"]
+    body["outcome"] = {
+        "final_loss": final,
+        "error": forecast["loss"] - final,
+        "inside": bool(low <= final <= high),
+    }
 
 
 def _curve_record(run: Run, body: dict[str, Any]) -> None:
@@ -358,10 +383,13 @@ def _verdict(run: Run, body: dict[str, Any]) -> None:
         return
     low, high = answer.interval
     law_interval = (low, high) if low is not None and high is not None else None
+    # A finished run is judged by what it measured (exact), a running one by its forecast and interval.
+    final = _final_loss(run)
+    basis = "forecast" if final is None else "final_loss"
     try:
         verdict = compare_with_law(
-            forecast["loss"],
-            (forecast["interval"][0], forecast["interval"][1]),
+            forecast["loss"] if final is None else final,
+            (forecast["interval"][0], forecast["interval"][1]) if final is None else None,
             answer.loss,
             law_interval,
             forecast_level=forecast["level"],
@@ -371,6 +399,7 @@ def _verdict(run: Run, body: dict[str, Any]) -> None:
         return
     body["verdict"] = {
         **verdict.as_dict(),
+        "basis": basis,
         "law": ranking.best,
         "fit_id": answer.fit_id,
         "law_loss": answer.loss,
@@ -416,8 +445,10 @@ def _summary(body: Mapping[str, Any]) -> dict[str, Any]:
     """What the run list shows of a forecast: the loss and the verdict, or the first reason."""
     forecast = body.get("forecast")
     verdict = body.get("verdict")
+    outcome = body.get("outcome")
     return {
         "loss": None if forecast is None else forecast["loss"],
+        "final_loss": None if not outcome else outcome["final_loss"],
         "verdict": None if verdict is None else verdict["verdict"],
         "text": verdict["text"] if verdict else (body.get("verdict_reason") or "; ".join(body.get("reasons") or [])),
     }

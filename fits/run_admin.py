@@ -31,10 +31,18 @@ def forecast_lines(body: dict[str, Any]) -> list[str]:
         f"{forecast['loss']:.4f} ({forecast['level']:.0%}: {low:.4f}-{high:.4f}) at step {forecast['at_step']:,}, "
         f"{forecast['fraction_seen']:.0%} seen, {forecast['law']} law; annealing lent by run(s) {lenders}"
     ]
+    outcome = body.get("outcome")
+    if outcome:
+        lines.append(
+            f"finished at {outcome['final_loss']:.4f}: the forecast was off by {outcome['error']:+.4f}, "
+            f"{'inside' if outcome['inside'] else 'outside'} its interval"
+        )
     verdict = body.get("verdict")
-    lines.append(
-        f"verdict: {verdict['text']} ({verdict['law']})" if verdict else f"verdict: none ({body.get('verdict_reason')})"
-    )
+    if verdict:
+        judged = "the final loss" if verdict.get("basis") == "final_loss" else "the forecast"
+        lines.append(f"verdict of {judged}: {verdict['text']} ({verdict['law']})")
+    else:
+        lines.append(f"verdict: none ({body.get('verdict_reason')})")
     record = body.get("curve_fit")
     held = (record or {}).get("heldout") or {}
     if record and held.get("n") and held.get("mae") is not None and held.get("coverage") is not None:
@@ -79,11 +87,14 @@ class RunWithForecastAdmin(RunAdmin):
         if not summary or summary.get("loss") is None:
             return format_html('<span title="{}">—</span>', (summary or {}).get("text") or "no forecast read yet")
         label = summary.get("verdict") or "forecast"
+        # A finished run shows what it measured: its forecast is then a check of the curve law, not an answer.
+        final = summary.get("final_loss")
+        shown = f"{summary['loss']:.3f}" if final is None else f"final {final:.3f}"
         return format_html(
             '<span class="forecast-verdict" title="{}" style="color: {}">{} {}</span>',
             summary.get("text") or "",
             VERDICT_COLOURS.get(label, "inherit"),
-            f"{summary['loss']:.3f}",
+            shown,
             label if summary.get("verdict") else "",
         )
 

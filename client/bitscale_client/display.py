@@ -180,9 +180,18 @@ def render_forecast(body: dict[str, Any]) -> str:
         f"  seen: {forecast['fraction_seen']:.0%} of the planned steps (last step {forecast.get('last_step', 0):,})",
         f"  law: {forecast['law']}; annealing lent by run(s): {lenders}",
     ]
+    outcome = body.get("outcome")
+    if outcome:
+        lines.append(
+            f"  finished at {outcome['final_loss']:.4f}: the forecast was off by {outcome['error']:+.4f}, "
+            f"{'inside' if outcome['inside'] else 'outside'} its interval"
+        )
     verdict = body.get("verdict")
     if verdict is not None:
-        lines.append(f"  verdict: {verdict['text']} ({verdict['law']} fit {verdict['fit_id']})")
+        judged = "of the final loss" if verdict.get("basis") == "final_loss" else ""
+        lines.append(
+            f"  verdict{' ' + judged if judged else ''}: {verdict['text']} ({verdict['law']} fit {verdict['fit_id']})"
+        )
     elif body.get("verdict_reason"):
         lines.append(f"  verdict: none ({body['verdict_reason']})")
     record = _curve_record(body)

@@ -69,3 +69,16 @@ def test_the_run_page_lists_the_forecasts_verdict_record_and_warnings_a_line_eac
     assert "<br>verdict: none (the family has no ranked law fit yet)" in body
     assert "<br>record: the annealing curve fit v1 forecast 4 finished run(s) of the family, MAE 0.0123, 2 of 4" in body
     assert "<br>warning: the family&#x27;s annealing curve fit forecast 2 of 4" in body
+
+
+def test_a_finished_run_shows_its_final_loss_in_the_list_and_how_its_forecast_did_on_its_page(alpha_member, alpha):
+    logged(alpha, CURVES["cosine_24000"])
+    finished = logged(alpha, CURVES["cosine_72000"])
+
+    page = alpha_member.get(f"{RUNS}{finished.pk}/change/").content.decode()
+    listing = alpha_member.get(RUNS).content.decode()
+
+    final = CURVES["cosine_72000"].final_loss
+    assert f"<br>finished at {final:.4f}: the forecast was off by " in page
+    # The list shows the measured loss, never the forecast in its place.
+    assert f"final {final:.3f}" in listing

@@ -55,6 +55,18 @@ def test_forecast_prints_the_laws_record_on_the_family_or_why_there_is_none(api,
     assert f"  record: {reason}" in unknown.splitlines()
 
 
+def test_a_finished_runs_forecast_prints_its_final_loss_and_error_and_the_verdict_of_the_final_loss(api, run_cli):
+    verdict = {**BODY["verdict"], "basis": "final_loss"}
+    outcome = {"final_loss": 2.6400, "error": -0.0246, "inside": False}
+    api.responses["/api/v1/runs/7/forecast/"] = (200, {**BODY, "outcome": outcome, "verdict": verdict})
+
+    _, out, _ = run_cli("forecast", "7")
+
+    lines = out.splitlines()
+    assert "  finished at 2.6400: the forecast was off by -0.0246, outside its interval" in lines
+    assert "  verdict of the final loss: below the law by 3.58% ± 0.41% (chinchilla fit 9)" in lines
+
+
 def test_no_forecast_prints_the_reasons(api, run_cli):
     reasons = ["no decay seen in the family yet: no run of the family has decayed"]
     api.responses["/api/v1/runs/7/forecast/"] = (200, {**BODY, "forecast": None, "verdict": None, "reasons": reasons})

@@ -182,6 +182,40 @@ def test_the_verdict_compares_the_forecast_with_the_best_ranked_laws_prediction(
     assert all(any(a in w for w in body["warnings"]) for a in outside)
 
 
+def test_a_finished_run_is_judged_by_its_final_loss_and_its_forecast_is_scored_against_it(client_rw, team):
+    from fits.laws.equations import chinchilla_loss
+    from tests.factories import FitFactory, scored_backtest
+
+    logged(team, CURVES["cosine_24000"])
+    running = logged(team, CURVES["wsd_20000_24000"], upto=0.5)
+    finished = logged(team, CURVES["cosine_72000"])
+    # The measured final loss is not the curve's last point: the verdict must read the former.
+    run_update(run=finished, fields={"final_loss": CURVES["cosine_72000"].final_loss + 0.05})
+    params = {"E": 1.8, "A": 400.0, "B": 400.0, "alpha": 0.34, "beta": 0.28}
+    law = float(chinchilla_loss(params, n_params=finished.n_params, n_tokens=finished.n_tokens))
+    FitFactory.create(team=team, family="mp", law="chinchilla", params=params, fixed={}, backtest=scored_backtest(0.01))
+
+    body = client_rw.get(f"/api/v1/runs/{finished.pk}/forecast/").json()
+
+    final = CURVES["cosine_72000"].final_loss + 0.05
+    forecast = body["forecast"]
+    low, high = forecast["interval"]
+    assert body["outcome"] == {
+        "final_loss": pytest.approx(final),
+        "error": pytest.approx(forecast["loss"] - final),
+        "inside": low <= final <= high,
+    }
+    assert body["outcome"]["error"] < -0.03  # the curve ends near its own last point, 0.05 below the measured end
+    assert body["verdict"]["basis"] == "final_loss"
+    assert body["verdict"]["percent"] == pytest.approx(100 * (final - law) / law)
+
+    ahead = client_rw.get(f"/api/v1/runs/{running.pk}/forecast/").json()
+    assert ahead["outcome"] is None
+    assert ahead["verdict"]["basis"] == "forecast"
+    law = float(chinchilla_loss(params, n_params=running.n_params, n_tokens=running.n_tokens))
+    assert ahead["verdict"]["percent"] == pytest.approx(100 * (ahead["forecast"]["loss"] - law) / law)
+
+
 def test_cooldowns_of_one_trunk_share_its_history_and_never_lend_to_each_other(client_rw, team):
     trunk = logged(team, CURVES["constant_24000"], upto=8000 / 24000)
     sibling = logged(team, CURVES["wsdcon_9"], cooldown_of=trunk)
