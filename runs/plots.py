@@ -21,6 +21,7 @@ FIGSIZE = (6.4, 3.6)
 NOTE_CHARS = 150
 FINAL_VALUE_KEYS = ("final_loss",)
 FINAL_VALUE_PREFIXES = ("ptq_loss/",)
+EARLY_SHARE = 0.05  # the first 5% of the steps may fall off the top of the y-axis (_y_limits)
 
 
 def is_final_value(key: str) -> bool:
@@ -89,6 +90,11 @@ def loss_curves_svg(
         ax.plot([step], [value], linestyle="none", marker="D", markersize=5, label=f"{key} (final)")
     if forecast is not None:
         _draw_forecast(ax, forecast, drawable)
+    cut = _y_limits(drawable, final_points, forecast)
+    if cut is not None:
+        low, high, hidden = cut
+        ax.set_ylim(low, high)
+        note = "; ".join(filter(None, [f"y-axis cut at {high:.2f}: {hidden} early point(s) above it", note]))
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats)")
     ax.set_title("Loss curves")
@@ -97,6 +103,34 @@ def loss_curves_svg(
         add_note(ax, textwrap.fill(textwrap.shorten("; ".join(notes), NOTE_CHARS, placeholder=" ..."), NOTE_CHARS // 2))
     ax.legend(loc="upper right")
     return render_svg(fig, salt=salt)
+
+
+def _y_limits(
+    drawable: Mapping[str, Sequence[tuple[int, float]]],
+    finals: Mapping[str, Sequence[float]],
+    forecast: Mapping[str, Any] | None,
+) -> tuple[float, float, int] | None:
+    """(low, high, points hidden) of a y-axis that leaves out the first steps' losses when they would flatten the
+    rest: a curve falling from 10 nats to 3 makes the last 0.05 nats, where a forecast and its band live,
+    invisible. The axis keeps every point past EARLY_SHARE of the furthest step, the final values and the
+    forecast's interval; None when that cuts less than half of the full range (then nothing is hidden)."""
+    points = [(step, value) for curve in drawable.values() for step, value in curve]
+    if not points:
+        return None
+    furthest = max(step for step, _ in points)
+    later = [value for step, value in points if step >= EARLY_SHARE * furthest]
+    kept = [*later, *(v for values in finals.values() for v in values)]
+    if forecast is not None:
+        kept += [float(v) for v in forecast["interval"]]
+        path = forecast.get("path") or {}
+        kept += [float(v) for v in (*(path.get("low") or ()), *(path.get("high") or ()))]
+    everything = [value for _, value in points] + kept
+    bottom, top, full_top = min(everything), max(kept), max(everything)
+    if full_top - bottom <= 0 or (top - bottom) > 0.5 * (full_top - bottom):
+        return None
+    margin = 0.08 * (top - bottom) or 0.01
+    hidden = sum(1 for _, value in points if value > top + margin)
+    return bottom - margin, top + margin, hidden
 
 
 def _draw_forecast(ax: Any, forecast: Mapping[str, Any], drawable: Mapping[str, Sequence[tuple[int, float]]]) -> None:

@@ -42,3 +42,25 @@ def test_the_reason_for_no_forecast_is_written_under_the_title():
     svg = loss_curves_svg({"loss": CURVE}, note="no forecast: no decay seen in the family yet")
 
     assert "no forecast: no decay seen in the family yet" in svg
+
+
+def test_a_steep_start_is_cut_off_the_y_axis_so_the_end_and_the_forecast_band_stay_readable():
+    from runs.plots import _y_limits
+
+    falling = [(step, 3.0 + 7.0 * math.exp(-step / 20)) for step in range(1, 1001)]  # 10 nats down to 3
+    forecast = {"loss": 2.95, "interval": [2.9, 3.0], "level": 0.95, "at_step": 2000, "last_step": 1000}
+
+    low, high, hidden = _y_limits({"loss": falling}, {}, forecast)
+    svg = loss_curves_svg({"loss": falling}, forecast=forecast)
+
+    later = [v for s, v in falling if s >= 50]
+    assert low < 2.9 and max(later) < high < 4.0  # every point past the first 5% of steps, and the interval
+    assert hidden == sum(1 for _, v in falling if v > high)
+    assert hidden > 0
+    assert f"y-axis cut at {high:.2f}: {hidden} early point(s) above it" in svg
+
+
+def test_a_gentle_curve_keeps_its_whole_range():
+    from runs.plots import _y_limits
+
+    assert _y_limits({"loss": CURVE}, {}, None) is None
