@@ -7,6 +7,7 @@ subclasses: it filters get_queryset (lists, detail pages by URL, actions, "selec
 choices and autocomplete all read it) and answers every has_*_permission from the user's roles.
 """
 
+import json
 import re
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
@@ -38,6 +39,7 @@ from runs.admin_display import (
 from runs.csvio import csv_lines
 from runs.models import ApiKey, Evaluation, Membership, Run, Team
 from runs.plots import loss_curves_svg
+from runs.schedules import schedule_text
 from runs.selectors import loss_curves, run_densities, run_export_rows
 from runs.services import api_key_create, api_key_revoke, run_delete, run_update, team_get_or_create
 
@@ -429,7 +431,7 @@ class RunChangeForm(forms.ModelForm[Run]):
 
 EDITABLE_RUN_FIELDS = ("name", "excluded", "exclusion_reason")
 # The run's page: the fields a reviewer reads first at the top; N and D shown exact with their short form.
-RUN_PAGE_REPLACED = ("n_params", "n_tokens")
+RUN_PAGE_REPLACED = ("n_params", "n_tokens", "schedule")
 RUN_PAGE_DISPLAYS = (
     "n_params_exact",
     "n_tokens_exact",
@@ -437,6 +439,7 @@ RUN_PAGE_DISPLAYS = (
     "effective_params_16bit",
     "density",
     "loss_curve",
+    "schedule_plan",
 )
 RUN_PAGE_SECTIONS: tuple[tuple[str | None, tuple[str, ...]], ...] = (
     (None, ("name", "external_id", "team", "family", "status", "trained_at")),
@@ -447,7 +450,7 @@ RUN_PAGE_SECTIONS: tuple[tuple[str | None, tuple[str, ...]], ...] = (
     ),
     ("Result", ("final_loss", "effective_params_16bit", "density")),
     ("Fits", ("excluded", "exclusion_reason")),
-    ("Loss curve", ("loss_curve", "schedule", "cooldown_of")),
+    ("Loss curve", ("loss_curve", "schedule_plan", "cooldown_of")),
     (
         "Data and architecture",
         ("dataset", "eval_set", "n_layers", "d_model", "n_heads", "n_kv_heads", "seq_len", "metadata"),
@@ -623,6 +626,13 @@ class RunAdmin(TeamScopedAdmin):
     def density(self, run: Run) -> str:
         value = self._density(run)[1]
         return "—" if value is None else f"{value:.4f}"
+
+    @admin.display(description="schedule")
+    def schedule_plan(self, run: Run) -> str:
+        """The planned learning-rate schedule in words (runs.schedules.schedule_text), the stored JSON on hover."""
+        if not run.schedule:
+            return "— (none described: a forecast needs one)"
+        return format_html('<span title="{}">{}</span>', json.dumps(run.schedule), schedule_text(run.schedule))
 
     @admin.display(description="loss curve")
     def loss_curve(self, run: Run) -> str:

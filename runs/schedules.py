@@ -110,4 +110,28 @@ def schedule_clean(value: Any) -> tuple[dict[str, Any] | None, dict[str, list[st
     }, {}
 
 
-__all__ = ["LR_SCHEDULES", "MAX_SCHEDULE_STEPS", "SCHEDULE_FIELDS", "schedule_clean"]
+def schedule_text(value: Mapping[str, Any] | None) -> str:
+    """A stored schedule in words, for reviewers: "cosine, peak 0.0003 after 2,000 warmup steps, down to 3e-05 at
+    step 72,000 (decay from step 40,000); 524,288 tokens per step (37.7 billion tokens)"; "—" without one."""
+    if not value:
+        return "—"
+    kind = value.get("lr_schedule") or "cosine"
+    parts = [f"{kind}, peak {value.get('peak_lr'):g}"]
+    if value.get("warmup_steps"):
+        parts[0] += f" after {int(value['warmup_steps']):,} warmup steps"
+    total = value.get("total_steps")
+    ending = f"{total:,}" if isinstance(total, int) else str(total)
+    if kind == "constant":
+        parts.append(f"until step {ending}")
+    else:
+        parts.append(f"down to {float(value.get('final_lr') or 0.0):g} at step {ending}")
+    text = ", ".join(parts)
+    if value.get("decay_start") is not None:
+        text += f" (decay from step {int(value['decay_start']):,})"
+    per_step = value.get("tokens_per_step")
+    if per_step and isinstance(total, int):
+        text += f"; {float(per_step):,.0f} tokens per step ({float(per_step) * total / 1e9:,.1f} billion tokens)"
+    return text
+
+
+__all__ = ["LR_SCHEDULES", "MAX_SCHEDULE_STEPS", "SCHEDULE_FIELDS", "schedule_clean", "schedule_text"]

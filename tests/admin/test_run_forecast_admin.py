@@ -82,3 +82,21 @@ def test_a_finished_run_shows_its_final_loss_in_the_list_and_how_its_forecast_di
     assert f"<br>finished at {final:.4f}: the forecast was off by " in page
     # The list shows the measured loss, never the forecast in its place.
     assert f"final {final:.3f}" in listing
+
+
+def test_the_run_page_states_the_planned_schedule_in_words_with_the_json_on_hover(alpha_member, alpha):
+    run = RunFactory.create(
+        team=alpha,
+        schedule={"total_steps": 72000, "peak_lr": 0.0003, "warmup_steps": 2000, "lr_schedule": "wsd",
+                  "decay_start": 60000, "final_lr": 3e-05, "tokens_per_step": 524288},
+    )  # fmt: skip
+    bare = RunFactory.create(team=alpha, schedule=None)
+
+    page = alpha_member.get(f"{RUNS}{run.pk}/change/").content.decode()
+
+    assert (
+        "wsd, peak 0.0003 after 2,000 warmup steps, down to 3e-05 at step 72,000 (decay from step 60,000); "
+        "524,288 tokens per step (37.7 billion tokens)"
+    ) in page
+    assert "&quot;decay_start&quot;: 60000" in page  # the stored form on hover
+    assert "none described: a forecast needs one" in alpha_member.get(f"{RUNS}{bare.pk}/change/").content.decode()

@@ -70,7 +70,8 @@ def test_the_run_page_shows_every_field_in_sections_with_exact_numbers(alpha_mem
     body = page.content.decode()
 
     shown = set(flatten_fieldsets(page.context["adminform"].fieldsets))
-    hidden = {"id", "n_params", "n_tokens"}  # N and D are shown exact by n_params_exact / n_tokens_exact
+    # N and D are shown exact by n_params_exact / n_tokens_exact, the schedule in words by schedule_plan
+    hidden = {"id", "n_params", "n_tokens", "schedule"}
     assert {f.name for f in Run._meta.fields} - hidden <= shown
     assert "70,000,000 (70M)" in body
     assert "1,400,000,000 (1.4B)" in body
