@@ -148,7 +148,10 @@ def _run_schedule(stored: Mapping[str, Any] | None, lr: _History | None) -> tupl
             except ScheduleError as exc:
                 warnings.append(f"the logged lr was not used ({exc}); the described schedule was")
     if spec is not None:
-        return build_schedule(spec), True, warnings
+        try:
+            return build_schedule(spec), True, warnings
+        except ScheduleError as exc:  # a description stored before the API refused it (runs.schedules)
+            warnings.append(f"the described schedule cannot be used: {exc}")
     return None, False, warnings
 
 
@@ -260,7 +263,10 @@ def forecast_compute(
     if run.pk not in loss_keys:
         wanted = f"the metric {key!r}" if key is not None else f"a loss metric ({', '.join(CURVE_LOSS_KEYS[:3])}, ...)"
         body["reasons"].append(f"no loss curve logged: the run has no points of {wanted}")
-    if not planned:
+    unusable = [w for w in body["warnings"] if w.startswith("the described schedule cannot be used")]
+    if not planned and unusable:
+        body["reasons"].append(f"no usable planned schedule: {unusable[0]}; correct the run's schedule")
+    elif not planned:
         body["reasons"].append(
             "no planned schedule: give the run a schedule (total_steps, peak_lr, lr_schedule, ...) so its remaining "
             "learning rates are known"

@@ -93,6 +93,16 @@ def schedule_clean(value: Any) -> tuple[dict[str, Any] | None, dict[str, list[st
         errors["final_lr"] = ["Must be a number between 0 and peak_lr."]
     elif kind == "exponential" and final <= 0:
         errors["final_lr"] = ["Must be positive for an exponential decay."]
+    if (
+        not {"warmup_steps", "decay_start", "final_lr", "lr_schedule"} & set(errors)
+        and kind == "step"
+        and final == 0
+        and warmup is not None
+        and warmup <= 1
+        and (start if start is not None else warmup) <= warmup
+    ):
+        # A step down to 0 at the end of a warmup of at most one step: no step of the plan has a positive rate.
+        errors["decay_start"] = ["A step decay to final_lr 0 must start after some step at a positive rate."]
     tokens_raw = value.get("tokens_per_step")
     tokens = None if tokens_raw is None else _number(tokens_raw)
     if tokens_raw is not None and (tokens is None or tokens <= 0):

@@ -99,7 +99,8 @@ def bin_history(
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Downsample a history to at most `max_points` points: (steps, mean loss, count) per bin.
 
-    Points with a non-finite step or loss, or a step below 1, are dropped. A history of at most `max_points`
+    Points with a non-finite step or loss, a loss of zero or below (not a loss in nats; the laws fit its log), or a
+    step below 1, are dropped. A history of at most `max_points`
     distinct steps is returned as is (repeated steps averaged). Otherwise the bins are the union of `max_points`/2
     equal-width bins in step and `max_points`/2 equal-width bins in log(step) between the first and last step:
     the early curve (fast in steps) and the late one (where the decay acts) both keep resolution. A bin stands
@@ -111,7 +112,8 @@ def bin_history(
     ls = np.asarray(loss, dtype=np.float64).reshape(-1)
     if st.shape != ls.shape:
         raise ValueError("steps and loss must have the same length")
-    ok = np.isfinite(st) & np.isfinite(ls) & (st >= 1)
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(st) & np.isfinite(ls) & (st >= 1) & (ls > 0)
     st, ls = st[ok], ls[ok]
     if st.shape[0] == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0)

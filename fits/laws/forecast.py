@@ -457,6 +457,7 @@ def _path(
     share = (steps - steps[0]) / span
     if abs(total_unseen) > 1e-12:
         share = np.maximum(share, np.clip(np.abs(unseen) / abs(total_unseen), 0.0, 1.0))
+    share[-1] = 1.0  # the last step is the forecast's: its band is the interval, even when no step is left to go
     half = np.sqrt(z**2 * np.maximum(var_param, 0.0) + (model_half * share) ** 2 + (z * misfit * (1.0 - share)) ** 2)
     return {
         "step": [float(v) for v in steps],

@@ -168,6 +168,13 @@ def test_short_histories_pass_through_and_bad_points_are_dropped():
     assert counts.tolist() == [1.0, 2.0, 1.0]
 
 
+def test_losses_of_zero_or_below_are_not_losses_and_are_dropped():
+    st, ls, _ = bin_history([1, 2, 3, 4, 5, 6], [3.0, 0.0, -1.0, 2.5, 2.4, 2.3])
+
+    assert st.tolist() == [1.0, 4.0, 5.0, 6.0]
+    assert fit_power([1, 2, 3, 4, 5, 6, 7], [3.0, 0.0, 2.8, 2.6, -1.0, 2.4, 2.35]).params["L0"] >= 0
+
+
 def test_schedule_blind_baseline_recovers_a_power_law_in_steps():
     steps = np.arange(100.0, 10001.0, 50.0)
     loss = power_loss({"L0": 2.0, "A": 20.0, "alpha": 0.4}, steps)

@@ -87,6 +87,16 @@ def test_a_run_that_has_decayed_lends_to_itself():
     assert fc.loss == pytest.approx(truth(sched, 20000), abs=0.003)
 
 
+def test_a_run_seen_to_its_end_draws_a_path_whose_band_is_its_interval():
+    sched = schedule()
+
+    fc = forecast_loss(run("cosine", sched, noise=0.01), [])  # noisy: the fit's misfit is not negligible
+
+    assert fc.ok
+    assert fc.path["low"][-1] == pytest.approx(fc.interval[0])
+    assert fc.path["high"][-1] == pytest.approx(fc.interval[1])
+
+
 def test_too_few_points_after_warmup_is_a_reason():
     target = run("late", schedule(), upto=700, every=100.0)  # warmup ends at step 500: two points after it
 

@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from fits.laws.curve_data import load_multipower_curves
-from runs.models import Run
+from runs.models import MetricPoint, Run
 from runs.services import metric_points_append, run_update
 from tests.factories import RunFactory
 
@@ -101,6 +101,21 @@ def test_a_run_without_a_planned_schedule_or_a_curve_says_so(client_rw, team):
     ]
     assert second["forecast"] is None
     assert second["reasons"][0].startswith("no loss curve logged")
+
+
+def test_a_stored_schedule_the_engine_cannot_build_is_a_reason_not_an_error(client_rw, team):
+    logged(team, CURVES["cosine_24000"])
+    target = logged(team, CURVES["cosine_72000"], upto=0.5)
+    # Stored before the API refused it: a step down to 0 at step 0 leaves no step at a positive rate.
+    zero = {**schedule_of(CURVES["cosine_72000"]), "lr_schedule": "step", "warmup_steps": 0, "decay_start": 0}
+    Run.objects.filter(pk=target.pk).update(schedule={**zero, "final_lr": 0.0})
+    MetricPoint.objects.filter(run_id=target.pk, key="lr").delete()
+
+    response = client_rw.get(f"/api/v1/runs/{target.pk}/forecast/")
+
+    assert response.status_code == 200
+    assert response.json()["forecast"] is None
+    assert response.json()["reasons"][0].startswith("no usable planned schedule: the described schedule cannot be used")
 
 
 def test_another_teams_run_is_404_and_a_read_only_key_may_read(client_ro, other_client, team):

@@ -48,6 +48,7 @@ def test_a_run_without_a_schedule_shows_null_and_patch_can_clear_it(client_rw):
         ({"final_lr": 1.0}, "final_lr"),
         ({"lr_schedule": "exponential", "final_lr": 0}, "final_lr"),
         ({"tokens_per_step": -4}, "tokens_per_step"),
+        ({"lr_schedule": "step", "warmup_steps": 0, "final_lr": 0}, "decay_start"),  # no step at a positive rate
         ({"momentum": 0.9}, "momentum"),
     ],
 )
@@ -108,11 +109,11 @@ def test_patch_sets_and_clears_the_trunk(client_rw):
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     total=st.integers(1, 200_000),
-    warm=st.integers(0, 200_000),
+    warm=st.one_of(st.integers(0, 2), st.integers(0, 200_000)),
     kind=st.sampled_from(LR_SCHEDULES),
-    start=st.one_of(st.none(), st.integers(0, 200_000)),
+    start=st.one_of(st.none(), st.integers(0, 2), st.integers(0, 200_000)),
     peak=st.floats(1e-6, 1.0),
-    final_fraction=st.floats(0.0, 1.0),
+    final_fraction=st.one_of(st.just(0.0), st.floats(0.0, 1.0)),  # 0: a decay to nothing
 )
 def test_every_schedule_the_api_accepts_builds_in_the_law_engine(total, warm, kind, start, peak, final_fraction):
     body = {"total_steps": total, "peak_lr": peak, "warmup_steps": warm, "lr_schedule": kind}
