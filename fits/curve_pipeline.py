@@ -96,9 +96,15 @@ def _candidate_runs(*, team_id: int, family: str) -> Any:
 
 
 def curve_family_fingerprint(*, team_id: int, family: str) -> tuple[str, str]:
-    """(loss key, fingerprint) of the family's curve data, in one grouped query: per run, its size and, per curve
-    key, the count and last id of its points (histories are append-only, so these change whenever one does)."""
-    runs = dict(_candidate_runs(team_id=team_id, family=family).values_list("pk", "n_params"))
+    """(loss key, fingerprint) of the family's curve data, in one grouped query: per run, its size, its trunk (a
+    cooldown shares its trunk's lineage, so a new link changes the held-out score) and, per curve key, the count
+    and last id of its points (histories are append-only, so these change whenever one does)."""
+    runs = {
+        pk: (n_params, trunk)
+        for pk, n_params, trunk in _candidate_runs(team_id=team_id, family=family).values_list(
+            "pk", "n_params", "cooldown_of_id"
+        )
+    }
     stats = (
         MetricPoint.objects.filter(run_id__in=list(runs), key__in=[*CURVE_LOSS_KEYS, LR_KEY])
         .order_by()
@@ -109,7 +115,7 @@ def curve_family_fingerprint(*, team_id: int, family: str) -> tuple[str, str]:
     rows = sorted(stats)
     logged = {key for _, key, _, _ in rows}
     loss_key = next((key for key in CURVE_LOSS_KEYS if key in logged), "")
-    used = sorted((run_id, runs[run_id], key, n, last) for run_id, key, n, last in rows if key in (loss_key, LR_KEY))
+    used = sorted((run_id, *runs[run_id], key, n, last) for run_id, key, n, last in rows if key in (loss_key, LR_KEY))
     digest = hashlib.sha256(json.dumps([loss_key, used]).encode()).hexdigest()
     return loss_key, digest
 

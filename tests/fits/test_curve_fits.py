@@ -19,7 +19,7 @@ from fits.laws.schedules import ScheduleSpec, build_schedule
 from fits.models import CurveScope, FamilyCurveFit
 from fits.pipeline import fit_family_refresh
 from runs.models import FamilyChange, Run
-from runs.services import metric_points_append
+from runs.services import metric_points_append, run_update
 from tests.factories import RunFactory, logged_in, staff_user
 from workers.tasks import refit_curves
 
@@ -270,3 +270,16 @@ def test_a_trunk_and_its_cooldowns_share_one_lineage_and_other_runs_none(team):
     lineage = {int(r.run): r.lineage for r in data.runs}
     assert lineage[trunk.pk] == lineage[cooldown.pk] == f"trunk-{trunk.pk}"
     assert lineage[other.pk] == ""
+
+
+def test_linking_a_cooldown_to_its_trunk_gives_a_new_version(team):
+    trunk, cooled, _ = _family(team)
+    _take_change(team)
+    first = FamilyCurveFit.objects.get(team=team, family="curves", law="annealing")
+
+    run_update(run=cooled, fields={"cooldown_of": trunk.pk})  # one lineage now: the held-out score changes
+    _take_change(team)
+
+    versions = FamilyCurveFit.objects.filter(team=team, family="curves", law="annealing").order_by("version")
+    assert [v.version for v in versions] == [first.version, first.version + 1]
+    assert versions.last().data_fingerprint != first.data_fingerprint
