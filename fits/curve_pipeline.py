@@ -34,7 +34,7 @@ from fits.json_numbers import json_safe
 from fits.laws.curve_family import curve_laws, family_curve_refusal, fit_family_curves
 from fits.laws.forecast import FamilyRun
 from fits.laws.observations import FitFailed
-from fits.laws.schedules import ScheduleError, schedule_from_log
+from fits.laws.schedules import Schedule, ScheduleError, build_schedule, schedule_from_log, schedule_spec
 from fits.models import CurveScope, FamilyCurveFit
 from runs.models import MetricPoint, Run
 from runs.services import CURVE_LOSS_KEYS, LR_KEY
@@ -97,12 +97,13 @@ def _candidate_runs(*, team_id: int, family: str) -> Any:
 
 def curve_family_fingerprint(*, team_id: int, family: str) -> tuple[str, str]:
     """(loss key, fingerprint) of the family's curve data, in one grouped query: per run, its size, its trunk (a
-    cooldown shares its trunk's lineage, so a new link changes the held-out score) and, per curve key, the count
-    and last id of its points (histories are append-only, so these change whenever one does)."""
+    cooldown shares its trunk's lineage, so a new link changes the held-out score), its described schedule (read
+    when it logs no `lr`) and, per curve key, the count and last id of its points (histories are append-only, so
+    these change whenever one does)."""
     runs = {
-        pk: (n_params, trunk)
-        for pk, n_params, trunk in _candidate_runs(team_id=team_id, family=family).values_list(
-            "pk", "n_params", "cooldown_of_id"
+        pk: (n_params, trunk, json.dumps(schedule, sort_keys=True))
+        for pk, n_params, trunk, schedule in _candidate_runs(team_id=team_id, family=family).values_list(
+            "pk", "n_params", "cooldown_of_id", "schedule"
         )
     }
     stats = (
@@ -134,11 +135,33 @@ def _history(run_id: int, key: str) -> tuple[np.ndarray, np.ndarray]:
     return steps, values
 
 
+def _schedule_of(run_id: int, steps: np.ndarray, described: Any) -> tuple[Schedule | None, str]:
+    """(schedule, "") of a run's seen steps: its logged `lr` (the past as it was), else its described schedule
+    (Run.schedule: a native client that describes the plan and logs no rate); (None, why) when neither gives one."""
+    lr_steps, lrs = _history(run_id, LR_KEY)
+    ok = np.isfinite(lrs)
+    if np.any(ok):
+        try:
+            return schedule_from_log(
+                lr_steps[ok], lrs[ok], total_steps=int(max(lr_steps[ok].max(), steps.max(), 1))
+            ), ""
+        except ScheduleError as exc:
+            return None, f"its {LR_KEY} history defines no schedule: {exc}"
+    spec = schedule_spec(described)
+    if spec is None:
+        return None, f"no {LR_KEY} history and no described schedule: its schedule is unknown"
+    try:
+        return build_schedule(spec), ""
+    except ScheduleError as exc:
+        return None, f"no {LR_KEY} history, and its described schedule cannot be used: {exc}"
+
+
 def curve_family_data(*, team_id: int, family: str) -> CurveFamilyData:
     """The family's runs as a curve fit takes them: each run's loss history under the family's loss key, its
     schedule from its logged `lr` points (the log's past; a run's planned rest is not needed to fit what was
-    seen), its size as its group, a trunk and its cooldowns (Run.cooldown_of) one lineage. Runs without both
-    histories, or whose lr log cannot define a schedule, are left out with the reason."""
+    seen), or from its described schedule when it logs no `lr`; its size as its group; a trunk and its cooldowns
+    (Run.cooldown_of) one lineage. Runs without a schedule either way, or whose lr log or description cannot
+    define one, are left out with the reason."""
     loss_key, fingerprint = curve_family_fingerprint(team_id=team_id, family=family)
     runs: list[FamilyRun] = []
     run_ids: list[int] = []
@@ -147,24 +170,16 @@ def curve_family_data(*, team_id: int, family: str) -> CurveFamilyData:
         rows = list(
             _candidate_runs(team_id=team_id, family=family)
             .order_by("pk")
-            .values_list("pk", "n_params", "cooldown_of_id")
+            .values_list("pk", "n_params", "cooldown_of_id", "schedule")
         )
-        trunks = {trunk for _, _, trunk in rows if trunk is not None}
-        for run_id, n_params, trunk_id in rows:
+        trunks = {trunk for _, _, trunk, _ in rows if trunk is not None}
+        for run_id, n_params, trunk_id, described in rows:
             steps, loss = _history(run_id, loss_key)
             if not steps.shape[0]:
                 continue  # no curve logged: not a curve run
-            lr_steps, lrs = _history(run_id, LR_KEY)
-            ok = np.isfinite(lrs)
-            if not np.any(ok):
-                left_out[str(run_id)] = f"no {LR_KEY} history: its schedule is unknown"
-                continue
-            try:
-                schedule = schedule_from_log(
-                    lr_steps[ok], lrs[ok], total_steps=int(max(lr_steps[ok].max(), steps.max(), 1))
-                )
-            except ScheduleError as exc:
-                left_out[str(run_id)] = f"its {LR_KEY} history defines no schedule: {exc}"
+            schedule, why = _schedule_of(run_id, steps, described)
+            if schedule is None:
+                left_out[str(run_id)] = why
                 continue
             # A trunk and the cooldowns branched off it share history: one lineage, so in the held-out score
             # neither lends to the other (the lender would carry the target's future).

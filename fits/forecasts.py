@@ -30,7 +30,7 @@ from fits.laws.forecast import (
     compare_with_law,
     forecast_loss,
 )
-from fits.laws.schedules import Schedule, ScheduleError, ScheduleSpec, build_schedule, schedule_from_log
+from fits.laws.schedules import Schedule, ScheduleError, build_schedule, schedule_from_log, schedule_spec
 from fits.models import Fit
 from fits.selectors import curve_fit_last_finished_id, curve_fit_newest, law_ranking
 from fits.services import FitNotFound, FitUnusable, PredictionInvalid, prediction_make
@@ -56,23 +56,6 @@ def curve_loss_key(keys: Iterable[str]) -> str | None:
             return key
     named = sorted(k for k in present if "loss" in k.lower() and not is_final_value(k))
     return named[0] if named else None
-
-
-def schedule_spec(stored: Mapping[str, Any] | None) -> ScheduleSpec | None:
-    """The law engine's description of a run's stored schedule (runs.schedules' form); `wsd` is a linear decay
-    from decay_start. None without one."""
-    if not stored:
-        return None
-    kind = str(stored.get("lr_schedule") or "cosine")
-    return ScheduleSpec(
-        total_steps=int(stored["total_steps"]),
-        peak_lr=float(stored["peak_lr"]),
-        warmup_steps=int(stored.get("warmup_steps") or 0),
-        decay="linear" if kind == "wsd" else kind,
-        decay_start=None if stored.get("decay_start") is None else int(stored["decay_start"]),
-        final_lr=float(stored.get("final_lr") or 0.0),
-        tokens_per_step=None if stored.get("tokens_per_step") is None else float(stored["tokens_per_step"]),
-    )
 
 
 def forecast_version(*, team_id: int, family: str) -> str:

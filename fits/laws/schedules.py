@@ -221,6 +221,23 @@ def planned_mismatch(logged: Schedule, plan: ScheduleSpec, upto_step: int) -> fl
     return float(diff.max() / planned.max())
 
 
+def schedule_spec(stored: Mapping[str, Any] | None) -> ScheduleSpec | None:
+    """The description of a run's stored schedule (the JSON form of runs.schedules, docs/api.md "Schedules");
+    `wsd` is a linear decay from decay_start. None without one."""
+    if not stored:
+        return None
+    kind = str(stored.get("lr_schedule") or "cosine")
+    return ScheduleSpec(
+        total_steps=int(stored["total_steps"]),
+        peak_lr=float(stored["peak_lr"]),
+        warmup_steps=int(stored.get("warmup_steps") or 0),
+        decay="linear" if kind == "wsd" else kind,
+        decay_start=None if stored.get("decay_start") is None else int(stored["decay_start"]),
+        final_lr=float(stored.get("final_lr") or 0.0),
+        tokens_per_step=None if stored.get("tokens_per_step") is None else float(stored["tokens_per_step"]),
+    )
+
+
 __all__ = [
     "DECAYED_FRACTION",
     "DECAYS",
@@ -231,4 +248,5 @@ __all__ = [
     "build_schedule",
     "planned_mismatch",
     "schedule_from_log",
+    "schedule_spec",
 ]

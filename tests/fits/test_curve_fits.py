@@ -145,7 +145,28 @@ def test_runs_without_an_lr_history_are_left_out_with_the_reason(team):
     data = curve_family_data(team_id=team.pk, family="curves")
 
     assert sorted(data.run_ids) == sorted(r.pk for r in runs)
-    assert "no lr history" in data.left_out[str(bare.pk)]
+    assert "no lr history and no described schedule" in data.left_out[str(bare.pk)]
+
+
+def test_a_run_that_describes_its_schedule_and_logs_no_lr_is_fitted_on_the_description(team):
+    runs = _family(team, decays=("cosine", "constant"))
+    described = {"total_steps": 2000, "peak_lr": PEAK, "warmup_steps": 100, "lr_schedule": "linear", "final_lr": 0.0}
+    native = RunFactory.create(team=team, family="curves", n_params=50_000_000, schedule=described)
+    schedule = build_schedule(ScheduleSpec(total_steps=2000, peak_lr=PEAK, warmup_steps=100, decay="linear"))
+    steps = np.arange(10, 2001, 10)
+    loss = annealing_loss(PARAMS, schedule, steps, lr_scale=PEAK)
+    metric_points_append(
+        run_id=native.pk, points=[("train_loss", float(v), int(s), 1) for s, v in zip(steps, loss, strict=True)]
+    )
+    before = curve_family_data(team_id=team.pk, family="curves").fingerprint
+
+    data = curve_family_data(team_id=team.pk, family="curves")
+    [fitted] = [r for r in data.runs if r.run == str(native.pk)]
+    run_update(run=native, fields={"schedule": {**described, "final_lr": PEAK / 10}})
+
+    assert sorted(data.run_ids) == sorted([*(r.pk for r in runs), native.pk])
+    assert np.allclose(fitted.schedule.lr, schedule.lr)
+    assert curve_family_data(team_id=team.pk, family="curves").fingerprint != before  # a new plan, a new version
 
 
 def test_a_finished_version_never_changes(team):
