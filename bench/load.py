@@ -97,7 +97,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bitscale_load_bench")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument(
+        "--broker-url",
+        default="private",
+        help="a Redis URL to use (its database is used as is); default: a private redis-server",
+    )
     parser.add_argument("--port", type=int, default=8767)
     args = parser.parse_args()
 

@@ -32,7 +32,11 @@ def worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bitscale_bench_recovery")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/9")
+    parser.add_argument(
+        "--broker-url",
+        default="private",
+        help="a Redis URL to use (its database is used as is); default: a private redis-server",
+    )
     parser.add_argument("--draws", type=int, default=100)
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()

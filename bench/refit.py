@@ -84,7 +84,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker process counts")
     parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/bitscale_refit_bench")
-    parser.add_argument("--broker-url", default="redis://127.0.0.1:6379/13")
+    parser.add_argument(
+        "--broker-url",
+        default="private",
+        help="a Redis URL to use (its database is used as is); default: a private redis-server",
+    )
     parser.add_argument("--port", type=int, default=8766)
     args = parser.parse_args()
     bodies = payloads(500)

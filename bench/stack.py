@@ -1,9 +1,12 @@
 """The stack the benchmarks run against: a fresh database, gunicorn and Celery workers on 127.0.0.1."""
 
+import atexit
 import os
 import platform
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,10 +38,53 @@ def machine_line() -> str:
     return f"machine: {os.cpu_count()} cores, {cpu}; Python {platform.python_version()}; {datetime.now(UTC):%Y-%m-%d}"
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Redis:
+    """A private redis-server on a free loopback port, no persistence: a benchmark never flushes or fills a Redis
+    database it did not create (a developer's machine runs other things)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.folder = folder
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, db: int) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def start(self) -> None:
+        command = ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly"]
+        command += ["no", "--dir", str(self.folder)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+            self.process = None
+
+
 class Stack:
-    """Production settings on a fresh PostgreSQL database (dropped and recreated) and, optionally, Redis."""
+    """Production settings on a fresh PostgreSQL database (dropped and recreated) and a broker: `broker_url`, or
+    with broker_url "private" a redis-server of its own for the life of the process (stopped at exit)."""
 
     def __init__(self, database_url: str, broker_url: str = "filesystem://", **extra_env: str) -> None:
+        if broker_url == "private":
+            self.redis = Redis(Path(tempfile.mkdtemp(prefix="bitscale-bench-redis-")))
+            self.redis.start()
+            atexit.register(self.redis.stop)
+            broker_url = self.redis.url(0)
         self.database_url = database_url
         self.dbname = database_url.rsplit("/", 1)[1]
         self.env = {
@@ -54,8 +100,6 @@ class Stack:
         }
         for sql in (f"DROP DATABASE IF EXISTS {self.dbname}", f"CREATE DATABASE {self.dbname}"):
             self.psql(sql, database="postgres")
-        if broker_url.startswith("redis://"):
-            subprocess.run(["redis-cli", "-u", broker_url, "flushdb"], check=True, capture_output=True)
         self.manage("migrate", "--noinput")
 
     def psql(self, sql: str, *, database: str | None = None) -> None:
